@@ -1,0 +1,25 @@
+"""Differentiable renderer backends behind one interface (leaf package: torch only).
+
+Backends register by name; :func:`get_renderer` builds one and raises
+:class:`RendererUnavailableError` (with the fix) where it cannot run.
+"""
+
+from renderers.base import Availability, PhotometricSamples, Renderer, RenderResult, ScreenMesh
+from renderers.errors import InputError, RendererError, RendererUnavailableError
+from renderers.registry import available_renderers, get_renderer, register_renderer, renderer_names
+from renderers import per_vertex as _per_vertex  # noqa: F401  (registers "per_vertex")
+
+__all__ = [
+    "Availability",
+    "InputError",
+    "PhotometricSamples",
+    "Renderer",
+    "RenderResult",
+    "RendererError",
+    "RendererUnavailableError",
+    "ScreenMesh",
+    "available_renderers",
+    "get_renderer",
+    "register_renderer",
+    "renderer_names",
+]

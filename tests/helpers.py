@@ -1,0 +1,64 @@
+"""Shared test helpers: assert_close with dtype tolerances, tiny models, seeded data."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mofa_bench.face_model.model import FaceModel
+
+#: (rtol, atol) per dtype.
+TOLERANCES = {
+    torch.float16: (1e-2, 1e-2),
+    torch.bfloat16: (2e-2, 2e-2),
+    torch.float32: (1e-4, 1e-5),
+    torch.float64: (1e-7, 1e-9),
+}
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, rtol: float | None = None,
+                 atol: float | None = None, msg: str = "") -> None:
+    """``torch.testing.assert_close`` with per-dtype defaults; reports max diff and index."""
+    rt, at = TOLERANCES.get(actual.dtype, (1e-5, 1e-8))
+    torch.testing.assert_close(
+        actual, expected.to(actual.dtype) if isinstance(expected, torch.Tensor) else expected,
+        rtol=rt if rtol is None else rtol, atol=at if atol is None else atol,
+        msg=(lambda m: f"{msg} {m}") if msg else None,
+    )
+
+
+def tiny_face_model(subdivisions: int = 1, dtype: torch.dtype = torch.float64, seed: int = 0) -> FaceModel:
+    """A small closed ellipsoid 'head' (42 or 162 vertices) with random orthogonal bases.
+
+    Sizes are face-like (mm): radii 75 × 95 × 80. Bases are orthogonal with decaying σ.
+    Landmark indices are the vertices nearest 68 fixed directions on the front half.
+    """
+    import trimesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=subdivisions, radius=1.0)
+    verts = np.asarray(sphere.vertices) * np.array([75.0, 95.0, 80.0])
+    faces = np.asarray(sphere.faces, dtype=np.int64)
+    n = verts.shape[0]
+    rng = np.random.default_rng(seed)
+
+    def basis(k: int, sigma0: float) -> np.ndarray:
+        q, _ = np.linalg.qr(rng.standard_normal((3 * n, k)))
+        sig = sigma0 / (1.0 + 0.1 * np.arange(k))
+        return (q * sig).reshape(n, 3, k)
+
+    dirs = rng.standard_normal((68, 3))
+    dirs[:, 2] = np.abs(dirs[:, 2]) + 0.5
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    unit = np.asarray(sphere.vertices)
+    landmarks = np.argmax(dirs @ unit.T, axis=1)
+    t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
+    return FaceModel(
+        mean_shape=t(verts),
+        shape_basis=t(basis(80, 3.0)),
+        expression_basis=t(basis(64, 2.0)),
+        mean_reflectance=t(np.tile([0.7, 0.5, 0.4], (n, 1)) + 0.05 * rng.standard_normal((n, 3))),
+        reflectance_basis=t(basis(80, 0.05)),
+        triangles=torch.as_tensor(faces),
+        landmark_indices=torch.as_tensor(landmarks, dtype=torch.int64),
+        name="tiny",
+    )
