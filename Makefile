@@ -1,0 +1,28 @@
+# mofa-bench: `make demo` sets everything up and runs the main job; `make test` runs the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OUT ?= out
+
+.PHONY: setup demo test test-slow test-cuda bench clean
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/mofa-bench info
+	$(VENV)/bin/mofa-bench contact-sheet --out $(OUT)/contact_sheet.png --mesh $(OUT)/mean_face
+
+# Default test run: fast CPU tests (slow ones are opt-in). pytest exits 5 when it
+# collects no tests; that is a failure here, not a pass.
+test: setup
+	@$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+test-cuda: setup
+	$(PY) -m pytest -q --device all -m "not slow"
+
+clean:
+	rm -rf $(OUT) .pytest_cache

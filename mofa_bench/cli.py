@@ -1,0 +1,171 @@
+"""The ``mofa-bench`` command line.
+
+Subcommands: ``info``, ``contact-sheet``, ``model export``, ``train``, ``reconstruct``,
+``bench``. Run ``mofa-bench <command> --help`` for each one's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from mofa_bench.errors import MofaBenchError
+from renderers.errors import InputError
+
+_EPILOG = """examples:
+  mofa-bench info
+  mofa-bench contact-sheet --out out/contact_sheet.png
+  mofa-bench model export --out out/model
+  mofa-bench train --config configs/train_synthetic.yaml --renderer per_vertex
+  mofa-bench reconstruct photo.jpg --checkpoint runs/x/checkpoints/last.pt
+  mofa-bench bench renderers
+"""
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import torch
+
+    from mofa_bench.environment import git_commit, package_versions
+    from renderers import available_renderers
+
+    print("mofa-bench", __import__("mofa_bench").__version__, f"(commit {git_commit()})")
+    print("\nversions:")
+    for name, version in package_versions().items():
+        print(f"  {name:<18} {version}")
+    print("\ndevices:")
+    print(f"  cpu                {torch.get_num_threads()} threads")
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            print(f"  cuda:{i}             {torch.cuda.get_device_name(i)}")
+    else:
+        print("  cuda               not available")
+    print("\nrenderers:")
+    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        for name, state in available_renderers(device).items():
+            print(f"  {name:<12} {device:<5} {state}")
+    print("\nface model:")
+    try:
+        from mofa_bench.face_model.mediapipe_mesh import canonical_mesh_path
+
+        print(f"  default            MediaPipe canonical mesh at {canonical_mesh_path()}")
+    except MofaBenchError as err:
+        print(f"  default            unavailable: {err}")
+    return 0
+
+
+def _load_model(args: argparse.Namespace):
+    from mofa_bench.face_model.model import FaceModel
+
+    if args.model == "default":
+        return FaceModel.load("default", subdivisions=args.subdivisions)
+    return FaceModel.load(args.model)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="default",
+                   help="'default' (built-in) or a path to .npz / BFM2009 .mat / BFM2017 .h5 (default: %(default)s)")
+    p.add_argument("--subdivisions", type=int, default=3,
+                   help="subdivision level of the default model: 0=468, 1≈1.8k, 2≈7.3k, 3≈29k, 4≈115k vertices "
+                        "(default: %(default)s)")
+
+
+def _cmd_contact_sheet(args: argparse.Namespace) -> int:
+    from mofa_bench.contact_sheet import render_contact_sheet
+
+    model = _load_model(args)
+    print(model.summary())
+    path = render_contact_sheet(model, args.out, rows=args.rows, columns=args.columns,
+                                image_size=args.image_size, seed=args.seed, renderer=args.renderer,
+                                device=args.device)
+    print(f"wrote {path}")
+    if args.mesh:
+        for suffix in (".obj", ".ply"):
+            mesh_path = model.export_mesh(Path(args.mesh).with_suffix(suffix))
+            print(f"wrote {mesh_path}")
+    return 0
+
+
+def _cmd_model_export(args: argparse.Namespace) -> int:
+    model = _load_model(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(model.summary())
+    for path in (model.save_npz(out / f"{model.name}_model.npz"),
+                 model.export_mesh(out / f"{model.name}_mean.obj"),
+                 model.export_mesh(out / f"{model.name}_mean.ply")):
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="mofa-bench",
+        description="Model-based face autoencoders (MoFA) trained and compared across differentiable renderers.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+
+    p = sub.add_parser("info", help="versions, devices and which renderers work here (and why not)")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("contact-sheet", help="render the face model under random codes into a PNG grid")
+    _add_model_args(p)
+    p.add_argument("--out", default="out/contact_sheet.png", help="output PNG (default: %(default)s)")
+    p.add_argument("--mesh", default=None, help="also export the mean face as <MESH>.obj and <MESH>.ply")
+    p.add_argument("--rows", type=int, default=4)
+    p.add_argument("--columns", type=int, default=6)
+    p.add_argument("--image-size", type=int, default=240, help="pixels per face (default: %(default)s)")
+    p.add_argument("--renderer", default="per_vertex", help="renderer used to draw (default: %(default)s)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_contact_sheet)
+
+    p = sub.add_parser("model", help="face-model utilities")
+    model_sub = p.add_subparsers(dest="model_command", metavar="<action>")
+    pe = model_sub.add_parser("export", help="write the model as .npz and its mean face as .obj/.ply")
+    _add_model_args(pe)
+    pe.add_argument("--out", default="out/model", help="output folder (default: %(default)s)")
+    pe.set_defaults(func=_cmd_model_export)
+
+    for register in _extra_commands():
+        register(sub)
+    return parser
+
+
+def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Subcommands defined next to their implementation (train, reconstruct, bench)."""
+    registers = []
+    for module_name in ("mofa_bench.training.cli", "mofa_bench.reconstruct", "mofa_bench.bench"):
+        try:
+            module = __import__(module_name, fromlist=["register_cli"])
+        except ModuleNotFoundError as err:
+            if err.name and module_name.startswith(err.name):
+                continue
+            raise
+        registers.append(module.register_cli)
+    return registers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mofa-bench`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (MofaBenchError, InputError) as err:
+        print(f"mofa-bench {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

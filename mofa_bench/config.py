@@ -1,0 +1,298 @@
+"""Run configuration: dataclasses, YAML loading with a validated schema, overrides.
+
+A config is a tree of dataclasses (:class:`TrainConfig` at the root). YAML files give
+any subset of fields; unknown keys and wrong types are errors that name the key
+(``ConfigError: data.sise: unknown key; known keys: kind, size, ...``). Command-line
+overrides use dotted keys (``--set optim.lr=0.05``) parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mofa_bench.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Face model: ``source`` is ``"default"`` or a path (.npz, BFM2009 .mat, BFM2017 .h5)."""
+
+    source: str = "default"
+    subdivisions: int = 2
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CameraConfig:
+    """Camera (see :mod:`mofa_bench.camera`): pixels, focal length px (null = 2.5·W), mm."""
+
+    image_size: int = 240
+    focal_length: float | None = None
+    head_distance: float = 600.0
+
+
+@dataclass
+class RendererConfig:
+    """Renderer backend by registry name, with backend options."""
+
+    name: str = "per_vertex"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EncoderConfig:
+    """Encoder: ``alexnet``, ``vgg16``, ``resnet18`` or ``resnet50``; optional local weights."""
+
+    name: str = "alexnet"
+    pretrained: str | None = None
+
+
+@dataclass
+class PriorConfig:
+    """Sampling ranges of synthetic codes (see :class:`mofa_bench.sampling.CodePrior`)."""
+
+    identity_std: float = 1.0
+    expression_std: float = 0.7
+    reflectance_std: float = 1.0
+    yaw_deg: float = 35.0
+    pitch_deg: float = 15.0
+    roll_deg: float = 10.0
+    translation_std_mm: float = 8.0
+    depth_std_mm: float = 30.0
+    light_std: float = 0.2
+    ambient_std: float = 0.1
+    colored_light_std: float = 0.03
+
+
+@dataclass
+class DataConfig:
+    """Training data.
+
+    ``kind``: ``synthetic`` (rendered on the fly with ground truth), ``sharded`` (a
+    dataset written by ``mofa-bench data write``; ``path`` is its folder) or ``images``
+    (a folder of photos; ``path``). ``train_size``/``val_size`` size the synthetic
+    splits; validation uses ``val_size`` samples of the same kind.
+    """
+
+    kind: str = "synthetic"
+    path: str | None = None
+    val_path: str | None = None
+    train_size: int = 2000
+    val_size: int = 50
+    seed: int = 1234
+    render_renderer: str = "per_vertex"
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    backgrounds: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossConfig:
+    """Loss weights (paper defaults; see :class:`mofa_bench.losses.LossWeights`)."""
+
+    photo: float = 1.92
+    landmark: float = 0.0
+    reg: float = 2.9e-5
+    reg_beta: float = 1.7e-3
+    reg_delta: float = 0.8
+    photo_normalization: str = "paper"
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser: ``adadelta`` (the paper: lr 0.1, 0.0005 on z-translation) or ``adamw``."""
+
+    optimizer: str = "adadelta"
+    lr: float = 0.1
+    z_translation_lr: float = 0.0005
+    weight_decay: float = 0.0
+    batch_size: int = 5
+    iterations: int = 300
+    grad_clip: float | None = None
+
+
+@dataclass
+class TrainConfig:
+    """Root of a training config. ``out_dir``/``name`` locate the run directory."""
+
+    name: str = "run"
+    out_dir: str = "runs"
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    compile: bool = False
+    log_every: int = 10
+    val_every: int = 100
+    sample_every: int = 100
+    checkpoint_every: int = 100
+    keep_every: int = 0
+    max_nonfinite: int = 5
+    num_val_images: int = 6
+    progress: bool = True
+    model: ModelConfig = field(default_factory=ModelConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    renderer: RendererConfig = field(default_factory=RendererConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def validate(self) -> "TrainConfig":
+        """Value checks beyond types; raises :class:`ConfigError` naming the key."""
+        positive = {
+            "optim.batch_size": self.optim.batch_size, "optim.iterations": self.optim.iterations,
+            "optim.lr": self.optim.lr, "camera.image_size": self.camera.image_size,
+            "data.train_size": self.data.train_size, "log_every": self.log_every,
+            "val_every": self.val_every, "sample_every": self.sample_every,
+            "checkpoint_every": self.checkpoint_every, "max_nonfinite": self.max_nonfinite,
+        }
+        for key, value in positive.items():
+            if value <= 0:
+                raise ConfigError(f"{key}: expected a value > 0, got {value}")
+        if self.optim.optimizer not in ("adadelta", "adamw"):
+            raise ConfigError(f"optim.optimizer: expected 'adadelta' or 'adamw', got {self.optim.optimizer!r}")
+        if self.data.kind not in ("synthetic", "sharded", "images"):
+            raise ConfigError(f"data.kind: expected 'synthetic', 'sharded' or 'images', got {self.data.kind!r}")
+        if self.data.kind != "synthetic" and not self.data.path:
+            raise ConfigError(f"data.path: required for data.kind={self.data.kind!r}")
+        if self.data.kind != "synthetic" and not Path(self.data.path).exists():
+            raise ConfigError(f"data.path: {self.data.path} does not exist")
+        if self.loss.photo_normalization not in ("paper", "weights"):
+            raise ConfigError("loss.photo_normalization: expected 'paper' or 'weights'")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ConfigError(f"device: expected 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
+        return self
+
+
+# ---------------------------------------------------------------------------- parsing
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against annotation ``tp``; returns the (possibly converted) value."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return _from_dict(tp, value, key + ".")
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}: unknown key; known keys: {', '.join(known)}")
+    kwargs = {key: _coerce(prefix + key, value, hints[key]) for key, value in data.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Build and validate a :class:`TrainConfig` from a nested dict."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: expected a mapping at the top level, got {type(data).__name__}")
+    return _from_dict(TrainConfig, data).validate()
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Nested plain dict (YAML-serialisable) of a config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None,
+                **direct: Any) -> TrainConfig:
+    """Load a YAML config, apply ``key=value`` overrides and direct keyword overrides.
+
+    Args:
+        path: YAML file, or ``None`` for the defaults.
+        overrides: ``["optim.lr=0.05", "renderer.name=pytorch3d"]`` (values parsed as YAML).
+        **direct: dotted keys with ``__`` for dots, e.g. ``renderer__name="pytorch3d"``;
+            ``None`` values are ignored.
+
+    Raises:
+        ConfigError: missing or unparsable file, unknown key, wrong type or bad value.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+        data = loaded or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: value is not valid YAML") from err
+        _set_dotted(data, key.strip(), value)
+    for key, value in direct.items():
+        if value is not None:
+            _set_dotted(data, key.replace("__", "."), value)
+    return config_from_dict(data)
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def save_config(config: TrainConfig, path: str | Path) -> Path:
+    """Write the resolved config as YAML."""
+    path = Path(path)
+    path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    return path

@@ -1,0 +1,406 @@
+"""Tests of the PyTorch3D backend (``renderers.pytorch3d_backend``).
+
+Everything runs on CPU with tiny meshes and images (PyTorch3D's CPU rasterizer costs
+pixels × faces forward and pixels × faces-per-pixel, slowly, backward); CUDA tests are
+``cuda``-marked. Without PyTorch3D every test that needs it skips with the reason
+reported by the backend's availability check.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import assert_close
+from mofa_bench import Camera, MoFADecoder, zero_code
+from mofa_bench.code_vector import CODE_SLICES
+from renderers import InputError, RendererUnavailableError, ScreenMesh, get_renderer
+from renderers import pytorch3d_backend as p3b
+from renderers.pytorch3d_backend import PyTorch3DRenderer, RasterSettings, screen_to_ndc
+from renderers.torch_raster import interpolate, rasterize
+
+AVAILABILITY = PyTorch3DRenderer.availability("cpu")
+needs_pytorch3d = pytest.mark.skipif(not AVAILABILITY.available, reason=str(AVAILABILITY))
+
+#: Image size (H, W) of the pixel-exact triangle; non-square on purpose.
+TRI_SIZE = (12, 16)
+#: A right triangle, not symmetric under any axis flip or transpose; no pixel centre lies
+#: on an edge. Pixel (i, j) is covered iff i >= 1, j >= 2 and j + 2 i <= 13.
+TRI_UV = ((2.25, 1.25), (12.25, 1.25), (2.25, 6.25))
+
+
+def triangle_mesh(dtype: torch.dtype = torch.float64, depth: float = 500.0,
+                  device: torch.device | str = "cpu") -> ScreenMesh:
+    """One red/green/blue triangle at constant depth, placed at :data:`TRI_UV`."""
+    cam = Camera(image_size=TRI_SIZE)
+    k = cam.intrinsics(dtype=dtype, device=device)
+    uv = torch.tensor([TRI_UV], dtype=dtype, device=device)
+    z = torch.full((1, 3, 1), depth, dtype=dtype, device=device)
+    xy = (uv - k[:2, 2]) / k[0, 0] * z
+    return ScreenMesh(
+        verts_cam=torch.cat([xy, z], -1), uv=uv, colors=torch.eye(3, dtype=dtype, device=device).unsqueeze(0),
+        visible=torch.ones(1, 3, dtype=torch.bool, device=device),
+        triangles=torch.tensor([[0, 1, 2]], device=device), intrinsics=k, image_size=TRI_SIZE,
+    )
+
+
+def expected_triangle() -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mask (H, W), colours (3, H, W))`` of :func:`triangle_mesh`, from the definition."""
+    h, w = TRI_SIZE
+    i, j = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    mask = (i >= 1) & (j >= 2) & (j + 2 * i <= 13)
+    u, v = j + 0.5, i + 0.5
+    (ax, ay), (bx, by), (cx, cy) = TRI_UV
+    area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+    b1 = ((u - ax) * (cy - ay) - (v - ay) * (cx - ax)) / area
+    b2 = ((bx - ax) * (v - ay) - (by - ay) * (u - ax)) / area
+    colours = torch.stack([1 - b1 - b2, b1, b2]) * mask
+    return mask.double(), colours
+
+
+def face_mesh(model, size: int = 40, batch: int = 1, dtype: torch.dtype = torch.float32, seed: int = 0):
+    """A formed tiny face with some pose and light per batch item."""
+    gen = torch.Generator().manual_seed(seed)
+    code = zero_code(batch, dtype=dtype)
+    code[:, CODE_SLICES["rotation"]] = 0.15 * torch.randn(batch, 3, generator=gen, dtype=dtype)
+    code[:, CODE_SLICES["translation"]] = 8.0 * torch.randn(batch, 3, generator=gen, dtype=dtype)
+    code[:, CODE_SLICES["gamma"]] = 0.2 * torch.randn(batch, 27, generator=gen, dtype=dtype)
+    return MoFADecoder(model, Camera(image_size=size), renderer="per_vertex").form(code)
+
+
+def as_screen_mesh(mesh: ScreenMesh, **changes: torch.Tensor) -> ScreenMesh:
+    """A plain :class:`ScreenMesh` copy of ``mesh`` with fields replaced."""
+    fields = {name: getattr(mesh, name) for name in
+              ("verts_cam", "uv", "colors", "visible", "triangles", "intrinsics", "image_size")}
+    fields.update(changes)
+    return ScreenMesh(**fields)
+
+
+# ============================================================================ options
+class TestOptions:
+    def test_defaults_are_hard_single_face(self):
+        s = RasterSettings()
+        assert (s.blur_radius, s.faces_per_pixel, s.cull_backfaces, s.soft) == (0.0, 1, False, False)
+
+    def test_default_sigma_gives_edge_probability_1e4(self):
+        s = RasterSettings(blur_radius=2.0, faces_per_pixel=4)
+        p = torch.sigmoid(torch.tensor(-(2.0 ** 2) / s.sigma_px2))
+        assert float(p) == pytest.approx(1e-4, rel=1e-3)
+
+    @pytest.mark.parametrize("options", [
+        dict(blur_radius=-1.0),
+        dict(blur_radius=float("nan")),
+        dict(faces_per_pixel=0),
+        dict(faces_per_pixel=4),  # hard mode keeps only the nearest face
+        dict(blur_radius=1.0, faces_per_pixel=2.5),
+        dict(blur_radius=1.0, faces_per_pixel=4, sigma=0.0),
+        dict(gamma=-1.0),
+        dict(bin_size=-8),
+        dict(max_faces_per_bin=0),
+        dict(cull_backfaces="yes"),
+    ])
+    def test_invalid_options_raise_input_error(self, options):
+        with pytest.raises(InputError):
+            PyTorch3DRenderer(**options)
+
+    @needs_pytorch3d
+    def test_get_renderer_passes_options(self):
+        r = get_renderer("pytorch3d", blur_radius=1.0, faces_per_pixel=8, cull_backfaces=True)
+        assert isinstance(r, PyTorch3DRenderer)
+        assert r.settings.faces_per_pixel == 8 and r.settings.cull_backfaces
+        assert r.differentiable_geometry and not PyTorch3DRenderer().differentiable_geometry
+
+
+# ============================================================================ availability
+class TestAvailability:
+    @needs_pytorch3d
+    def test_available_on_cpu_here(self):
+        assert PyTorch3DRenderer.availability("cpu").available
+        assert PyTorch3DRenderer.availability().available
+
+    @pytest.mark.parametrize("error", [ImportError("No module named 'pytorch3d'"),
+                                       OSError("libc10.so: undefined symbol: _ZN3c10")])
+    def test_import_failure_reports_message_and_fix(self, monkeypatch, error):
+        def broken():
+            raise error
+
+        monkeypatch.setattr(p3b, "_import_pytorch3d", broken)
+        state = PyTorch3DRenderer.availability("cpu")
+        assert not state.available
+        assert str(error) in state.reason
+        assert "easypytorch3d==0.7.9.post1" in state.fix and "iopath" in state.fix
+        with pytest.raises(RendererUnavailableError, match="easypytorch3d==0.7.9.post1"):
+            get_renderer("pytorch3d")
+
+    def test_no_cuda_device_reported(self, monkeypatch):
+        if not AVAILABILITY.available:
+            pytest.skip(str(AVAILABILITY))
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        state = PyTorch3DRenderer.availability("cuda")
+        assert not state.available and "CUDA" in state.reason
+
+
+# ============================================================================ conventions
+class TestScreenToNdc:
+    def test_convention_pixel_centres_map_to_pytorch3d_pixel_centres(self):
+        # PyTorch3D puts output pixel (i, j) at X = (W - 2j - 1)/s, Y = (H - 2i - 1)/s.
+        h, w = 6, 10
+        i, j = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        uv = torch.stack([j + 0.5, i + 0.5], -1).reshape(1, -1, 2).double()
+        ndc = screen_to_ndc(uv, torch.ones(1, h * w, dtype=torch.float64), (h, w))
+        s = min(h, w)
+        assert_close(ndc[0, :, 0], ((w - 2 * j - 1) / s).reshape(-1).double())
+        assert_close(ndc[0, :, 1], ((h - 2 * i - 1) / s).reshape(-1).double())
+        assert_close(ndc[0, :, 2], torch.ones(h * w, dtype=torch.float64))
+
+    def test_shorter_side_spans_minus_one_to_one(self):
+        for h, w in [(8, 16), (16, 8)]:
+            corners = torch.tensor([[[0.0, 0.0], [w, h]]], dtype=torch.float64)
+            ndc = screen_to_ndc(corners, torch.ones(1, 2, dtype=torch.float64), (h, w))
+            x_range, y_range = ndc[0, 0, 0] - ndc[0, 1, 0], ndc[0, 0, 1] - ndc[0, 1, 1]
+            assert float(min(x_range, y_range)) == pytest.approx(2.0)
+            assert float(max(x_range, y_range)) == pytest.approx(4.0)
+
+
+@needs_pytorch3d
+class TestRasterizeConventions:
+    def test_convention_pixel_exact_triangle_non_square(self):
+        mask, colours = expected_triangle()
+        out = PyTorch3DRenderer().render(triangle_mesh())
+        assert_close(out.mask[0, 0], mask)
+        assert_close(out.image[0], colours, rtol=0, atol=1e-5)
+
+    def test_matches_reference_rasterizer_on_face(self, tiny_model):
+        mesh = face_mesh(tiny_model, size=40, batch=2)
+        out = PyTorch3DRenderer().render(mesh)
+        frags = rasterize(mesh.uv, mesh.verts_cam[..., 2], mesh.triangles, mesh.image_size)
+        ref = interpolate(mesh.colors, frags, mesh.triangles)
+        m, m_ref = out.mask > 0.5, frags.mask > 0.5
+        iou = float((m & m_ref).sum() / (m | m_ref).sum())
+        assert iou >= 0.99
+        both = (m & m_ref).expand(-1, 3, -1, -1)
+        assert float((out.image - ref)[both].abs().mean()) <= 1e-4
+
+    def test_batch_items_render_independently(self, tiny_model):
+        mesh = face_mesh(tiny_model, size=32, batch=2)
+        together = PyTorch3DRenderer().render(mesh)
+        for b in range(2):
+            one = as_screen_mesh(mesh, **{n: getattr(mesh, n)[b:b + 1] for n in ("verts_cam", "uv", "colors", "visible")})
+            alone = PyTorch3DRenderer().render(one)
+            assert_close(together.image[b:b + 1], alone.image)
+            assert_close(together.mask[b:b + 1], alone.mask)
+
+    def test_convention_cull_backfaces_keeps_outward_faces(self, tiny_model):
+        mesh = face_mesh(tiny_model, size=32)
+        plain = p3b.rasterize(mesh, RasterSettings())
+        culled = p3b.rasterize(mesh, RasterSettings(cull_backfaces=True))
+        assert torch.equal(plain.pix_to_face, culled.pix_to_face)
+        inside_out = as_screen_mesh(mesh, triangles=mesh.triangles[:, [0, 2, 1]])
+        far_side = p3b.rasterize(inside_out, RasterSettings(cull_backfaces=True))
+        covered = plain.valid[..., 0] & far_side.valid[..., 0]
+        assert bool(covered.any())
+        assert bool((far_side.zbuf[..., 0][covered] > plain.zbuf[..., 0][covered]).all())
+
+    def test_zbuf_is_camera_depth_and_dists_in_pixels(self):
+        frags = p3b.rasterize(triangle_mesh(depth=420.0), RasterSettings())
+        valid = frags.valid[..., 0]
+        assert_close(frags.zbuf[..., 0][valid], torch.full((int(valid.sum()),), 420.0), rtol=1e-6, atol=1e-3)
+        # Pixel (3, 4) has its centre (4.5, 3.5); the nearest edge is v = 1.25 at 2.25 px,
+        # or the hypotenuse u + 2v = 14.75 at (14.75 - 11.5)/sqrt(5) = 1.4534 px.
+        assert float(frags.dists[0, 3, 4, 0]) == pytest.approx(-(3.25 / 5 ** 0.5) ** 2, rel=1e-4)
+
+    def test_wart_kernel_is_float32_even_for_float64_meshes(self):
+        frags = p3b.rasterize(triangle_mesh(dtype=torch.float64), RasterSettings())
+        assert frags.bary.dtype == torch.float32
+        out = PyTorch3DRenderer().render(triangle_mesh(dtype=torch.float64))
+        assert out.image.dtype == torch.float64 and out.mask.dtype == torch.float64
+
+
+# ============================================================================ outputs
+@needs_pytorch3d
+class TestRender:
+    @pytest.mark.parametrize("float_dtype", [torch.float32, torch.float64])
+    def test_shapes_and_dtype(self, tiny_model, float_dtype):
+        mesh = face_mesh(tiny_model, size=24, batch=2, dtype=float_dtype)
+        out = PyTorch3DRenderer().render(mesh)
+        assert out.image.shape == (2, 3, 24, 24) and out.mask.shape == (2, 1, 24, 24)
+        assert out.image.dtype == float_dtype and out.mask.dtype == float_dtype
+        assert set(out.mask.unique().tolist()) <= {0.0, 1.0}
+
+    def test_background_composited_outside_the_face(self, tiny_model):
+        mesh = face_mesh(tiny_model, size=24)
+        bg = torch.rand(3, 24, 24)
+        out = PyTorch3DRenderer().render(mesh, bg)
+        off = (out.mask == 0).expand(-1, 3, -1, -1)
+        assert_close(out.image[off], bg.unsqueeze(0).expand(1, 3, 24, 24)[off])
+        inside = (out.mask == 1).expand(-1, 3, -1, -1)
+        assert_close(out.image[inside], PyTorch3DRenderer().render(mesh).image[inside])
+
+    def test_soft_mask_is_fractional_and_covers_the_hard_one(self, tiny_model):
+        mesh = face_mesh(tiny_model, size=24)
+        hard = PyTorch3DRenderer().render(mesh)
+        soft = PyTorch3DRenderer(blur_radius=1.0, faces_per_pixel=8).render(mesh)
+        assert float(soft.mask.min()) >= 0.0 and float(soft.mask.max()) <= 1.0
+        assert bool(((soft.mask > 0) & (soft.mask < 1)).any())
+        assert float(soft.mask[hard.mask > 0].mean()) > 0.9
+        assert float(soft.mask[hard.mask == 0].max()) < 0.5
+
+    def test_soft_colour_matches_hard_colour_inside(self, tiny_model):
+        mesh = face_mesh(tiny_model, size=24)
+        hard = PyTorch3DRenderer().render(mesh)
+        soft = PyTorch3DRenderer(blur_radius=1.0, faces_per_pixel=8).render(mesh)
+        rgb_soft = soft.image / soft.mask.clamp(min=1e-6)
+        inside = (hard.mask > 0).expand(-1, 3, -1, -1)
+        assert float((rgb_soft - hard.image)[inside].abs().mean()) < 0.02
+
+    def test_bad_background_raises_input_error(self, tiny_model):
+        mesh = face_mesh(tiny_model, size=24)
+        with pytest.raises(InputError):
+            PyTorch3DRenderer().render(mesh, torch.zeros(3, 20, 24))
+
+
+@needs_pytorch3d
+class TestPhotometricSamples:
+    def test_every_pixel_is_a_sample_in_row_major_order(self, tiny_model):
+        mesh = face_mesh(tiny_model, size=24, batch=2)
+        images = torch.rand(2, 3, 24, 24)
+        renderer = PyTorch3DRenderer()
+        s = renderer.photometric_samples(mesh, images)
+        assert s.predicted.shape == (2, 24 * 24, 3) and s.observed.shape == (2, 24 * 24, 3)
+        assert s.weights.shape == (2, 24 * 24)
+        assert_close(s.observed[1, 5 * 24 + 7], images[1, :, 5, 7])
+        out = renderer.render(mesh)
+        assert_close(s.weights, out.mask.reshape(2, -1))
+        assert_close(s.predicted, (out.image * out.mask).permute(0, 2, 3, 1).reshape(2, -1, 3))
+
+    @pytest.mark.parametrize("shape", [(1, 3, 24, 20), (1, 1, 24, 24), (2, 3, 24, 24), (3, 24, 24)])
+    def test_wrong_image_shape_raises_input_error(self, tiny_model, shape):
+        mesh = face_mesh(tiny_model, size=24)
+        with pytest.raises(InputError):
+            PyTorch3DRenderer().photometric_samples(mesh, torch.zeros(shape))
+
+    def test_integer_images_raise_input_error(self, tiny_model):
+        mesh = face_mesh(tiny_model, size=24)
+        with pytest.raises(InputError):
+            PyTorch3DRenderer().photometric_samples(mesh, torch.zeros(1, 3, 24, 24, dtype=torch.uint8))
+
+    def test_wrong_mesh_shapes_raise_input_error(self, tiny_model):
+        mesh = face_mesh(tiny_model, size=24)
+        bad = as_screen_mesh(mesh, colors=mesh.colors[..., :2])
+        with pytest.raises(InputError):
+            PyTorch3DRenderer().render(bad)
+
+
+# ============================================================================ gradients
+@needs_pytorch3d
+class TestGradients:
+    @pytest.mark.parametrize("options", [{}, dict(blur_radius=1.0, faces_per_pixel=4)])
+    def test_gradcheck_float64_wrt_vertex_colours(self, options):
+        mesh = triangle_mesh(dtype=torch.float64)
+        renderer = PyTorch3DRenderer(**options)
+        images = torch.rand(1, 3, *TRI_SIZE, dtype=torch.float64)
+        colors = torch.rand(1, 3, 3, dtype=torch.float64, requires_grad=True)
+
+        def fn(c):
+            return renderer.photometric_samples(as_screen_mesh(mesh, colors=c), images).predicted
+
+        assert torch.autograd.gradcheck(fn, (colors,), fast_mode=True)
+
+    def test_hard_gradients_equal_reference_rasterizer(self, tiny_model):
+        mesh = face_mesh(tiny_model, size=20, dtype=torch.float64)
+        upstream = torch.randn(1, 20 * 20, 3, dtype=torch.float64)
+
+        def grads(render):
+            uv = mesh.uv.detach().clone().requires_grad_(True)
+            z = mesh.verts_cam[..., 2].detach().clone().requires_grad_(True)
+            colors = mesh.colors.detach().clone().requires_grad_(True)
+            (render(uv, z, colors) * upstream).sum().backward()
+            return uv.grad, z.grad, colors.grad
+
+        def ours(uv, z, colors):
+            verts = torch.cat([mesh.verts_cam[..., :2], z.unsqueeze(-1)], -1)
+            m = as_screen_mesh(mesh, uv=uv, verts_cam=verts, colors=colors)
+            return PyTorch3DRenderer().photometric_samples(m, torch.zeros(1, 3, 20, 20, dtype=torch.float64)).predicted
+
+        def reference(uv, z, colors):
+            frags = rasterize(uv, z, mesh.triangles, mesh.image_size)
+            return interpolate(colors, frags, mesh.triangles).permute(0, 2, 3, 1).reshape(1, -1, 3)
+
+        for name, got, want in zip(("uv", "depth", "colors"), grads(ours), grads(reference)):
+            assert float(want.abs().max()) > 0, name
+            assert_close(got, want, rtol=1e-3, atol=1e-4 * float(want.abs().max()), msg=name)
+
+    def test_soft_gradients_match_float32_finite_differences(self, tiny_model):
+        # PyTorch3D's kernels are float32-only, so float64 gradcheck w.r.t. positions is
+        # impossible; check directional derivatives against central differences instead.
+        mesh = face_mesh(tiny_model, size=20)
+        renderer = PyTorch3DRenderer(blur_radius=1.5, faces_per_pixel=16, sigma=0.3)
+        gen = torch.Generator().manual_seed(1)
+        upstream = torch.randn(1, 20 * 20, 4, generator=gen)
+        images = torch.zeros(1, 3, 20, 20)
+
+        def loss(uv):
+            s = renderer.photometric_samples(as_screen_mesh(mesh, uv=uv), images)
+            return (torch.cat([s.predicted, 3.0 * s.weights.unsqueeze(-1)], -1) * upstream).sum()
+
+        uv = mesh.uv.detach().clone().requires_grad_(True)
+        loss(uv).backward()
+        eps = 1e-2
+        for _ in range(3):
+            direction = torch.randn(uv.shape, generator=gen)
+            analytic = float((uv.grad * direction).sum())
+            with torch.no_grad():
+                numeric = float(loss(uv + eps * direction) - loss(uv - eps * direction)) / (2 * eps)
+            assert analytic == pytest.approx(numeric, rel=0.05, abs=0.02)
+
+    def test_hard_mode_has_no_coverage_gradient(self, tiny_model):
+        mesh = face_mesh(tiny_model, size=20)
+        uv = mesh.uv.detach().clone().requires_grad_(True)
+        s = PyTorch3DRenderer().photometric_samples(as_screen_mesh(mesh, uv=uv), torch.zeros(1, 3, 20, 20))
+        assert not s.weights.requires_grad
+        s.predicted.sum().backward()
+        assert float(uv.grad.abs().sum()) > 0
+
+
+# ============================================================================ CUDA
+@pytest.mark.cuda
+class TestCuda:
+    @pytest.fixture(autouse=True)
+    def _needs_cuda_pytorch3d(self):
+        state = PyTorch3DRenderer.availability("cuda")
+        if not state.available:
+            pytest.skip(str(state))
+
+    @pytest.mark.parametrize("options", [{}, dict(blur_radius=1.0, faces_per_pixel=8)])
+    def test_cpu_and_cuda_agree_on_images_and_gradients(self, tiny_model, options):
+        renderer = PyTorch3DRenderer(**options)
+        mesh = face_mesh(tiny_model, size=48, batch=2)
+        upstream = torch.randn(2, 48 * 48, 3)
+        images = torch.rand(2, 3, 48, 48)
+        results = []
+        for device in ("cpu", "cuda"):
+            uv = mesh.uv.detach().to(device).requires_grad_(True)
+            colors = mesh.colors.detach().to(device).requires_grad_(True)
+            m = ScreenMesh(verts_cam=mesh.verts_cam.to(device), uv=uv, colors=colors, visible=mesh.visible.to(device),
+                           triangles=mesh.triangles.to(device), intrinsics=mesh.intrinsics.to(device),
+                           image_size=mesh.image_size)
+            s = renderer.photometric_samples(m, images.to(device))
+            ((s.predicted * upstream.to(device)).sum() + s.weights.sum()).backward()
+            results.append((s.predicted.cpu(), s.weights.cpu(), uv.grad.cpu(), colors.grad.cpu()))
+        for name, a, b in zip(("predicted", "weights", "uv grad", "colour grad"), *results):
+            assert_close(b, a, rtol=1e-3, atol=1e-4, msg=name)
+
+    def test_float64_mesh_on_cuda(self):
+        mesh = triangle_mesh(dtype=torch.float64, device="cuda")
+        out = PyTorch3DRenderer().render(mesh)
+        mask, colours = expected_triangle()
+        assert_close(out.mask[0, 0].cpu(), mask)
+        assert_close(out.image[0].cpu(), colours, rtol=0, atol=1e-5)
+
+    def test_binned_rasterization_matches_naive(self, tiny_model):
+        mesh = face_mesh(tiny_model, size=64)
+        cuda = ScreenMesh(**{n: (getattr(mesh, n).cuda() if isinstance(getattr(mesh, n), torch.Tensor) else getattr(mesh, n))
+                             for n in ("verts_cam", "uv", "colors", "visible", "triangles", "intrinsics", "image_size")})
+        naive = PyTorch3DRenderer(bin_size=0).render(cuda)
+        binned = PyTorch3DRenderer(bin_size=8).render(cuda)
+        assert_close(binned.image, naive.image)
