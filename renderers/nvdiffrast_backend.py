@@ -109,15 +109,11 @@ def _plugin_built() -> bool:
     try:
         from torch.utils.cpp_extension import get_default_build_root
 
-        roots = {os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()}
-        for root in roots:
-            for path in glob.glob(os.path.join(root, "**", "nvdiffrast_plugin*", "nvdiffrast_plugin*.so"),
-                                  recursive=True):
-                if "_gl" not in os.path.basename(path):
-                    return True
+        root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()
+        pattern = os.path.join(root, "**", "nvdiffrast_plugin*", "nvdiffrast_plugin*.so")
+        return any("_gl" not in os.path.basename(path) for path in glob.glob(pattern, recursive=True))
     except Exception:  # noqa: BLE001  (best effort: any failure means "not known to be built")
         return False
-    return False
 
 
 def _build_tools_missing() -> list[tuple[str, str]]:

@@ -7,8 +7,9 @@ second shading model. It is a composition of small pieces, each a plain function
 
 1. :func:`screen_to_ndc` — the one conversion from the project's pixel convention to
    PyTorch3D's screen NDC;
-2. :func:`rasterize` — PyTorch3D's kernel, returning :class:`Fragments` in project units
-   (pixels, mm);
+2. :func:`rasterize` — PyTorch3D's kernel picks the K nearest triangles per pixel (and
+   their distances); :func:`fragment_barycentrics` evaluates their perspective-correct
+   barycentrics and depths in torch; together :class:`Fragments` in pixels and mm;
 3. :func:`interpolate_colors` — per-face Gouraud colours at every fragment;
 4. :func:`hard_blend` or :func:`soft_blend` — fragments → colour and coverage per pixel.
 
@@ -28,10 +29,11 @@ Modes (constructor options of :class:`PyTorch3DRenderer`):
   through ``alpha`` when compositing, so predicted colours are face colours and the
   photometric weights carry the silhouette (and its gradient).
 
-Precision: PyTorch3D's rasterizer kernels take float32 only (CPU and CUDA). Float64
-meshes are rasterized in float32 — pixel coverage, barycentrics and their gradients
-carry float32 precision — while colour interpolation and blending run in the mesh's
-dtype, so outputs are exactly linear (float64-exact) in the vertex colours.
+Precision: PyTorch3D's kernels take float32 only (CPU and CUDA), so which triangles
+cover a pixel, and the soft distances, are float32 decisions. Barycentrics, depths,
+colours and blending are evaluated in torch in the mesh's dtype, so for fixed coverage
+the outputs and their gradients w.r.t. ``uv``, depth and colours are float64-exact for
+float64 meshes (and gradcheck passes).
 
 Requirements: ``pip install easypytorch3d==0.7.9.post1 iopath`` (a prebuilt wheel for
 torch 2.12.0 on Python 3.11 only); anything else needs PyTorch3D built from source.
@@ -207,11 +209,13 @@ class Fragments:
         pix_to_face: ``(B, H, W, K)`` int64 triangle index into the mesh's ``(F, 3)``
             triangles (per mesh, not packed), -1 where fewer than K triangles touch.
         bary: ``(B, H, W, K, 3)`` perspective-correct barycentrics of the pixel centre
-            (clipped to the triangle in soft mode), -1 padding; float32 (PyTorch3D),
+            (clipped onto the triangle in soft mode), 0 on empty slots; mesh dtype,
             differentiable w.r.t. ``uv`` and depth.
-        zbuf: ``(B, H, W, K)`` camera-space depth of the fragment, mm, -1 padding.
+        zbuf: ``(B, H, W, K)`` camera-space depth of the fragment, mm, 0 on empty slots;
+            mesh dtype, differentiable.
         dists: ``(B, H, W, K)`` signed squared distance from the pixel centre to the
-            triangle, px² (negative inside), -1 padding; differentiable.
+            triangle, px² (negative inside), -1 on empty slots; float32 (PyTorch3D),
+            differentiable w.r.t. ``uv`` in soft mode only.
     """
 
     pix_to_face: torch.Tensor
@@ -225,8 +229,64 @@ class Fragments:
         return self.pix_to_face >= 0
 
 
+def fragment_barycentrics(uv: torch.Tensor, depth: torch.Tensor, triangles: torch.Tensor,
+                          pix_to_face: torch.Tensor, clip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Perspective-correct barycentrics and depth of each pixel centre in its fragments.
+
+    Screen-space barycentrics of the centre ``(j + 0.5, i + 0.5)`` from the triangle's
+    pixel positions; with ``clip`` they are clamped to ≥ 0 and renormalised (the point
+    moves onto the triangle) *before* the perspective correction
+    ``b_k / z_k / Σ_l (b_l / z_l)``, whose denominator is then positive. (PyTorch3D's own
+    kernel corrects before clipping; outside a triangle its denominator can vanish and
+    its backward pass then returns gradients of 1e7 and more.)
+
+    Args:
+        uv: ``(B, N, 2)`` pixel positions of the vertices.
+        depth: ``(B, N)`` camera-space z, mm (> 0).
+        triangles: ``(F, 3)`` vertex indices.
+        pix_to_face: ``(B, H, W, K)`` triangle per fragment, -1 on empty slots.
+        clip: clip barycentrics onto the triangle.
+
+    Returns:
+        ``(bary (B, H, W, K, 3), depth (B, H, W, K))`` in ``uv``'s dtype, 0 on empty slots.
+    """
+    bsz, height, width, k = pix_to_face.shape
+    valid = (pix_to_face >= 0).reshape(bsz, -1)
+    corners = triangles.to(pix_to_face.device)[pix_to_face.clamp(min=0).reshape(bsz, -1)]  # (B, P, 3)
+    batch = torch.arange(bsz, device=uv.device).view(bsz, 1, 1)
+    tri_uv = uv[batch, corners]  # (B, P, 3, 2)
+    tri_z = depth.to(uv.dtype)[batch, corners]  # (B, P, 3)
+    rows = torch.arange(height, device=uv.device, dtype=uv.dtype) + 0.5
+    cols = torch.arange(width, device=uv.device, dtype=uv.dtype) + 0.5
+    centre = torch.stack(torch.meshgrid(cols, rows, indexing="xy"), dim=-1)  # (H, W, 2) as (u, v)
+    centre = centre.unsqueeze(2).expand(height, width, k, 2).reshape(1, -1, 2)
+    a, b, c = tri_uv.unbind(2)
+
+    def cross(o: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return (s[..., 0] - o[..., 0]) * (t[..., 1] - o[..., 1]) - (s[..., 1] - o[..., 1]) * (t[..., 0] - o[..., 0])
+
+    area = cross(a, b, c)
+    area = torch.where(area.abs() > 1e-12, area, torch.ones_like(area))
+    bary = torch.stack([cross(centre, b, c), cross(centre, c, a), cross(centre, a, b)], dim=-1) / area.unsqueeze(-1)
+    if clip:
+        bary = bary.clamp(min=0.0)
+        bary = bary / bary.sum(-1, keepdim=True).clamp(min=1e-12)
+    inv = bary / tri_z.clamp(min=1e-12)
+    total = inv.sum(-1, keepdim=True)
+    total = torch.where(valid.unsqueeze(-1) & (total > 0), total, torch.ones_like(total))
+    keep = valid.unsqueeze(-1).to(uv.dtype)
+    bary = inv / total * keep
+    z = (1.0 / total) * keep
+    return bary.view(bsz, height, width, k, 3), z.view(bsz, height, width, k)
+
+
 def rasterize(mesh: ScreenMesh, settings: RasterSettings) -> Fragments:
     """Rasterize a batch of screen meshes with PyTorch3D's kernel.
+
+    PyTorch3D decides which triangles touch each pixel (and, in soft mode, how far they
+    are); barycentrics and depths are then evaluated in torch by
+    :func:`fragment_barycentrics`, in the mesh's dtype. In hard mode the kernel's
+    backward pass is never used.
 
     Args:
         mesh: ``uv`` ``(B, N, 2)`` px, ``verts_cam`` ``(B, N, 3)`` mm, ``triangles``
@@ -239,27 +299,31 @@ def rasterize(mesh: ScreenMesh, settings: RasterSettings) -> Fragments:
     rasterize_meshes, meshes_cls = _import_pytorch3d()
     height, width = mesh.image_size
     bsz = mesh.batch_size
-    ndc = screen_to_ndc(mesh.uv, mesh.verts_cam[..., 2], mesh.image_size).float()
+    depth = mesh.verts_cam[..., 2]
+    ndc = screen_to_ndc(mesh.uv, depth, mesh.image_size).float()
+    if not settings.soft:
+        ndc = ndc.detach()
     faces = mesh.triangles.to(device=ndc.device, dtype=torch.int64)
     num_faces = int(faces.shape[0])
     meshes = meshes_cls(verts=ndc, faces=faces.unsqueeze(0).expand(bsz, num_faces, 3))
     scale = ndc_scale(mesh.image_size)
     bin_size = settings.bin_size if ndc.is_cuda else 0
-    pix_to_face, zbuf, bary, dists = rasterize_meshes(
+    pix_to_face, _, _, dists = rasterize_meshes(
         meshes,
         image_size=(height, width),
         blur_radius=(settings.blur_radius / scale) ** 2,
         faces_per_pixel=settings.faces_per_pixel,
         bin_size=bin_size,
         max_faces_per_bin=settings.max_faces_per_bin,
-        perspective_correct=True,
-        clip_barycentric_coords=settings.soft,
+        perspective_correct=False,
+        clip_barycentric_coords=False,
         cull_backfaces=settings.cull_backfaces,
     )
     valid = pix_to_face >= 0
     offsets = torch.arange(bsz, device=pix_to_face.device).view(bsz, 1, 1, 1) * num_faces
     pix_to_face = torch.where(valid, pix_to_face - offsets, pix_to_face)
     dists = torch.where(valid, dists * scale ** 2, dists)
+    bary, zbuf = fragment_barycentrics(mesh.uv, depth, faces, pix_to_face, clip=settings.soft)
     return Fragments(pix_to_face=pix_to_face, bary=bary, zbuf=zbuf, dists=dists)
 
 
@@ -276,12 +340,9 @@ def interpolate_colors(colors: torch.Tensor, fragments: Fragments, triangles: to
     """
     bsz, height, width, k = fragments.pix_to_face.shape
     channels = colors.shape[-1]
-    face = fragments.pix_to_face.clamp(min=0).reshape(bsz, -1)  # (B, P)
-    corners = triangles.to(face.device)[face]  # (B, P, 3)
-    gathered = torch.gather(
-        colors.unsqueeze(2).expand(-1, -1, 3, -1), 1,
-        corners.unsqueeze(-1).expand(-1, -1, -1, channels),
-    )  # (B, P, 3, C)
+    corners = triangles.to(colors.device)[fragments.pix_to_face.clamp(min=0).reshape(bsz, -1)]  # (B, P, 3)
+    batch = torch.arange(bsz, device=colors.device).view(bsz, 1, 1)
+    gathered = colors[batch, corners]  # (B, P, 3, C)
     bary = fragments.bary.to(colors.dtype).reshape(bsz, -1, 3, 1)
     values = (gathered * bary).sum(2) * fragments.valid.reshape(bsz, -1, 1).to(colors.dtype)
     return values.view(bsz, height, width, k, channels)

@@ -51,16 +51,19 @@ Bases (all three satisfy ``Eᵀ E = diag(σ²)``, columns mutually orthogonal as
 Caching
     Building level 3 takes a few seconds; the arrays are cached as ``.npz`` under
     ``cache_dir`` (default ``$MOFA_BENCH_CACHE`` or ``~/.cache/mofa-bench``) keyed by
-    ``subdivisions`` and :data:`BUILD_VERSION`; an unreadable or stale cache is rebuilt.
+    ``subdivisions`` and :data:`BUILD_VERSION`; a file that is unreadable, or was written
+    by other construction code (:func:`build_fingerprint`), is rebuilt and overwritten.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from functools import lru_cache
 from typing import Any, Callable
 
 import numpy as np
@@ -231,8 +234,7 @@ def loop_subdivision_step(triangles: np.ndarray, num_vertices: int) -> tuple[sp.
     for src, dst in ((edge_a, edge_b), (edge_b, edge_a)):
         inner = interior_v[src]
         add(src[inner], dst[inner], beta[src[inner]])
-        bnd = boundary_edge
-        add(src[bnd], dst[bnd], 1.0 / 8.0)
+        add(src[boundary_edge], dst[boundary_edge], 1.0 / 8.0)
 
     s = sp.coo_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
@@ -309,17 +311,18 @@ def _laplacian_eigenfunctions(vertices: np.ndarray, triangles: np.ndarray, count
     """Lowest-frequency eigenfunctions of ``L φ = λ M φ``, ``(V, count)``, M-orthonormal.
 
     Solved as the symmetric problem ``M^-1/2 L M^-1/2 ψ = λ ψ`` (M is diagonal).
-    The first is constant. Each is signed so that its largest-magnitude entry is positive
-    (a deterministic convention).
+    The first is constant. Each is signed so that its M-weighted inner product with a
+    fixed ramp over the vertex indices is positive (a deterministic convention that does
+    not hinge on near-ties, unlike "largest entry positive" on a symmetric mesh).
     """
     lap, mass = _cotangent_laplacian(vertices, triangles)
     scale = 1.0 / np.sqrt(mass)
     sym = lap * scale[:, None] * scale[None, :]
     _, vecs = scipy.linalg.eigh(0.5 * (sym + sym.T), subset_by_index=[0, count - 1])
     vecs = vecs * scale[:, None]
-    peak = np.argmax(np.abs(vecs), axis=0)
-    vecs = vecs * np.sign(vecs[peak, np.arange(count)])
-    return vecs
+    ramp = mass * (1.0 + np.arange(vertices.shape[0]) / vertices.shape[0])
+    signs = np.where(ramp @ vecs < 0.0, -1.0, 1.0)
+    return vecs * signs[None, :]
 
 
 def _mirror_map(vertices: np.ndarray) -> np.ndarray:
@@ -463,21 +466,24 @@ def _regions(face: _Face) -> dict[str, Any]:
     return out
 
 
-def _cholesky_qr2(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _cholesky_qr2(a: np.ndarray, gram: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Thin QR of a tall ``(M, K)`` matrix by CholeskyQR2 (BLAS-3; R with positive diagonal).
 
-    Falls back to Householder QR when ``a`` is too ill-conditioned for the Cholesky
-    route or the result is not orthonormal to ~1e-12.
+    Args:
+        a: the matrix.
+        gram: ``aᵀ a`` if already known.
+
+    Falls back to Householder QR when ``a`` is too ill-conditioned for the Cholesky route
+    (the second pass must find ``Q₁`` orthonormal to ~1e-6, so ``Q₂`` is to ~1e-12).
     """
     eye = np.eye(a.shape[1])
     try:
-        q, r = np.asfortranarray(a), eye
-        for _ in range(2):
-            step = scipy.linalg.cholesky(q.T @ q, lower=False)
-            q = np.asfortranarray(q @ scipy.linalg.solve_triangular(step, eye, lower=False))
-            r = step @ r
-        if np.abs(q.T @ q - eye).max() < 1e-12:
-            return q, r
+        g = a.T @ a if gram is None else gram
+        r1 = scipy.linalg.cholesky(g, lower=False)
+        q1 = a @ scipy.linalg.solve_triangular(r1, eye, lower=False)
+        r2 = scipy.linalg.cholesky(q1.T @ q1, lower=False)
+        if np.abs(r2 - eye).max() < 1e-6:
+            return q1 @ scipy.linalg.solve_triangular(r2, eye, lower=False), r2 @ r1
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
         pass
     q, r = np.linalg.qr(a)
@@ -527,13 +533,13 @@ def _orthogonalise(candidates: list[np.ndarray], count: int, name: str,
     if len(kept) < count:
         raise RuntimeError(f"default model: only {len(kept)} independent {name} fields, need {count}")
     scale = norms[kept]
-    q, r = _cholesky_qr2(d[:, kept] / scale[None, :])
+    q, r = _cholesky_qr2(d[:, kept] / scale[None, :], gram[np.ix_(kept, kept)] / np.outer(scale, scale))
     return q, np.diag(r) * scale, kept
 
 
 # ============================================================================ bases
-def _identity_basis(face: _Face, reg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """``(N, 3, 80)`` identity basis and its per-vertex RMS σ (mm)."""
+def _identity_basis(face: _Face, reg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(N, 3, 80)`` identity basis, its per-vertex RMS σ ``(80,)`` in mm and mode names."""
     v, n = face.v, face.normals
     centre = v.mean(axis=0)
     r = v - centre
@@ -569,15 +575,18 @@ def _identity_basis(face: _Face, reg: dict[str, Any]) -> tuple[np.ndarray, np.nd
         brows[:, None] * n,                                      # brow_ridge
         vec(reg["jaw"] * v[:, 0] / half_mouth, zeros, zeros),    # jaw_width
     ]
-    fields = []
+    fields, names = [], list(IDENTITY_MODE_NAMES)
     for j in range(1, face.phi.shape[1]):
         phi = face.phi[:, j] / np.abs(face.phi[:, j]).max()
         fields += [phi[:, None] * n, vec(phi, zeros, zeros), vec(zeros, phi, zeros)]
-    q, _, _ = _orthogonalise(rigid + named + fields, len(rigid) + N_SHAPE, "identity")
+        names += [f"laplace{j}_normal", f"laplace{j}_x", f"laplace{j}_y"]
+    q, _, kept = _orthogonalise(rigid + named + fields, len(rigid) + N_SHAPE, "identity")
+    if kept[: len(rigid) + len(named)] != list(range(len(rigid) + len(named))):
+        raise RuntimeError("default model: a named identity mode is linearly dependent on earlier ones")
     q = q[:, len(rigid):]
     sigma = _ID_SIGMA0 / (1.0 + np.arange(N_SHAPE) / _SIGMA_DECAY)
     basis = q * (np.sqrt(face.n) * sigma)[None, :]
-    return basis.reshape(face.n, 3, N_SHAPE), sigma
+    return basis.reshape(face.n, 3, N_SHAPE), sigma, [names[k - len(rigid)] for k in kept[len(rigid):]]
 
 
 def _expression_fields(face: _Face, reg: dict[str, Any]) -> list[np.ndarray]:
@@ -646,7 +655,6 @@ def _expression_fields(face: _Face, reg: dict[str, Any]) -> list[np.ndarray]:
         blinks[0], blinks[1], squints[0], squints[1], raises[0], raises[1], lower_brow,
         cheek_puff, nose_wrinkle, jaw_side, jaw_forward,
     ]
-    assert len(fields) == len(EXPRESSION_MODE_NAMES)
     return fields
 
 
@@ -754,7 +762,7 @@ def _build_arrays(subdivisions: int) -> tuple[dict[str, np.ndarray], dict[str, A
     phi = op @ _laplacian_eigenfunctions(v0, t0, _N_EIGEN)
     face = _Face(v=v, tri=tri, normals=_vertex_normals(v, tri), phi=phi, canonical=v0, mirror=_mirror_map(v0))
     reg = _regions(face)
-    shape_basis, shape_sigma = _identity_basis(face, reg)
+    shape_basis, shape_sigma, shape_names = _identity_basis(face, reg)
     expression_basis, expression_names = _expression_basis(face, reg)
     mean_refl, refl_basis, refl_sigma, refl_names = _reflectance(face, reg)
     arrays = {
@@ -777,7 +785,7 @@ def _build_arrays(subdivisions: int) -> tuple[dict[str, np.ndarray], dict[str, A
         "build_version": BUILD_VERSION,
         "units": "mm",
         "identity_sigma_rms_mm": [round(float(s), 6) for s in shape_sigma],
-        "identity_mode_names": list(IDENTITY_MODE_NAMES),
+        "identity_mode_names": shape_names,
         "expression_mode_names": expression_names,
         "reflectance_sigma_rms": [round(float(s), 6) for s in refl_sigma],
         "reflectance_mode_names": refl_names,
@@ -817,13 +825,32 @@ _ARRAY_KEYS = ("mean_shape", "shape_basis", "expression_basis", "mean_reflectanc
                "reflectance_basis", "triangles", "landmark_indices", "landmark_subset")
 
 
+@lru_cache(maxsize=1)
+def build_fingerprint() -> str:
+    """Hash of :data:`BUILD_VERSION` and the source of the modules that build the model.
+
+    Stored in the cache so that a cache written by different construction code is rebuilt
+    even when :data:`BUILD_VERSION` was not bumped.
+    """
+    from mofa_bench.face_model import landmarks, mediapipe_mesh
+
+    digest = hashlib.sha256(f"default-model/{BUILD_VERSION}".encode())
+    for module_file in (__file__, landmarks.__file__, mediapipe_mesh.__file__):
+        try:
+            digest.update(Path(module_file).read_bytes())
+        except (OSError, TypeError):
+            digest.update(str(module_file).encode())
+    return digest.hexdigest()[:16]
+
+
 def _read_cache(path: Path, subdivisions: int) -> FaceModel | None:
     """The cached model, or ``None`` when the file is absent, unreadable or stale."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as archive:
-            if int(archive["build_version"]) != BUILD_VERSION or int(archive["subdivisions"]) != subdivisions:
+            if int(archive["build_version"]) != BUILD_VERSION or int(archive["subdivisions"]) != subdivisions \
+                    or str(archive["fingerprint"]) != build_fingerprint():
                 return None
             arrays = {key: archive[key] for key in _ARRAY_KEYS}
             metadata = json.loads(str(archive["metadata_json"]))
@@ -846,6 +873,7 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, 
             **arrays,
             metadata_json=np.array(json.dumps(metadata)),
             build_version=np.array(BUILD_VERSION),
+            fingerprint=np.array(build_fingerprint()),
             subdivisions=np.array(int(subdivisions)),
         )
         os.replace(tmp, path)

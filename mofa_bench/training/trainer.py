@@ -350,7 +350,7 @@ class Trainer:
             if self.step % cfg.val_every == 0 or self.step == total_steps:
                 validation = self._run_validation()
                 score = validation.get("photometric", last_terms.get("total", math.inf))
-                if score < self.best:
+                if math.isfinite(score) and score < self.best:
                     self.best, is_best = score, True
             if self.step % cfg.sample_every == 0 or self.step == total_steps:
                 self.save_samples()

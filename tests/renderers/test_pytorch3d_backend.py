@@ -145,12 +145,12 @@ class TestScreenToNdc:
     def test_convention_pixel_centres_map_to_pytorch3d_pixel_centres(self):
         # PyTorch3D puts output pixel (i, j) at X = (W - 2j - 1)/s, Y = (H - 2i - 1)/s.
         h, w = 6, 10
-        i, j = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-        uv = torch.stack([j + 0.5, i + 0.5], -1).reshape(1, -1, 2).double()
+        i, j = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+        uv = torch.stack([j + 0.5, i + 0.5], -1).reshape(1, -1, 2)
         ndc = screen_to_ndc(uv, torch.ones(1, h * w, dtype=torch.float64), (h, w))
         s = min(h, w)
-        assert_close(ndc[0, :, 0], ((w - 2 * j - 1) / s).reshape(-1).double())
-        assert_close(ndc[0, :, 1], ((h - 2 * i - 1) / s).reshape(-1).double())
+        assert_close(ndc[0, :, 0], ((w - 2 * j - 1) / s).reshape(-1))
+        assert_close(ndc[0, :, 1], ((h - 2 * i - 1) / s).reshape(-1))
         assert_close(ndc[0, :, 2], torch.ones(h * w, dtype=torch.float64))
 
     def test_shorter_side_spans_minus_one_to_one(self):
@@ -169,17 +169,6 @@ class TestRasterizeConventions:
         out = PyTorch3DRenderer().render(triangle_mesh())
         assert_close(out.mask[0, 0], mask)
         assert_close(out.image[0], colours, rtol=0, atol=1e-5)
-
-    def test_matches_reference_rasterizer_on_face(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=40, batch=2)
-        out = PyTorch3DRenderer().render(mesh)
-        frags = rasterize(mesh.uv, mesh.verts_cam[..., 2], mesh.triangles, mesh.image_size)
-        ref = interpolate(mesh.colors, frags, mesh.triangles)
-        m, m_ref = out.mask > 0.5, frags.mask > 0.5
-        iou = float((m & m_ref).sum() / (m | m_ref).sum())
-        assert iou >= 0.99
-        both = (m & m_ref).expand(-1, 3, -1, -1)
-        assert float((out.image - ref)[both].abs().mean()) <= 1e-4
 
     def test_batch_items_render_independently(self, tiny_model):
         mesh = face_mesh(tiny_model, size=32, batch=2)
@@ -209,9 +198,12 @@ class TestRasterizeConventions:
         # or the hypotenuse u + 2v = 14.75 at (14.75 - 11.5)/sqrt(5) = 1.4534 px.
         assert float(frags.dists[0, 3, 4, 0]) == pytest.approx(-(3.25 / 5 ** 0.5) ** 2, rel=1e-4)
 
-    def test_wart_kernel_is_float32_even_for_float64_meshes(self):
+    def test_wart_coverage_is_decided_in_float32(self):
+        # PyTorch3D's kernels are float32-only: coverage and soft distances are float32
+        # even for float64 meshes; barycentrics, depths and colours keep the mesh dtype.
         frags = p3b.rasterize(triangle_mesh(dtype=torch.float64), RasterSettings())
-        assert frags.bary.dtype == torch.float32
+        assert frags.dists.dtype == torch.float32
+        assert frags.bary.dtype == torch.float64 and frags.zbuf.dtype == torch.float64
         out = PyTorch3DRenderer().render(triangle_mesh(dtype=torch.float64))
         assert out.image.dtype == torch.float64 and out.mask.dtype == torch.float64
 
@@ -236,14 +228,15 @@ class TestRender:
         inside = (out.mask == 1).expand(-1, 3, -1, -1)
         assert_close(out.image[inside], PyTorch3DRenderer().render(mesh).image[inside])
 
-    def test_soft_mask_is_fractional_and_covers_the_hard_one(self, tiny_model):
+    def test_soft_mask_is_fractional_and_stays_within_blur_radius(self, tiny_model):
         mesh = face_mesh(tiny_model, size=24)
         hard = PyTorch3DRenderer().render(mesh)
         soft = PyTorch3DRenderer(blur_radius=1.0, faces_per_pixel=8).render(mesh)
         assert float(soft.mask.min()) >= 0.0 and float(soft.mask.max()) <= 1.0
         assert bool(((soft.mask > 0) & (soft.mask < 1)).any())
         assert float(soft.mask[hard.mask > 0].mean()) > 0.9
-        assert float(soft.mask[hard.mask == 0].max()) < 0.5
+        near = torch.nn.functional.max_pool2d(hard.mask, kernel_size=5, stride=1, padding=2) > 0
+        assert float(soft.mask[~near].abs().max()) == 0.0
 
     def test_soft_colour_matches_hard_colour_inside(self, tiny_model):
         mesh = face_mesh(tiny_model, size=24)
@@ -330,28 +323,44 @@ class TestGradients:
             assert float(want.abs().max()) > 0, name
             assert_close(got, want, rtol=1e-3, atol=1e-4 * float(want.abs().max()), msg=name)
 
-    def test_soft_gradients_match_float32_finite_differences(self, tiny_model):
-        # PyTorch3D's kernels are float32-only, so float64 gradcheck w.r.t. positions is
-        # impossible; check directional derivatives against central differences instead.
+    def test_soft_gradients_match_finite_differences(self, tiny_model):
+        # Soft coverage depends on PyTorch3D's float32 distances, so check directional
+        # derivatives of a weighted loss against float32 central differences. Settings
+        # keep the function smooth at this scale: no pixel fills all K slots, and a
+        # triangle entering the blur radius gets probability sigmoid(-1/0.06) ~ 6e-8.
         mesh = face_mesh(tiny_model, size=20)
-        renderer = PyTorch3DRenderer(blur_radius=1.5, faces_per_pixel=16, sigma=0.3)
+        renderer = PyTorch3DRenderer(blur_radius=1.0, faces_per_pixel=32, sigma=0.06, gamma=10.0)
         gen = torch.Generator().manual_seed(1)
         upstream = torch.randn(1, 20 * 20, 4, generator=gen)
         images = torch.zeros(1, 3, 20, 20)
 
         def loss(uv):
             s = renderer.photometric_samples(as_screen_mesh(mesh, uv=uv), images)
-            return (torch.cat([s.predicted, 3.0 * s.weights.unsqueeze(-1)], -1) * upstream).sum()
+            return (s.weights * ((s.predicted * upstream[..., :3]).sum(-1) + 3.0 * upstream[..., 3])).sum()
 
         uv = mesh.uv.detach().clone().requires_grad_(True)
         loss(uv).backward()
-        eps = 1e-2
+        eps = 1e-3
         for _ in range(3):
             direction = torch.randn(uv.shape, generator=gen)
             analytic = float((uv.grad * direction).sum())
             with torch.no_grad():
                 numeric = float(loss(uv + eps * direction) - loss(uv - eps * direction)) / (2 * eps)
-            assert analytic == pytest.approx(numeric, rel=0.05, abs=0.02)
+            assert analytic == pytest.approx(numeric, rel=0.05, abs=0.05)
+
+    def test_gradcheck_float64_wrt_uv_and_depth(self):
+        # Barycentrics and depths are evaluated in torch, so float64 gradcheck works for
+        # positions too (coverage does not change under the tiny perturbations).
+        mesh = triangle_mesh(dtype=torch.float64)
+        images = torch.rand(1, 3, *TRI_SIZE, dtype=torch.float64)
+        uv = (mesh.uv + 0.1 * torch.rand(mesh.uv.shape, dtype=torch.float64)).requires_grad_(True)
+        z = torch.tensor([[480.0, 510.0, 530.0]], dtype=torch.float64, requires_grad=True)
+
+        def fn(uv, z):
+            verts = torch.cat([mesh.verts_cam[..., :2], z.unsqueeze(-1)], -1)
+            return PyTorch3DRenderer().photometric_samples(as_screen_mesh(mesh, uv=uv, verts_cam=verts), images).predicted
+
+        assert torch.autograd.gradcheck(fn, (uv, z), fast_mode=True)
 
     def test_hard_mode_has_no_coverage_gradient(self, tiny_model):
         mesh = face_mesh(tiny_model, size=20)

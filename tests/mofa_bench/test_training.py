@@ -1,0 +1,193 @@
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from mofa_bench.config import load_config
+from mofa_bench.errors import CheckpointError, ConfigError, TrainingDivergedError
+from mofa_bench.training import Trainer, load_checkpoint, save_checkpoint
+from mofa_bench.training.schedule import batch_indices
+from renderers import RendererUnavailableError, available_renderers
+from helpers import tiny_face_model
+
+CPU_RENDERERS = [name for name, state in available_renderers("cpu").items() if state.available]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "tiny.npz"
+    tiny_face_model(subdivisions=2, dtype=torch.float32).save_npz(path)
+    return path
+
+
+def _config(tmp_path: Path, model_path: Path, *overrides: str, **direct):
+    base = [
+        f"model.source={model_path}", "camera.image_size=64", "encoder.name=resnet18",
+        "optim.optimizer=adamw", "optim.lr=0.001", "optim.batch_size=2", "optim.iterations=4",
+        "data.train_size=16", "data.val_size=4", "data.backgrounds={photo: 0.0}",
+        "log_every=1", "val_every=2", "sample_every=4", "checkpoint_every=2", "progress=false",
+        "num_val_images=2",
+    ]
+    return load_config(None, base + list(overrides), device="cpu", out_dir=str(tmp_path), **direct)
+
+
+class TestSchedule:
+    def test_steps_cover_each_epoch_once_and_are_deterministic(self):
+        seen = torch.cat([batch_indices(s, 4, 10, seed=3) for s in range(5)])  # 20 = 2 epochs
+        assert sorted(seen[:10].tolist()) == list(range(10))
+        assert sorted(seen[10:].tolist()) == list(range(10))
+        assert torch.equal(batch_indices(3, 4, 10, seed=3), batch_indices(3, 4, 10, seed=3))
+        assert not torch.equal(seen[:10], seen[10:20])
+
+
+class TestConfig:
+    def test_unknown_key_is_named(self, tmp_path, tiny_model_path):
+        with pytest.raises(ConfigError, match="optim.learning_rate: unknown key"):
+            _config(tmp_path, tiny_model_path, "optim.learning_rate=0.1")
+
+    def test_wrong_type_is_named(self, tmp_path, tiny_model_path):
+        with pytest.raises(ConfigError, match="optim.iterations: expected an integer"):
+            _config(tmp_path, tiny_model_path, "optim.iterations=many")
+
+    def test_broken_yaml_file(self, tmp_path):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("optim: [unclosed")
+        with pytest.raises(ConfigError, match="not valid YAML"):
+            load_config(bad)
+
+    def test_missing_dataset_path(self, tmp_path, tiny_model_path):
+        with pytest.raises(ConfigError, match="data.path"):
+            _config(tmp_path, tiny_model_path, "data.kind=images", f"data.path={tmp_path / 'nowhere'}")
+
+    def test_yaml_file_round_trip(self, tmp_path, tiny_model_path):
+        cfg = _config(tmp_path, tiny_model_path)
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(__import__("dataclasses").asdict(cfg)))
+        assert load_config(path) == cfg
+
+    def test_shipped_configs_load(self):
+        for path in sorted(Path(__file__).parents[2].joinpath("configs").glob("*.yaml")):
+            load_config(path)
+
+    def test_unavailable_renderer_is_a_clear_error(self, tmp_path, tiny_model_path):
+        cfg = _config(tmp_path, tiny_model_path, renderer__name="nvdiffrast")
+        if available_renderers("cpu")["nvdiffrast"].available:
+            pytest.skip("nvdiffrast runs here")
+        with pytest.raises(RendererUnavailableError, match="nvdiffrast"):
+            Trainer(cfg)
+
+
+#: Backend options for the tiny training run. PyTorch3D runs soft: its hard mode has no
+#: coverage gradients and drifts at this learning rate (see the renderers' docs).
+TRAIN_OPTIONS = {"pytorch3d": "{blur_radius: 2.0, faces_per_pixel: 4, sigma: 0.5}"}
+
+
+@pytest.mark.parametrize("renderer", CPU_RENDERERS)
+def test_tiny_run_lowers_loss_and_writes_run_directory(tmp_path, tiny_model_path, renderer):
+    # Two training images, seen every step: the loss on them must fall.
+    cfg = _config(tmp_path, tiny_model_path, "optim.iterations=16", "optim.lr=0.0003", "val_every=16",
+                  "data.train_size=2", f"renderer.options={TRAIN_OPTIONS.get(renderer, '{}')}",
+                  name=f"tiny_{renderer}", renderer__name=renderer)
+    trainer = Trainer(cfg)
+    probe = trainer.train_data.batch(torch.arange(2))
+
+    def photo_loss() -> float:
+        # Batch statistics (train mode): running BN statistics lag after a dozen steps.
+        trainer.encoder.train()
+        with torch.no_grad():
+            code = trainer.encoder(probe.images)
+            samples = trainer.decoder.photometric_samples(trainer.decoder.form(code), probe.images)
+            from mofa_bench.losses import photometric_loss
+
+            return float(photometric_loss(samples))
+
+    before = photo_loss()
+    result = trainer.fit()
+    after = photo_loss()
+    assert after < 0.9 * before, (before, after)
+    run = result.run_dir
+    for name in ("config.yaml", "environment.json", "metrics.csv", "validation.csv",
+                 "checkpoints/last.pt", "checkpoints/best.pt", "figures/loss_curve.png", "samples/step_0000016.png"):
+        assert (run / name).exists(), name
+    assert load_config(run / "config.yaml") == cfg
+    assert set(result.validation) == {"photometric", "geometric_mm", "landmark_px"}
+    # The face stays in view (an empty render would give a NaN photometric error).
+    assert math.isfinite(result.validation["photometric"]) and result.validation["landmark_px"] < 20
+
+
+def test_resume_equals_uninterrupted_bit_for_bit(tmp_path, tiny_model_path):
+    full = Trainer(_config(tmp_path, tiny_model_path, "optim.iterations=4", name="full"))
+    full.fit()
+    part = Trainer(_config(tmp_path, tiny_model_path, "optim.iterations=2", name="part"))
+    part.fit()
+    resumed = Trainer(_config(tmp_path, tiny_model_path, "optim.iterations=4", name="part"))
+    resumed.fit(resume=True)
+    assert resumed.step == 4
+    a, b = full.encoder.state_dict(), resumed.encoder.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = (tmp_path / "part" / "metrics.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]
+
+
+def test_existing_run_needs_resume(tmp_path, tiny_model_path):
+    Trainer(_config(tmp_path, tiny_model_path, "optim.iterations=2", name="once")).fit()
+    with pytest.raises(ConfigError, match="--resume"):
+        Trainer(_config(tmp_path, tiny_model_path, "optim.iterations=2", name="once")).fit()
+
+
+class TestCheckpoints:
+    def test_round_trip(self, tmp_path):
+        state = {"encoder": {"w": torch.randn(3)}, "step": 7}
+        save_checkpoint(state, tmp_path / "c.pt")
+        loaded = load_checkpoint(tmp_path / "c.pt")
+        assert loaded["step"] == 7 and torch.equal(loaded["encoder"]["w"], state["encoder"]["w"])
+
+    def test_truncated_checkpoint_is_a_clear_error(self, tmp_path):
+        path = save_checkpoint({"encoder": {"w": torch.randn(100)}}, tmp_path / "c.pt")
+        path.write_bytes(path.read_bytes()[:50])
+        with pytest.raises(CheckpointError, match="truncated or corrupted"):
+            load_checkpoint(path)
+
+    def test_missing_checkpoint(self, tmp_path):
+        with pytest.raises(CheckpointError, match="does not exist"):
+            load_checkpoint(tmp_path / "none.pt")
+
+    def test_failed_write_keeps_previous_checkpoint(self, tmp_path, monkeypatch):
+        path = save_checkpoint({"encoder": {}, "step": 1}, tmp_path / "last.pt")
+
+        def broken_save(obj, handle):
+            handle.write(b"partial")
+            raise OSError("disk full")
+
+        monkeypatch.setattr(torch, "save", broken_save)
+        with pytest.raises(OSError):
+            save_checkpoint({"encoder": {}, "step": 2}, path)
+        monkeypatch.undo()
+        assert load_checkpoint(path)["step"] == 1
+        assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+    def test_checkpoint_cannot_run_code(self, tmp_path):
+        class Evil:
+            def __reduce__(self):
+                return (print, ("owned",))
+
+        path = tmp_path / "evil.pt"
+        torch.save({"encoder": Evil()}, path)
+        with pytest.raises(CheckpointError):
+            load_checkpoint(path)
+
+
+def test_nan_batches_are_skipped_then_abort(tmp_path, tiny_model_path):
+    trainer = Trainer(_config(tmp_path, tiny_model_path, "optim.iterations=10", "max_nonfinite=3", name="nan"))
+
+    class NaNEncoder(torch.nn.Module):
+        def forward(self, images):
+            return torch.full((images.shape[0], 257), math.nan)
+
+    trainer._encoder_forward = NaNEncoder()
+    with pytest.raises(TrainingDivergedError, match="3 batches in a row"):
+        trainer.fit()
+    skipped = (tmp_path / "nan" / "skipped.csv").read_text().strip().splitlines()
+    assert len(skipped) == 1 + 3
