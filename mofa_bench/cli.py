@@ -1,7 +1,6 @@
 """The ``mofa-bench`` command line.
 
-Subcommands: ``info``, ``contact-sheet``, ``model export``, ``train``, ``reconstruct``,
-``bench``. Run ``mofa-bench <command> --help`` for each one's options.
+Subcommands: ``info``, ``contact-sheet``, ``model export``, ``train``. Run ``mofa-bench <command> --help`` for each one's options.
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from mofa_bench.errors import MofaBenchError
 from renderers.errors import InputError
@@ -19,8 +18,6 @@ _EPILOG = """examples:
   mofa-bench contact-sheet --out out/contact_sheet.png
   mofa-bench model export --out out/model
   mofa-bench train --config configs/train_synthetic.yaml --renderer per_vertex
-  mofa-bench reconstruct photo.jpg --checkpoint runs/x/checkpoints/last.pt
-  mofa-bench bench renderers
 """
 
 
@@ -131,23 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--out", default="out/model", help="output folder (default: %(default)s)")
     pe.set_defaults(func=_cmd_model_export)
 
-    for register in _extra_commands():
-        register(sub)
+    from mofa_bench.training.cli import register_cli as register_train
+
+    register_train(sub)
     return parser
-
-
-def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    """Subcommands defined next to their implementation (train, reconstruct, bench)."""
-    registers = []
-    for module_name in ("mofa_bench.training.cli", "mofa_bench.reconstruct", "mofa_bench.bench"):
-        try:
-            module = __import__(module_name, fromlist=["register_cli"])
-        except ModuleNotFoundError as err:
-            if err.name and module_name.startswith(err.name):
-                continue
-            raise
-        registers.append(module.register_cli)
-    return registers
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,38 @@
+import pytest
+
+from mofa_bench.cli import main
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("info", "contact-sheet", "model", "train"):
+        assert command in out
+
+
+def test_info_reports_renderers(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "per_vertex" in out and "pytorch3d" in out and "nvdiffrast" in out
+
+
+def test_contact_sheet_and_model_export(tmp_path, capsys):
+    sheet = tmp_path / "sheet.png"
+    assert main(["contact-sheet", "--subdivisions", "0", "--rows", "1", "--columns", "2", "--image-size", "64",
+                 "--out", str(sheet), "--mesh", str(tmp_path / "mean")]) == 0
+    from PIL import Image
+
+    image = Image.open(sheet)
+    assert image.size[0] > 2 * 64 and (tmp_path / "mean.obj").exists() and (tmp_path / "mean.ply").exists()
+    assert main(["model", "export", "--subdivisions", "0", "--out", str(tmp_path / "m")]) == 0
+    from mofa_bench import FaceModel
+
+    model = FaceModel.load(tmp_path / "m" / "default_model.npz")
+    assert model.num_vertices == 468
+
+
+def test_user_error_is_a_message_not_a_traceback(tmp_path, capsys):
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 1
+    assert "does not exist" in capsys.readouterr().err
