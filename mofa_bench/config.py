@@ -68,7 +68,7 @@ class PriorConfig:
     depth_std_mm: float = 30.0
     light_std: float = 0.2
     ambient_std: float = 0.1
-    colored_light_std: float = 0.03
+    colored_light_std: float = 0.01
 
 
 @dataclass

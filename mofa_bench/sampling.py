@@ -46,7 +46,7 @@ class CodePrior:
     depth_std_mm: float = 30.0
     light_std: float = 0.2
     ambient_std: float = 0.1
-    colored_light_std: float = 0.03
+    colored_light_std: float = 0.01
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():
