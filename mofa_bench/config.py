@@ -18,6 +18,8 @@ from typing import Any
 import yaml
 
 from mofa_bench.errors import ConfigError
+from mofa_bench.losses import LossWeights
+from mofa_bench.sampling import CodePrior
 
 
 @dataclass
@@ -55,26 +57,10 @@ class EncoderConfig:
 
 
 @dataclass
-class PriorConfig:
-    """Sampling ranges of synthetic codes (see :class:`mofa_bench.sampling.CodePrior`)."""
-
-    identity_std: float = 1.0
-    expression_std: float = 0.7
-    reflectance_std: float = 1.0
-    yaw_deg: float = 35.0
-    pitch_deg: float = 15.0
-    roll_deg: float = 10.0
-    translation_std_mm: float = 8.0
-    depth_std_mm: float = 30.0
-    light_std: float = 0.2
-    ambient_std: float = 0.1
-    colored_light_std: float = 0.01
-
-
-@dataclass
 class DataConfig:
     """Training data.
 
+    ``prior`` holds the ranges of synthetic codes (:class:`mofa_bench.sampling.CodePrior`).
     ``kind``: ``synthetic`` (rendered on the fly with ground truth), ``sharded`` (a
     dataset written by ``mofa-bench data write``; ``path`` is its folder) or ``images``
     (a folder of photos; ``path``). ``train_size``/``val_size`` size the synthetic
@@ -88,20 +74,8 @@ class DataConfig:
     val_size: int = 50
     seed: int = 1234
     render_renderer: str = "per_vertex"
-    prior: PriorConfig = field(default_factory=PriorConfig)
+    prior: CodePrior = field(default_factory=CodePrior)
     backgrounds: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class LossConfig:
-    """Loss weights (paper defaults; see :class:`mofa_bench.losses.LossWeights`)."""
-
-    photo: float = 1.92
-    landmark: float = 0.0
-    reg: float = 2.9e-5
-    reg_beta: float = 1.7e-3
-    reg_delta: float = 0.8
-    photo_normalization: str = "paper"
 
 
 @dataclass
@@ -140,7 +114,7 @@ class TrainConfig:
     renderer: RendererConfig = field(default_factory=RendererConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
+    loss: LossWeights = field(default_factory=LossWeights)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
     def validate(self) -> "TrainConfig":
@@ -163,8 +137,6 @@ class TrainConfig:
             raise ConfigError(f"data.path: required for data.kind={self.data.kind!r}")
         if self.data.kind != "synthetic" and not Path(self.data.path).exists():
             raise ConfigError(f"data.path: {self.data.path} does not exist")
-        if self.loss.photo_normalization not in ("paper", "weights"):
-            raise ConfigError("loss.photo_normalization: expected 'paper' or 'weights'")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"device: expected 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
         return self
@@ -225,7 +197,12 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         if key not in known:
             raise ConfigError(f"{prefix}{key}: unknown key; known keys: {', '.join(known)}")
     kwargs = {key: _coerce(prefix + key, value, hints[key]) for key, value in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as err:  # value checks of the section's own dataclass
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: {err}") from err
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:

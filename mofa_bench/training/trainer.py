@@ -42,8 +42,7 @@ from mofa_bench.encoders import build_encoder, parameter_groups
 from mofa_bench.environment import environment_record
 from mofa_bench.errors import ConfigError, TrainingDivergedError
 from mofa_bench.face_model.model import FaceModel
-from mofa_bench.losses import LossWeights, mofa_loss
-from mofa_bench.sampling import CodePrior
+from mofa_bench.losses import mofa_loss
 from mofa_bench.training.checkpoint import load_checkpoint, save_checkpoint
 from mofa_bench.training.schedule import batch_indices
 from renderers import get_renderer
@@ -102,7 +101,7 @@ class Trainer:
         self.encoder = build_encoder(config.encoder.name, config.encoder.pretrained,
                                      image_size=config.camera.image_size).to(self.device)
         self.optimizer = self._build_optimizer()
-        self.loss_weights = LossWeights(**config_to_dict(config.loss))
+        self.loss_weights = config.loss
         if validator is None:
             from evaluation.validation import validate as validator
         self.validator = validator
@@ -129,7 +128,7 @@ class Trainer:
 
             render_decoder = MoFADecoder(self.face_model, self.camera,
                                          renderer=get_renderer(cfg.render_renderer, self.device))
-            prior = CodePrior(**config_to_dict(cfg.prior))
+            prior = cfg.prior
             backgrounds = BackgroundConfig(**cfg.backgrounds)
             train = SyntheticFaces(render_decoder, cfg.train_size, seed=cfg.seed, prior=prior, backgrounds=backgrounds)
             # Validation samples start at a fixed global index, so runs with different

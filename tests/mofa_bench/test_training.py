@@ -191,3 +191,10 @@ def test_nan_batches_are_skipped_then_abort(tmp_path, tiny_model_path):
         trainer.fit()
     skipped = (tmp_path / "nan" / "skipped.csv").read_text().strip().splitlines()
     assert len(skipped) == 1 + 3
+
+
+def test_section_value_errors_name_the_section(tmp_path, tiny_model_path):
+    with pytest.raises(ConfigError, match="loss: .*photo"):
+        _config(tmp_path, tiny_model_path, "loss.photo=-1")
+    with pytest.raises(ConfigError, match="data.prior: .*yaw_deg"):
+        _config(tmp_path, tiny_model_path, "data.prior.yaw_deg=-5")
