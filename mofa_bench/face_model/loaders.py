@@ -144,16 +144,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Keys every native ``.npz`` model must contain.
-NPZ_REQUIRED_KEYS = (
-    "mean_shape",
-    "shape_basis",
-    "expression_basis",
-    "mean_reflectance",
-    "reflectance_basis",
-    "triangles",
-    "landmark_indices",
-)
+#: Keys every native ``.npz`` model must contain: FaceModel's arrays but the optional subset.
+NPZ_REQUIRED_KEYS = tuple(name for name in FaceModel._TENSOR_FIELDS if name != "landmark_subset")
 #: Normalised orientation score below which triangle winding is reversed (see module doc).
 ORIENTATION_FLIP_THRESHOLD = -0.05
 #: Vertex count of the released ``Exp_Pca.bin`` (the hard-coded value in Deep3DFaceRecon).

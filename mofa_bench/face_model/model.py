@@ -12,7 +12,7 @@ y up, z out of the face towards the viewer; the head is roughly centred at the o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +256,3 @@ class FaceModel:
             f"{self.reflectance_basis.shape[-1]} reflectance modes"
         )
 
-
-def face_model_field_names() -> tuple[str, ...]:
-    """Names of the dataclass fields (for loaders that build models from dicts)."""
-    return tuple(f.name for f in fields(FaceModel))

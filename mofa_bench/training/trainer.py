@@ -292,11 +292,9 @@ class Trainer:
         self.encoder.eval()
         with torch.no_grad():
             code = self.encoder(batch.images).float()
-            grey = torch.full_like(batch.images[0], 0.35)
-            recon, _ = self.decoder.render(code, grey)
-            over, mask = self.decoder.render(code, batch.images)
-            overlay = 0.6 * over + 0.4 * batch.images
-            overlay = overlay * mask + batch.images * (1 - mask)
+            face, mask = self.decoder.render(code)  # over black: face = colour · coverage
+            recon = face + 0.35 * (1 - mask)
+            overlay = 0.6 * face + (1 - 0.6 * mask) * batch.images
         tiles = torch.stack([batch.images, recon, overlay], 1).flatten(0, 1)
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
         Image.fromarray(tile_images(tiles.cpu(), columns=3)).save(path)
