@@ -1,6 +1,7 @@
 """The ``mofa-bench`` command line.
 
-Subcommands: ``info``, ``contact-sheet``, ``model export``, ``train``. Run ``mofa-bench <command> --help`` for each one's options.
+Subcommands: ``info``, ``contact-sheet``, ``model export``, ``train``, ``reconstruct``, ``bench renderers``,
+``bench train``, ``bench report``. Run ``mofa-bench <command> --help`` for each one's options.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ _EPILOG = """examples:
   mofa-bench contact-sheet --out out/contact_sheet.png
   mofa-bench model export --out out/model
   mofa-bench train --config configs/train_synthetic.yaml --renderer per_vertex
+  mofa-bench reconstruct photo.jpg --checkpoint runs/synthetic_resnet18
+  mofa-bench bench renderers --device cpu --quick --backends per_vertex
+  mofa-bench bench train --device cuda --encoders alexnet --batches 5,64
+  mofa-bench bench report reports/bench/renderers_cpu.csv
 """
 
 
@@ -96,6 +101,54 @@ def _cmd_model_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    from mofa_bench.reconstruct import load_trained_model, reconstruct
+
+    model = load_trained_model(args.checkpoint, args.device, renderer=args.renderer)
+    print(f"checkpoint: {model.checkpoint} (step {model.step}, encoder {model.config.encoder.name}, "
+          f"{model.image_size} px crops, renderer {model.decoder.renderer.name}, device {model.device})")
+    print(f"face model: {model.decoder.model.summary()}")
+    results = reconstruct(model, args.inputs, args.out, batch_size=args.batch_size, detector=args.detector,
+                          allow_no_face=args.allow_no_face, mesh_formats=args.mesh_format, colors=args.colors,
+                          posed=args.posed, recursive=args.recursive)
+    failed = [r for r in results if r.status != "ok"]
+    for r in failed:
+        print(f"failed: {r.message}", file=sys.stderr)
+    print(f"reconstructed {len(results) - len(failed)} of {len(results)} photos into {args.out} "
+          f"(index: {Path(args.out) / 'reconstructions.csv'})")
+    return 1 if failed else 0
+
+
+def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reconstruct", help="photos → 257-d code, coloured mesh (.obj/.ply), overlay PNG",
+        description="Reconstruct faces with a trained encoder. Each photo is cropped around its face "
+                    "(Haar cascade when OpenCV is installed, else the centre square with a warning) and "
+                    "written as <stem>.obj/.ply, <stem>_overlay.png (crop | reconstruction | overlay), "
+                    "<stem>_code.npz/.json, plus reconstructions.csv listing every photo. A photo that "
+                    "fails is reported and the others still run; the exit status is 1 if any failed.",
+    )
+    p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
+    p.add_argument("--checkpoint", required=True,
+                   help="a checkpoint .pt from mofa-bench train, or its run directory (uses best.pt, else last.pt)")
+    p.add_argument("--out", default="out/reconstruct", help="output folder (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i] (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=16, help="photos per encoder batch (default: %(default)s)")
+    p.add_argument("--detector", default="auto", choices=["auto", "haar", "none"],
+                   help="face crops: auto = Haar if OpenCV is installed, none = centre square (default: %(default)s)")
+    p.add_argument("--allow-no-face", action="store_true",
+                   help="use the centre square for photos where no face is detected instead of failing them")
+    p.add_argument("--mesh-format", nargs="+", default=["obj", "ply"], choices=["obj", "ply"],
+                   help="mesh files to write (default: obj ply)")
+    p.add_argument("--colors", default="reflectance", choices=["reflectance", "shaded"],
+                   help="vertex colours: albedo, or lit by the estimated illumination (default: %(default)s)")
+    p.add_argument("--posed", action="store_true",
+                   help="write camera-space vertices (head pose applied) instead of model space")
+    p.add_argument("--renderer", default=None, help="draw overlays with this renderer (default: the run's)")
+    p.add_argument("--recursive", action="store_true", help="search folders recursively")
+    p.set_defaults(func=_cmd_reconstruct)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -128,9 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--out", default="out/model", help="output folder (default: %(default)s)")
     pe.set_defaults(func=_cmd_model_export)
 
+    _add_reconstruct_parser(sub)
+
     from mofa_bench.training.cli import register_cli as register_train
 
     register_train(sub)
+
+    from mofa_bench.bench.cli import register_cli as register_bench
+
+    register_bench(sub)
     return parser
 
 

@@ -9,17 +9,22 @@ overrides use dotted keys (``--set optim.lr=0.05``) parsed as YAML scalars.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights
 from mofa_bench.sampling import CodePrior
+
+if TYPE_CHECKING:
+    from mofa_bench.camera import Camera
+    from mofa_bench.face_model.model import FaceModel
 
 
 @dataclass
@@ -30,6 +35,14 @@ class ModelConfig:
     subdivisions: int = 2
     options: dict[str, Any] = field(default_factory=dict)
 
+    def load(self) -> "FaceModel":
+        """The face model this section names (``subdivisions`` applies to the default model only)."""
+        from mofa_bench.face_model.model import FaceModel
+
+        if self.source == "default":
+            return FaceModel.load("default", subdivisions=self.subdivisions, **self.options)
+        return FaceModel.load(self.source, **self.options)
+
 
 @dataclass
 class CameraConfig:
@@ -38,6 +51,12 @@ class CameraConfig:
     image_size: int = 240
     focal_length: float | None = None
     head_distance: float = 600.0
+
+    def build(self) -> "Camera":
+        """The :class:`~mofa_bench.camera.Camera` this section describes."""
+        from mofa_bench.camera import Camera
+
+        return Camera(self.image_size, self.focal_length, head_distance=self.head_distance)
 
 
 @dataclass
@@ -217,6 +236,25 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats: ``1e-4`` is a number, not a string."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def _parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None,
                 **direct: Any) -> TrainConfig:
     """Load a YAML config, apply ``key=value`` overrides and direct keyword overrides.
@@ -236,7 +274,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = _parse_yaml(path.read_text())
         except yaml.YAMLError as err:
             raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
         data = loaded or {}
@@ -247,7 +285,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
             raise ConfigError(f"override {item!r}: expected key=value")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw)
+            value = _parse_yaml(raw)
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: value is not valid YAML") from err
         _set_dotted(data, key.strip(), value)

@@ -27,6 +27,25 @@ def tile_images(images: torch.Tensor, columns: int, pad: int = 2, pad_value: flo
     return (sheet * 255.0 + 0.5).astype(np.uint8)
 
 
+def comparison_tiles(images: torch.Tensor, face: torch.Tensor, mask: torch.Tensor,
+                     background: float = 0.35, overlay_alpha: float = 0.6) -> torch.Tensor:
+    """Input | reconstruction | overlay triples for looking at a fit.
+
+    Args:
+        images: ``(B, 3, H, W)`` input photos in [0, 1].
+        face: ``(B, 3, H, W)`` the face rendered over black (colour · coverage).
+        mask: ``(B, 1, H, W)`` coverage in [0, 1].
+        background: grey level behind the reconstruction.
+        overlay_alpha: opacity of the face drawn over the input.
+
+    Returns:
+        ``(B, 3, 3, H, W)``: per row the input, the reconstruction on grey, the overlay.
+    """
+    recon = face + background * (1 - mask)
+    overlay = overlay_alpha * face + (1 - overlay_alpha * mask) * images
+    return torch.stack([images, recon, overlay], 1)
+
+
 def render_contact_sheet(model: FaceModel, path: str | Path, rows: int = 4, columns: int = 6,
                          image_size: int = 240, seed: int = 0, renderer: str = "per_vertex",
                          prior: CodePrior = CodePrior(), device: str = "cpu") -> Path:

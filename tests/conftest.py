@@ -54,6 +54,14 @@ def tiny_model():
     return tiny_face_model(subdivisions=2)
 
 
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny ellipsoid model (float32) saved as a native ``.npz`` (for configs)."""
+    path = tmp_path_factory.mktemp("model") / "tiny.npz"
+    tiny_face_model(subdivisions=2, dtype=torch.float32).save_npz(path)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

@@ -33,15 +33,13 @@ from typing import Any, Callable
 
 import torch
 
-from mofa_bench.camera import Camera
 from mofa_bench.config import TrainConfig, config_to_dict, save_config
-from mofa_bench.contact_sheet import tile_images
+from mofa_bench.contact_sheet import comparison_tiles, tile_images
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.encoders import build_encoder, parameter_groups
 from mofa_bench.environment import environment_record
 from mofa_bench.errors import ConfigError, TrainingDivergedError
-from mofa_bench.face_model.model import FaceModel
 from mofa_bench.losses import mofa_loss
 from mofa_bench.training.checkpoint import load_checkpoint, save_checkpoint
 from mofa_bench.training.schedule import batch_indices
@@ -92,9 +90,8 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir else Path(config.out_dir) / config.name
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
-        self.face_model = self._load_face_model().to(self.device, torch.float32)
-        self.camera = Camera(config.camera.image_size, config.camera.focal_length,
-                             head_distance=config.camera.head_distance)
+        self.face_model = config.model.load().to(self.device, torch.float32)
+        self.camera = config.camera.build()
         renderer = get_renderer(config.renderer.name, self.device, **config.renderer.options)
         self.decoder = MoFADecoder(self.face_model, self.camera, renderer=renderer)
         self.train_data, self.val_data = self._build_data()
@@ -114,12 +111,6 @@ class Trainer:
             self._encoder_forward = torch.compile(self.encoder)
 
     # ------------------------------------------------------------------ building
-    def _load_face_model(self) -> FaceModel:
-        cfg = self.config.model
-        if cfg.source == "default":
-            return FaceModel.load("default", subdivisions=cfg.subdivisions, **cfg.options)
-        return FaceModel.load(cfg.source, **cfg.options)
-
     def _build_data(self) -> tuple[Any, Any]:
         cfg = self.config.data
         if cfg.kind == "synthetic":
@@ -292,10 +283,8 @@ class Trainer:
         self.encoder.eval()
         with torch.no_grad():
             code = self.encoder(batch.images).float()
-            face, mask = self.decoder.render(code)  # over black: face = colour · coverage
-            recon = face + 0.35 * (1 - mask)
-            overlay = 0.6 * face + (1 - 0.6 * mask) * batch.images
-        tiles = torch.stack([batch.images, recon, overlay], 1).flatten(0, 1)
+            face, mask = self.decoder.render(code)
+        tiles = comparison_tiles(batch.images, face, mask).flatten(0, 1)
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
         Image.fromarray(tile_images(tiles.cpu(), columns=3)).save(path)
         return path

@@ -10,16 +10,8 @@ from mofa_bench.errors import CheckpointError, ConfigError, TrainingDivergedErro
 from mofa_bench.training import Trainer, load_checkpoint, save_checkpoint
 from mofa_bench.training.schedule import batch_indices
 from renderers import RendererUnavailableError, available_renderers
-from helpers import tiny_face_model
 
 CPU_RENDERERS = [name for name, state in available_renderers("cpu").items() if state.available]
-
-
-@pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "tiny.npz"
-    tiny_face_model(subdivisions=2, dtype=torch.float32).save_npz(path)
-    return path
 
 
 def _config(tmp_path: Path, model_path: Path, *overrides: str, **direct):
@@ -50,6 +42,14 @@ class TestConfig:
     def test_wrong_type_is_named(self, tmp_path, tiny_model_path):
         with pytest.raises(ConfigError, match="optim.iterations: expected an integer"):
             _config(tmp_path, tiny_model_path, "optim.iterations=many")
+
+    def test_exponent_floats_are_numbers(self, tmp_path, tiny_model_path):
+        cfg = _config(tmp_path, tiny_model_path, "optim.lr=1e-4", "optim.weight_decay=5E-2")
+        assert cfg.optim.lr == pytest.approx(1e-4)
+        assert cfg.optim.weight_decay == pytest.approx(0.05)
+        path = tmp_path / "exp.yaml"
+        path.write_text("optim:\n  lr: 3e-4\n")
+        assert load_config(path).optim.lr == pytest.approx(3e-4)
 
     def test_broken_yaml_file(self, tmp_path):
         bad = tmp_path / "bad.yaml"

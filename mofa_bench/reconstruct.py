@@ -1,0 +1,294 @@
+"""Reconstruct faces from photos with a trained encoder: code, coloured mesh, overlay.
+
+Per photo: load → square face crop (the Haar cascade when OpenCV is installed, else the
+centre square with a warning; see :mod:`mofa_bench.data.images`) → encoder → 257-d code
+→ the analytic decoder. Photos are processed in batches. Written to the output folder,
+named after each photo's file stem:
+
+- ``<stem>.obj`` / ``<stem>.ply``: the reconstructed mesh with vertex colours. Vertices
+  are model space (identity + expression, mm, no head pose) unless ``posed``, then
+  camera space (OpenCV axes: x right, y down, z forward, mm). Colours are the reflectance
+  (albedo) or, with ``colors="shaded"``, the lit colours of image formation.
+- ``<stem>_overlay.png``: crop | reconstruction on grey | reconstruction over the crop.
+- ``<stem>_code.npz``: ``code`` ``(257,)`` float32, each named part
+  (:data:`~mofa_bench.code_vector.CODE_SLICES`), ``crop_box`` ``(x0, y0, side)`` in
+  source pixels, ``image_size`` and ``source``.
+- ``<stem>_code.json``: the same as JSON (lists of floats).
+- ``reconstructions.csv``: one row per photo: file, status (``ok`` / ``failed``),
+  message, crop box and the written files. A photo that fails (unreadable, blank, no
+  face found) is reported there and the others still run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from mofa_bench.code_vector import CODE_SLICES
+from mofa_bench.config import TrainConfig, config_from_dict
+from mofa_bench.contact_sheet import comparison_tiles, tile_images
+from mofa_bench.data.images import IMAGE_EXTENSIONS, CropBox, Detector, crop_face, load_image
+from mofa_bench.decoder import MoFADecoder
+from mofa_bench.encoders import FaceEncoder, build_encoder
+from mofa_bench.errors import CheckpointError, DatasetError, InputError
+from mofa_bench.training.checkpoint import load_checkpoint
+from renderers import get_renderer
+
+__all__ = [
+    "MESH_FORMATS",
+    "Reconstruction",
+    "TrainedModel",
+    "find_images",
+    "load_trained_model",
+    "reconstruct",
+    "resolve_checkpoint",
+]
+
+#: Mesh file formats :func:`reconstruct` can write.
+MESH_FORMATS: tuple[str, ...] = ("obj", "ply")
+
+
+@dataclass
+class TrainedModel:
+    """An encoder restored from a checkpoint, with the decoder it was trained against.
+
+    Attributes:
+        config: the run's resolved config (stored in the checkpoint).
+        encoder: the encoder in eval mode on ``device``.
+        decoder: face model + camera + renderer from the config.
+        device: where both run.
+        step: the training step the checkpoint was written at.
+        checkpoint: the file it came from.
+    """
+
+    config: TrainConfig
+    encoder: FaceEncoder
+    decoder: MoFADecoder
+    device: torch.device
+    step: int
+    checkpoint: Path
+
+    @property
+    def image_size(self) -> int:
+        """Side of the square crops the encoder takes, px."""
+        return self.config.camera.image_size
+
+
+@dataclass
+class Reconstruction:
+    """What :func:`reconstruct` did with one photo."""
+
+    source: Path
+    status: str
+    message: str = ""
+    crop_box: CropBox | None = None
+    outputs: list[Path] = field(default_factory=list)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run directory's ``checkpoints/best.pt`` (else ``last.pt``).
+
+    Raises:
+        CheckpointError: nothing usable at ``path``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt",
+                          path / "best.pt", path / "last.pt"):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"{path}: no checkpoints/best.pt or checkpoints/last.pt in this run directory")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    return path
+
+
+def load_trained_model(checkpoint: str | Path, device: str | torch.device = "auto",
+                       renderer: str | None = None) -> TrainedModel:
+    """Restore the encoder and decoder of a training run.
+
+    Args:
+        checkpoint: a ``.pt`` written by the trainer, or its run directory.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:i]"``.
+        renderer: draw the overlays with this backend instead of the run's.
+
+    Raises:
+        CheckpointError: missing, corrupted, or without a usable config.
+        RendererUnavailableError: the renderer cannot run on ``device``.
+    """
+    from mofa_bench.training.trainer import resolve_device
+
+    path = resolve_checkpoint(checkpoint)
+    target = resolve_device(str(device))
+    state = load_checkpoint(path, "cpu")
+    if not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"checkpoint {path} holds no run config; it was not written by mofa-bench train")
+    config = config_from_dict(state["config"])
+    encoder = build_encoder(config.encoder.name, image_size=config.camera.image_size)
+    try:
+        encoder.load_state_dict(state["encoder"])
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint {path}: encoder weights do not fit a {config.encoder.name} "
+                              f"encoder ({err})") from err
+    encoder.to(target).eval()
+    face_model = config.model.load().to(target, torch.float32)
+    name = renderer or config.renderer.name
+    options = config.renderer.options if name == config.renderer.name else {}
+    decoder = MoFADecoder(face_model, config.camera.build(), renderer=get_renderer(name, target, **options))
+    return TrainedModel(config, encoder, decoder, target, int(state.get("step", 0)), path)
+
+
+def find_images(inputs: Sequence[str | Path], recursive: bool = False) -> list[Path]:
+    """Image files named directly or found in the given folders (sorted per folder).
+
+    Raises:
+        DatasetError: an input does not exist, or nothing was found.
+    """
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            files += sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DatasetError(f"{path}: no such file or folder")
+    if not files:
+        raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(str(i) for i in inputs)}")
+    return files
+
+
+def _unique_stems(files: Sequence[Path]) -> list[str]:
+    """File stems, with ``_2``, ``_3``, … appended where two photos share one."""
+    seen: dict[str, int] = {}
+    stems = []
+    for file in files:
+        count = seen.get(file.stem, 0) + 1
+        seen[file.stem] = count
+        stems.append(file.stem if count == 1 else f"{file.stem}_{count}")
+    return stems
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _write_code(code: torch.Tensor, box: CropBox, source: Path, image_size: int, stem_path: Path) -> list[Path]:
+    """``<stem>_code.npz`` and ``<stem>_code.json`` for one ``(257,)`` code."""
+    values = code.detach().cpu().float().numpy()
+    parts = {name: values[s] for name, s in CODE_SLICES.items()}
+    npz = stem_path.with_name(stem_path.name + "_code.npz")
+    np.savez(npz, code=values, crop_box=np.asarray(box, dtype=np.int64), image_size=np.int64(image_size),
+             source=np.array(str(source)), **parts)
+    record = {"source": str(source), "image_size": image_size, "crop_box": list(box),
+              "code": values.tolist(), "parts": {name: part.tolist() for name, part in parts.items()}}
+    js = stem_path.with_name(stem_path.name + "_code.json")
+    js.write_text(json.dumps(record, indent=1))
+    return [npz, js]
+
+
+def reconstruct(model: TrainedModel, inputs: Sequence[str | Path], out_dir: str | Path, *,
+                batch_size: int = 16, detector: Detector = "auto", allow_no_face: bool = False,
+                mesh_formats: Sequence[str] = MESH_FORMATS, colors: str = "reflectance", posed: bool = False,
+                recursive: bool = False, progress: bool = True) -> list[Reconstruction]:
+    """Reconstruct every photo in ``inputs`` (files or folders) into ``out_dir``.
+
+    Args:
+        model: from :func:`load_trained_model`.
+        inputs: image files and/or folders of images.
+        out_dir: output folder (created).
+        batch_size: photos per encoder batch.
+        detector: face detector for the crops (see :func:`~mofa_bench.data.images.crop_face`).
+        allow_no_face: use the centre square, with a warning, when no face is detected.
+        mesh_formats: any of ``"obj"``, ``"ply"``.
+        colors: ``"reflectance"`` (albedo) or ``"shaded"`` vertex colours.
+        posed: camera-space vertices instead of model space.
+        recursive: search folders recursively.
+        progress: show a progress bar.
+
+    Returns:
+        One :class:`Reconstruction` per photo, in input order (also written to
+        ``reconstructions.csv``).
+
+    Raises:
+        InputError: bad options.
+        DatasetError: an input path does not exist or no image was found.
+    """
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    formats = [f.lower().lstrip(".") for f in mesh_formats]
+    unknown = sorted(set(formats) - set(MESH_FORMATS))
+    if unknown:
+        raise InputError(f"mesh_formats: unknown {unknown}; choose from {list(MESH_FORMATS)}")
+    if colors not in ("reflectance", "shaded"):
+        raise InputError(f"colors: expected 'reflectance' or 'shaded', got {colors!r}")
+    if batch_size <= 0:
+        raise InputError(f"batch_size: expected a positive int, got {batch_size}")
+    files = find_images(inputs, recursive)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = [Reconstruction(file, "pending") for file in files]
+    stems = _unique_stems(files)
+    size = model.image_size
+    face_model = model.decoder.model
+
+    bar = tqdm(total=len(files), disable=not progress, desc="reconstruct", unit="photo", dynamic_ncols=True)
+    for chunk in _chunks(list(range(len(files))), batch_size):
+        crops, kept = [], []
+        for i in chunk:
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    crop, box = crop_face(load_image(files[i]), size, detector, allow_no_face=allow_no_face,
+                                          source=files[i], return_box=True)
+                for w in caught:
+                    warnings.warn(w.message, w.category, stacklevel=2)
+                results[i].message = "; ".join(str(w.message) for w in caught)
+            except (DatasetError, InputError) as err:
+                results[i].status, results[i].message = "failed", str(err)
+                continue
+            results[i].crop_box = box
+            crops.append(crop)
+            kept.append(i)
+        if crops:
+            images = torch.stack(crops).to(model.device)
+            with torch.no_grad():
+                code = model.encoder(images).float()
+                formed = model.decoder.form(code)
+                face, mask = model.decoder.render(code)
+                tiles = comparison_tiles(images, face, mask).cpu()
+            for row, i in enumerate(kept):
+                stem_path = out / stems[i]
+                vertices = formed.verts_cam[row] if posed else formed.vertices[row]
+                vertex_colors = formed.colors[row] if colors == "shaded" else formed.reflectance[row]
+                written = [face_model.export_mesh(stem_path.with_suffix(f".{fmt}"), vertices, vertex_colors)
+                           for fmt in formats]
+                overlay = stem_path.with_name(stem_path.name + "_overlay.png")
+                Image.fromarray(tile_images(tiles[row], columns=3)).save(overlay)
+                written.append(overlay)
+                written += _write_code(code[row], results[i].crop_box, files[i], size, stem_path)
+                results[i].status, results[i].outputs = "ok", written
+        bar.update(len(chunk))
+    bar.close()
+    _write_index(results, out / "reconstructions.csv")
+    return results
+
+
+def _write_index(results: Sequence[Reconstruction], path: Path) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source", "status", "message", "crop_x0", "crop_y0", "crop_side", "outputs"])
+        for r in results:
+            box = r.crop_box or ("", "", "")
+            writer.writerow([str(r.source), r.status, r.message, *box, " ".join(p.name for p in r.outputs)])
+    return path
