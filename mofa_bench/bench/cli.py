@@ -1,0 +1,192 @@
+"""``mofa-bench bench``: ``renderers``, ``train`` and ``report`` subcommands.
+
+Each run writes ``<out>/<bench>_<device>.csv`` (overwritten; the source of truth), then
+re-makes ``.md`` (a table for the README) and ``.png`` from that CSV, exactly as
+``mofa-bench bench report <csv>`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+DEFAULT_OUT = "reports/bench"
+
+
+def _list_of(kind: Callable[[str], Any], what: str) -> Callable[[str], tuple[Any, ...]]:
+    """argparse type: ``"1,8,64"`` → ``(1, 8, 64)``."""
+
+    def parse(text: str) -> tuple[Any, ...]:
+        try:
+            values = tuple(kind(part.strip()) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected at least one of {what}")
+        return values
+
+    return parse
+
+
+_INTS = _list_of(int, "integers")
+_NAMES = _list_of(str, "names")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="the small CPU-sized preset (see the description)")
+    p.add_argument("--batches", type=_INTS, default=None, metavar="B,B,...", help="batch sizes")
+    p.add_argument("--levels", type=_INTS, default=None, metavar="L,L,...",
+                   help="default-model subdivision levels: 1≈1.8k, 2≈7.3k, 3≈29k, 4≈115k vertices")
+    p.add_argument("--warmup", type=int, default=None, help="untimed calls per cell")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per cell (the median is reported)")
+    p.add_argument("--budget-s", type=float, default=None,
+                   help="skip cells whose estimated wall time exceeds this many seconds (default: 20)")
+    p.add_argument("--seed", type=int, default=None, help="seed of codes and images (default: 0)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op CPU threads for the run (default: torch's choice; recorded per row)")
+    p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _set_threads(threads: int | None) -> None:
+    """Apply ``--threads`` (torch.set_num_threads)."""
+    import torch
+
+    from mofa_bench.bench.measure import BenchSpecError
+
+    if threads is None:
+        return
+    if threads < 1:
+        raise BenchSpecError(f"--threads: expected ≥ 1, got {threads}")
+    torch.set_num_threads(threads)
+
+
+def _write_outputs(rows: list[dict[str, Any]], columns: tuple[str, ...], out: str, stem: str) -> Path:
+    from mofa_bench.bench.results import write_csv, write_report
+
+    csv_path = write_csv(rows, Path(out) / f"{stem}.csv", columns)
+    md, png = write_report(csv_path)
+    print(md.read_text())
+    counts = Counter(row["status"] for row in rows)
+    print("cells: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    for path in (csv_path, md, png):
+        print(f"wrote {path}")
+    return csv_path
+
+
+def _cmd_renderers(args: argparse.Namespace) -> int:
+    import torch
+
+    from mofa_bench.bench.renderers import RENDERER_COLUMNS, ReferenceSpec, RendererBenchSpec, run_renderer_bench
+
+    reference = None if args.no_reference else ReferenceSpec(batch=args.reference_batch,
+                                                             resolution=args.reference_size)
+    spec = RendererBenchSpec.preset(
+        args.device, args.quick, backends=args.backends, batches=args.batches, resolutions=args.resolutions,
+        levels=args.levels, warmup=args.warmup, repeats=args.repeats, budget_s=args.budget_s, seed=args.seed,
+        time_render=args.render or None,
+    )
+    spec = dataclasses.replace(spec, reference=reference).validate()
+    _set_threads(args.threads)
+    print(f"bench renderers on {spec.device}: {spec.num_cells} cells, budget {spec.budget_s:g} s per cell")
+    rows = run_renderer_bench(spec, progress=not args.no_progress)
+    _write_outputs(rows, RENDERER_COLUMNS, args.out, f"renderers_{torch.device(spec.device).type}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from mofa_bench.bench.train import TRAIN_COLUMNS, TrainBenchSpec, run_train_bench
+
+    spec = TrainBenchSpec.preset(
+        args.device, args.quick, renderers=args.renderers, encoders=args.encoders, batches=args.batches,
+        image_sizes=args.image_sizes, levels=args.levels, warmup=args.warmup, repeats=args.repeats,
+        budget_s=args.budget_s, seed=args.seed, config=args.config, overrides=tuple(args.set) or None,
+    )
+    _set_threads(args.threads)
+    print(f"bench train on {spec.device}: {spec.num_cells} cells, budget {spec.budget_s:g} s per cell")
+    rows = run_train_bench(spec, progress=not args.no_progress)
+    _write_outputs(rows, TRAIN_COLUMNS, args.out, f"train_{torch.device(spec.device).type}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mofa_bench.bench.results import write_report
+
+    md, png = write_report(args.csv, args.out)
+    print(md.read_text())
+    print(f"wrote {md}\nwrote {png}")
+    return 0
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:
+    """Add ``bench`` with its ``renderers``, ``train`` and ``report`` subcommands."""
+    from mofa_bench.bench.renderers import BACKEND_VARIANTS, DEFAULT_BACKENDS
+
+    bench = sub.add_parser("bench", help="benchmarks: renderer timings, training throughput (CSV, table, plot)",
+                           description="Benchmarks with CSV rows tagged by device, versions and commit.")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="<benchmark>")
+
+    def show_help(args: argparse.Namespace) -> int:
+        bench.print_help()
+        return 2
+
+    bench.set_defaults(func=show_help)
+
+    p = bench_sub.add_parser(
+        "renderers", help="forward / forward+backward time, images/s and peak memory per renderer backend",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Time the loss path of each renderer backend: image formation of random prior codes, the backend's\n"
+            "photometric samples against a random image and the photometric loss (fwd), plus backward to the\n"
+            "code (fwd+bwd), over batch × resolution × model level. Also times one encoder-only AlexNet training\n"
+            "step (forward, backward, AdaDelta step) and reports each cell's fwd+bwd as a ratio of it at the\n"
+            "reference batch and resolution; the target is ≤ 0.10 at batch 64, 240 px, level 3 on a GPU.\n\n"
+            "Full grid (default): batches 1,8,64,256; 128,240,512 px; levels 1-4.\n"
+            "--quick: batches 1,8,64; 128,240 px; levels 1-3; 1 warm-up, 3 repeats.\n"
+            "Cells whose estimate (batch-1 probe, extrapolated linearly) exceeds --budget-s are skipped.\n"
+            "peak_mem_mb: CUDA max_memory_allocated in the cell; CPU: process peak RSS (VmHWM) in the cell."
+        ),
+    )
+    _add_common(p)
+    p.add_argument("--backends", type=_NAMES, default=None, metavar="NAME,...",
+                   help=f"of {', '.join(BACKEND_VARIANTS)} (default: {','.join(DEFAULT_BACKENDS)}); "
+                        "pytorch3d-soft = pytorch3d with blur_radius 2, faces_per_pixel 4, sigma 0.5")
+    p.add_argument("--resolutions", type=_INTS, default=None, metavar="PX,...", help="image sides, px")
+    p.add_argument("--render", action="store_true", help="also time render() (render_ms)")
+    p.add_argument("--no-reference", action="store_true", help="skip the AlexNet reference step")
+    p.add_argument("--reference-batch", type=int, default=64, help="batch of the reference step (default: 64)")
+    p.add_argument("--reference-size", type=int, default=240, help="image side of the reference step (default: 240)")
+    p.set_defaults(func=_cmd_renderers)
+
+    p = bench_sub.add_parser(
+        "train", help="training samples/s and peak memory per renderer × encoder × batch",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Time Trainer.train_step (encoder, image formation, renderer, loss, backward, optimiser step) on\n"
+            "synthetic batches, per renderer × encoder × batch × image size × level.\n\n"
+            "Full grid (default): per_vertex, pytorch3d, pytorch3d-soft, nvdiffrast × alexnet, vgg16, resnet18,\n"
+            "resnet50; batches 5,16,64; 240 px; level 3.\n"
+            "--quick: per_vertex, pytorch3d-soft × resnet18, alexnet; batches 5,16; 128 px; level 2."
+        ),
+    )
+    _add_common(p)
+    p.add_argument("--renderers", type=_NAMES, default=None, metavar="NAME,...",
+                   help=f"of {', '.join(BACKEND_VARIANTS)}")
+    p.add_argument("--encoders", type=_NAMES, default=None, metavar="NAME,...",
+                   help="of alexnet, vgg16, resnet18, resnet50")
+    p.add_argument("--image-sizes", type=_INTS, default=None, metavar="PX,...", help="image sides, px")
+    p.add_argument("--config", default=None, help="base YAML training config (default: built-in defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, e.g. --set optim.optimizer=adamw (repeatable; the grid's keys win)")
+    p.set_defaults(func=_cmd_train)
+
+    p = bench_sub.add_parser("report", help="re-make the Markdown table and plot from a benchmark CSV")
+    p.add_argument("csv", help="a renderers_<device>.csv or train_<device>.csv")
+    p.add_argument("--out", default=None, help="output folder (default: next to the CSV)")
+    p.set_defaults(func=_cmd_report)

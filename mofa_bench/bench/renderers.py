@@ -1,0 +1,476 @@
+"""``mofa-bench bench renderers``: the loss path of every renderer backend, timed.
+
+One *cell* is a backend × batch × image resolution × model level. Its callables (built
+by :func:`setup_cell`, which returns closures, PyTorch3D-benchmark style):
+
+- ``forward``: image formation of ``(B, 257)`` prior codes (:func:`sample_codes`) with
+  ``requires_grad`` (so the autograd graph is recorded as in training), the backend's
+  ``photometric_samples`` against a random ``(B, 3, H, W)`` target, and
+  :func:`photometric_loss`;
+- ``forward_backward``: the same plus ``loss.backward()`` down to the code;
+- ``render`` (with ``time_render``): ``render()`` of the same codes without gradients.
+
+Each is timed as in :mod:`mofa_bench.bench.measure` (warm-up, CUDA sync, median of
+``repeats``) under one peak-memory window. ``images_per_s = batch / fwdbwd_ms · 1000``.
+
+The reference (unless disabled) is one **encoder-only AlexNet training step** at
+``reference.batch`` images of ``reference.resolution``² px: encoder forward, backward
+of a scalar of its ``(B, 257)`` output, and the paper's AdaDelta step (lr 0.1,
+0.0005 on z-translation). It excludes image formation and rendering, so
+``ratio_to_alexnet_step = fwdbwd_ms / reference step ms`` is the renderer's cost
+relative to the rest of a training step (its share of a full step is
+``ratio / (1 + ratio)``). The issue's target: on a GPU, for every backend, at batch 64,
+240² and level 3 (≈24k vertices in the paper; 28,881 here), the ratio is ≤ 0.10.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import torch
+
+from mofa_bench.bench.measure import (
+    CELL_ERRORS,
+    BatchPlanner,
+    BenchSpecError,
+    CellBudget,
+    CellMeasurement,
+    CostHistory,
+    check_sizes,
+    check_timing,
+    error_note,
+    free_device_memory,
+    measure_cell,
+    probe_seconds,
+    resolve_device,
+)
+from mofa_bench.bench.results import Column, ReportSpec, environment_columns, make_row, register_report
+from mofa_bench.camera import Camera
+from mofa_bench.decoder import MoFADecoder
+from mofa_bench.face_model.model import FaceModel
+from mofa_bench.losses import photometric_loss
+from mofa_bench.sampling import sample_codes
+from renderers import Availability, Renderer, available_renderers, get_renderer
+
+__all__ = [
+    "BACKEND_VARIANTS",
+    "RENDERER_COLUMNS",
+    "ReferenceSpec",
+    "RendererBenchSpec",
+    "backend_availability",
+    "build_backend",
+    "check_backends",
+    "encoder_step_closure",
+    "run_renderer_bench",
+    "setup_cell",
+    "target_summary",
+]
+
+#: Options of PyTorch3D's soft mode as documented in the README (training on the CPU).
+PYTORCH3D_SOFT_OPTIONS: dict[str, Any] = {"blur_radius": 2.0, "faces_per_pixel": 4, "sigma": 0.5}
+
+#: Benchmark backend name → (registry name, constructor options).
+BACKEND_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "per_vertex": ("per_vertex", {}),
+    "pytorch3d": ("pytorch3d", {}),
+    "pytorch3d-soft": ("pytorch3d", PYTORCH3D_SOFT_OPTIONS),
+    "nvdiffrast": ("nvdiffrast", {}),
+}
+DEFAULT_BACKENDS = ("per_vertex", "pytorch3d", "nvdiffrast")
+
+#: The issue's target cell: model level, and the largest allowed fwd+bwd / AlexNet-step ratio.
+TARGET_LEVEL = 3
+TARGET_RATIO = 0.10
+
+#: Value of the ``backend`` column of the reference row is ``reference:<encoder>``.
+REFERENCE_PREFIX = "reference:"
+
+RENDERER_COLUMNS = (
+    "bench", "backend", "device", "batch", "resolution", "level", "vertices", "faces", "fwd_ms", "fwdbwd_ms",
+    "render_ms", "images_per_s", "peak_mem_mb", "ratio_to_alexnet_step", "status", "note", "warmup", "repeats",
+    "peak_mem_kind", "timestamp",
+)
+
+#: ``level -> FaceModel``; the default loads the built-in model at that subdivision level.
+ModelLoader = Callable[[int], FaceModel]
+
+
+def load_default_model(level: int) -> FaceModel:
+    """The built-in face model subdivided ``level`` times (0 = 468 … 4 = 115,233 vertices)."""
+    return FaceModel.load("default", subdivisions=level)
+
+
+# ---------------------------------------------------------------------------- specs
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """The AlexNet training step the renderer cells are compared with.
+
+    Attributes:
+        encoder: encoder name (:func:`mofa_bench.encoders.build_encoder`).
+        batch: images per step.
+        resolution: image side, px.
+    """
+
+    encoder: str = "alexnet"
+    batch: int = 64
+    resolution: int = 240
+
+
+def check_backends(names: Iterable[str]) -> None:
+    """Raise :class:`BenchSpecError` for names not in :data:`BACKEND_VARIANTS`."""
+    names = tuple(names)
+    if not names:
+        raise BenchSpecError("backends: expected at least one backend")
+    unknown = [n for n in names if n not in BACKEND_VARIANTS]
+    if unknown:
+        raise BenchSpecError(f"backends: unknown {', '.join(map(repr, unknown))}; "
+                             f"known: {', '.join(BACKEND_VARIANTS)}")
+
+
+@dataclass(frozen=True)
+class RendererBenchSpec:
+    """The grid and timing settings of ``bench renderers``.
+
+    Attributes:
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:i"``.
+        backends: names in :data:`BACKEND_VARIANTS`.
+        batches: batch sizes.
+        resolutions: square image sides, px.
+        levels: subdivision levels of the default model (1≈1.8k, 2≈7.3k, 3≈29k, 4≈115k vertices).
+        warmup: untimed calls per callable and cell.
+        repeats: timed calls per callable and cell (the median is reported).
+        budget_s: estimated wall time above which a cell is skipped, s.
+        seed: seed of the random codes and target images.
+        time_render: also time ``render()`` (``render_ms``).
+        reference: the AlexNet step to compare with, or ``None``.
+    """
+
+    device: str = "cpu"
+    backends: tuple[str, ...] = DEFAULT_BACKENDS
+    batches: tuple[int, ...] = (1, 8, 64, 256)
+    resolutions: tuple[int, ...] = (128, 240, 512)
+    levels: tuple[int, ...] = (1, 2, 3, 4)
+    warmup: int = 3
+    repeats: int = 10
+    budget_s: float = 20.0
+    seed: int = 0
+    time_render: bool = False
+    reference: ReferenceSpec | None = ReferenceSpec()
+
+    @classmethod
+    def preset(cls, device: str = "auto", quick: bool = False, **changes: Any) -> "RendererBenchSpec":
+        """The full grid (default) or the CPU-sized ``quick`` one on ``device``, then ``changes``.
+
+        Full: batches 1/8/64/256, 128/240/512 px, levels 1–4; warm-up 3 and 10 repeats
+        on CUDA, 1 and 5 on the CPU. Quick: batches 1/8/64, 128/240 px, levels 1–3,
+        warm-up 1, 3 repeats.
+        """
+        dev = resolve_device(device)
+        if quick:
+            base = cls(device=str(dev), batches=(1, 8, 64), resolutions=(128, 240), levels=(1, 2, 3), warmup=1,
+                       repeats=3)
+        elif dev.type == "cuda":
+            base = cls(device=str(dev))
+        else:
+            base = cls(device=str(dev), warmup=1, repeats=5)
+        return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None}).validate()
+
+    def validate(self) -> "RendererBenchSpec":
+        """Check every field; returns ``self``. Raises :class:`BenchSpecError`."""
+        resolve_device(self.device)
+        check_backends(self.backends)
+        check_sizes("batches", self.batches)
+        check_sizes("resolutions", self.resolutions, minimum=8)
+        check_sizes("levels", self.levels, minimum=0)
+        check_timing(self.warmup, self.repeats)
+        CellBudget(self.budget_s, 1)
+        if self.reference is not None:
+            from mofa_bench.encoders import encoder_names
+
+            if self.reference.encoder not in encoder_names():
+                raise BenchSpecError(f"reference encoder: expected one of {', '.join(encoder_names())}, "
+                                     f"got {self.reference.encoder!r}")
+            check_sizes("reference batch", (self.reference.batch,))
+            check_sizes("reference resolution", (self.reference.resolution,), minimum=8)
+        return self
+
+    @property
+    def calls_per_cell(self) -> int:
+        """Calls one cell makes: (warm-up + repeats) × (forward, forward+backward[, render])."""
+        return (self.warmup + self.repeats) * (3 if self.time_render else 2)
+
+    @property
+    def num_cells(self) -> int:
+        return len(self.backends) * len(self.batches) * len(self.resolutions) * len(self.levels)
+
+
+# ---------------------------------------------------------------------------- cells
+def backend_availability(backend: str, device: torch.device) -> Availability:
+    """Availability of a benchmark backend's registry backend on ``device``."""
+    return available_renderers(device)[BACKEND_VARIANTS[backend][0]]
+
+
+def unavailable_note(state: Availability) -> str:
+    """The reason a backend cannot run, and the fix, for a row's note."""
+    return state.reason + (f" (fix: {state.fix})" if state.fix else "")
+
+
+def build_backend(backend: str, device: torch.device) -> Renderer:
+    """The :class:`~renderers.base.Renderer` of a benchmark backend name."""
+    name, options = BACKEND_VARIANTS[backend]
+    return get_renderer(name, device, **options)
+
+
+def setup_cell(model: FaceModel, backend: str, batch: int, resolution: int, device: torch.device,
+               seed: int = 0, time_render: bool = False) -> dict[str, Callable[[], Any]]:
+    """Inputs of one cell and the closures to time.
+
+    Args:
+        model: face model, already on ``device`` in float32.
+        backend: a :data:`BACKEND_VARIANTS` name.
+        batch: B.
+        resolution: image side H = W, px.
+        device: where everything runs.
+        seed: seed of the ``(B, 257)`` codes and the ``(B, 3, H, W)`` uniform target.
+        time_render: include a ``render`` closure.
+
+    Returns:
+        ``{"forward", "forward_backward"[, "render"]}`` closures (see the module docstring).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    codes = sample_codes(batch, generator=generator).to(device).requires_grad_(True)
+    images = torch.rand(batch, 3, resolution, resolution, generator=generator).to(device)
+    decoder = MoFADecoder(model, Camera(image_size=resolution), renderer=build_backend(backend, device))
+
+    def forward() -> torch.Tensor:
+        return photometric_loss(decoder.photometric_samples(decoder.form(codes), images))
+
+    def forward_backward() -> None:
+        forward().backward()
+        codes.grad = None
+
+    closures: dict[str, Callable[[], Any]] = {"forward": forward, "forward_backward": forward_backward}
+    if time_render:
+        def render() -> None:
+            with torch.no_grad():
+                decoder.render(codes.detach())
+
+        closures["render"] = render
+    return closures
+
+
+def encoder_step_closure(encoder: str, batch: int, resolution: int, device: torch.device,
+                         seed: int = 0) -> Callable[[], None]:
+    """One encoder-only training step on a fixed random ``(B, 3, H, W)`` batch.
+
+    Forward through the encoder, backward of ``mean(code²)`` (every weight gets a
+    gradient) and the trainer's default AdaDelta step (lr 0.1, 0.0005 on z-translation).
+    """
+    from mofa_bench.config import OptimConfig
+    from mofa_bench.encoders import build_encoder, parameter_groups
+
+    torch.manual_seed(seed)
+    net = build_encoder(encoder, image_size=resolution).to(device).train()
+    optim = OptimConfig()
+    optimizer = torch.optim.Adadelta(parameter_groups(net, optim.lr, optim.z_translation_lr), lr=optim.lr,
+                                     foreach=True)
+    images = torch.rand(batch, 3, resolution, resolution, generator=torch.Generator().manual_seed(seed)).to(device)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        net(images).square().mean().backward()
+        optimizer.step()
+
+    return step
+
+
+# ---------------------------------------------------------------------------- rows
+def _row(spec: RendererBenchSpec, env: dict[str, Any], status: str, note: str = "", **values: Any) -> dict[str, Any]:
+    return make_row(RENDERER_COLUMNS, env, bench="renderers", device=torch.device(spec.device).type, status=status,
+                    note=note, warmup=spec.warmup, repeats=spec.repeats, **values)
+
+
+def _measured_values(m: CellMeasurement, batch: int) -> dict[str, Any]:
+    fwdbwd = m.median_ms("forward_backward")
+    return {"fwd_ms": m.median_ms("forward"), "fwdbwd_ms": fwdbwd, "render_ms": m.median_ms("render"),
+            "images_per_s": batch / fwdbwd * 1000.0, "peak_mem_mb": m.peak_mem_mb, "peak_mem_kind": m.peak_mem_kind}
+
+
+def _reference_row(spec: RendererBenchSpec, ref: ReferenceSpec, env: dict[str, Any]) -> dict[str, Any]:
+    device = torch.device(spec.device)
+    cell = {"backend": REFERENCE_PREFIX + ref.encoder, "batch": ref.batch, "resolution": ref.resolution}
+    note = f"encoder-only {ref.encoder} training step (forward, backward, AdaDelta step)"
+    try:
+        step = encoder_step_closure(ref.encoder, ref.batch, ref.resolution, device, spec.seed)
+        m = measure_cell({"forward_backward": step}, device, spec.warmup, spec.repeats)
+    except CELL_ERRORS as err:
+        free_device_memory(device)
+        return _row(spec, env, "error", error_note(err), **cell)
+    return _row(spec, env, "ok", note, **cell, **_measured_values(m, ref.batch))
+
+
+def _group_rows(spec: RendererBenchSpec, env: dict[str, Any], backend: str, model: FaceModel, level: int,
+                resolution: int, history: CostHistory, advance: Callable[[], None]) -> list[dict[str, Any]]:
+    """Rows of one backend × level × resolution over all batches (budget-aware, ascending batch)."""
+    device = torch.device(spec.device)
+    budget = CellBudget(spec.budget_s, spec.calls_per_cell)
+    base = {"backend": backend, "resolution": resolution, "level": level, "vertices": model.num_vertices,
+            "faces": model.num_triangles}
+    batches = sorted(spec.batches)
+    rows: list[dict[str, Any]] = []
+
+    def finish(status: str, notes: Callable[[int], str]) -> list[dict[str, Any]]:
+        for batch in batches[len(rows):]:
+            rows.append(_row(spec, env, status, notes(batch), batch=batch, **base))
+            advance()
+        return rows
+
+    coords = (resolution, model.num_vertices)
+    bound, source = history.lower_bound(backend, coords)
+    if source is not None and budget.skip_note(budget.estimate_s(bound, batches[0])):
+        basis = f"lower bound from {source[0]} px, {source[1]:,} vertices"
+        return finish("skipped", lambda b: budget.skip_note(budget.estimate_s(bound, b), basis) or "")
+    try:
+        probe = setup_cell(model, backend, 1, resolution, device, spec.seed)["forward_backward"]
+        per_item = probe_seconds(probe, device, budget, confirm=not history.has(backend))
+    except CELL_ERRORS as err:
+        free_device_memory(device)
+        return finish("error", lambda b: error_note(err))
+    history.record(backend, coords, per_item)
+    planner = BatchPlanner(budget, per_item)
+    for batch in batches:
+        note = planner.skip_note(batch)
+        if note:
+            return finish("skipped", lambda b: planner.skip_note(b) or "")
+        try:
+            closures = setup_cell(model, backend, batch, resolution, device, spec.seed, spec.time_render)
+            m = measure_cell(closures, device, spec.warmup, spec.repeats)
+        except CELL_ERRORS as err:
+            free_device_memory(device)
+            rows.append(_row(spec, env, "error", error_note(err), batch=batch, **base))
+        else:
+            planner.observe(batch, m.median_ms("forward_backward") / 1000.0)
+            rows.append(_row(spec, env, "ok", batch=batch, **base, **_measured_values(m, batch)))
+        advance()
+    return rows
+
+
+def _add_ratios(rows: list[dict[str, Any]], reference: dict[str, Any] | None) -> None:
+    """``ratio_to_alexnet_step`` for measured cells at the reference's batch and resolution."""
+    if reference is None or reference["status"] != "ok":
+        return
+    for row in rows:
+        if (row is not reference and row["status"] == "ok" and row["batch"] == reference["batch"]
+                and row["resolution"] == reference["resolution"]):
+            row["ratio_to_alexnet_step"] = row["fwdbwd_ms"] / reference["fwdbwd_ms"]
+
+
+def run_renderer_bench(spec: RendererBenchSpec, model_loader: ModelLoader | None = None,
+                       progress: bool = True) -> list[dict[str, Any]]:
+    """Run the grid; one row per cell, one per unavailable backend, one for the reference.
+
+    Cells run level by level (each model is loaded once) with resolutions and batches
+    ascending; rows come back as reference, unavailable backends, then cells by backend
+    (in ``spec.backends`` order), level, resolution and batch.
+
+    Args:
+        spec: the grid (validated here).
+        model_loader: ``level -> FaceModel`` (default: the built-in model subdivided).
+        progress: show a tqdm bar over cells.
+
+    Returns:
+        Rows with the :data:`RENDERER_COLUMNS` and the environment columns.
+    """
+    from tqdm.auto import tqdm
+
+    spec.validate()
+    device = torch.device(spec.device)
+    loader = model_loader or load_default_model
+    env = environment_columns(device)
+    rows: list[dict[str, Any]] = []
+    reference = None
+    per_backend = spec.num_cells // len(spec.backends)
+    bar = tqdm(total=spec.num_cells + (spec.reference is not None), disable=not progress, desc="bench renderers",
+               unit="cell", dynamic_ncols=True)
+    if spec.reference is not None:
+        bar.set_postfix_str(f"reference {spec.reference.encoder} step")
+        reference = _reference_row(spec, spec.reference, env)
+        rows.append(reference)
+        bar.update(1)
+    states = {backend: backend_availability(backend, device) for backend in spec.backends}
+    for backend in [b for b in spec.backends if not states[b].available]:
+        rows.append(_row(spec, env, "unavailable", unavailable_note(states[backend]), backend=backend))
+        bar.update(per_backend)
+    history = CostHistory()
+    cells: list[dict[str, Any]] = []
+    for level in sorted(spec.levels):
+        model = loader(level).to(device, torch.float32)
+        for resolution in sorted(spec.resolutions):
+            for backend in [b for b in spec.backends if states[b].available]:
+                bar.set_postfix_str(f"{backend} L{level} {resolution}px")
+                cells.extend(_group_rows(spec, env, backend, model, level, resolution, history,
+                                         lambda: bar.update(1)))
+        del model
+        free_device_memory(device)
+    bar.close()
+    order = {backend: i for i, backend in enumerate(spec.backends)}
+    cells.sort(key=lambda r: (order[r["backend"]], r["level"], r["resolution"], r["batch"]))
+    rows.extend(cells)
+    _add_ratios(rows, reference)
+    return rows
+
+
+# ---------------------------------------------------------------------------- report
+def target_summary(frame: Any, level: int = TARGET_LEVEL, threshold: float = TARGET_RATIO) -> list[str]:
+    """Markdown lines: does each backend's fwd+bwd stay ≤ ``threshold`` × the AlexNet step?
+
+    Reads everything from a results frame (the reference row and ``ratio_to_alexnet_step``).
+    """
+    refs = frame[frame["backend"].astype(str).str.startswith(REFERENCE_PREFIX)]
+    title = f"**Target** (fwd+bwd ≤ {threshold:.0%} of an encoder-only AlexNet training step, level {level}):"
+    if refs.empty or refs.iloc[0]["status"] != "ok":
+        why = "no reference step in this run" if refs.empty else f"reference step failed: {refs.iloc[0]['note']}"
+        return [title, "", f"- not checked: {why}", ""]
+    ref = refs.iloc[0]
+    batch, resolution = int(ref["batch"]), int(ref["resolution"])
+    lines = [title, "",
+             f"- reference: {ref['backend'][len(REFERENCE_PREFIX):]} step, batch {batch}, {resolution}² px: "
+             f"{ref['fwdbwd_ms']:.1f} ms"]
+    cells = frame[~frame["backend"].astype(str).str.startswith(REFERENCE_PREFIX)]
+    for backend in dict.fromkeys(cells["backend"].astype(str)):
+        mine = cells[cells["backend"] == backend]
+        hit = mine[(mine["batch"] == batch) & (mine["resolution"] == resolution) & (mine["level"] == level)]
+        if hit.empty:
+            status = mine.iloc[0]["status"] if (mine["status"] == "unavailable").any() else "cell not in the grid"
+            note = mine.iloc[0]["note"] if status == "unavailable" else ""
+            lines.append(f"- {backend}: not measured ({status}{': ' + note if note else ''})")
+            continue
+        cell = hit.iloc[0]
+        if cell["status"] != "ok":
+            lines.append(f"- {backend}: not measured ({cell['status']}: {cell['note']})")
+            continue
+        ratio = float(cell["ratio_to_alexnet_step"])
+        verdict = "PASS" if ratio <= threshold else "FAIL"
+        lines.append(f"- {backend}: {verdict} — fwd+bwd {cell['fwdbwd_ms']:.1f} ms at {int(cell['vertices']):,} "
+                     f"vertices = {ratio:.1%} of the step")
+    return lines + [""]
+
+
+RENDERERS_REPORT = register_report(ReportSpec(
+    bench="renderers",
+    columns=RENDERER_COLUMNS,
+    table=(
+        Column("backend", "backend"), Column("batch", "batch", ",.0f"), Column("resolution", "px", ",.0f"),
+        Column("level", "level", ".0f"), Column("vertices", "vertices", ",.0f"), Column("fwd_ms", "fwd ms", ",.1f"),
+        Column("fwdbwd_ms", "fwd+bwd ms", ",.1f"), Column("images_per_s", "images/s", ",.1f"),
+        Column("peak_mem_mb", "peak MiB", ",.0f"), Column("ratio_to_alexnet_step", "÷ AlexNet step", ".3f"),
+        Column("status", "status"), Column("note", "note"),
+    ),
+    plot={"x": "batch", "y": "images_per_s", "hue": "backend", "facet_rows": "resolution", "facet_cols": "vertices",
+          "xlabel": "batch", "ylabel": "images/s (fwd+bwd)",
+          "facet_format": {"resolution": "{:.0f} px", "vertices": "{:,.0f} vertices"}},
+    title="Renderer loss path, forward + backward ({device})",
+    summary=target_summary,
+))

@@ -1,0 +1,273 @@
+"""``mofa-bench bench train``: training throughput per renderer × encoder × batch × device.
+
+Each group (renderer, encoder, image size, model level) builds a
+:class:`~mofa_bench.training.trainer.Trainer` from a :class:`~mofa_bench.config.TrainConfig`
+(the optional base YAML, ``--set`` overrides, then the grid's own keys) in a temporary
+run directory, renders one synthetic batch of the largest size once, and times
+:meth:`Trainer.train_step` — encoder forward, image formation, renderer, MoFA loss,
+backward, gradient check and optimiser step, exactly as in training — on its first
+``batch`` samples. ``samples_per_s = batch / step_ms · 1000``; peak memory as in
+:mod:`mofa_bench.bench.measure`.
+
+The per-cell budget works as in ``bench renderers``: one probe step at the smallest
+batch of the group gives the seconds per sample, later cells are extrapolated
+linearly and skipped when ``(warm-up + repeats)`` steps would exceed the budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from mofa_bench.bench.measure import (
+    CELL_ERRORS,
+    BatchPlanner,
+    BenchSpecError,
+    CellBudget,
+    CostHistory,
+    check_sizes,
+    check_timing,
+    error_note,
+    free_device_memory,
+    measure_cell,
+    probe_seconds,
+    resolve_device,
+)
+from mofa_bench.bench.renderers import BACKEND_VARIANTS, backend_availability, check_backends, unavailable_note
+from mofa_bench.bench.results import Column, ReportSpec, environment_columns, make_row, register_report
+from mofa_bench.config import TrainConfig, load_config
+from mofa_bench.data.batch import FaceBatch
+
+__all__ = ["TRAIN_COLUMNS", "TrainBenchSpec", "run_train_bench", "setup_trainer"]
+
+TRAIN_COLUMNS = (
+    "bench", "renderer", "encoder", "device", "batch", "image_size", "level", "vertices", "faces", "step_ms",
+    "samples_per_s", "peak_mem_mb", "status", "note", "warmup", "repeats", "peak_mem_kind", "timestamp",
+)
+
+
+@dataclass(frozen=True)
+class TrainBenchSpec:
+    """The grid and timing settings of ``bench train``.
+
+    Attributes:
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:i"``.
+        renderers: names in :data:`~mofa_bench.bench.renderers.BACKEND_VARIANTS`.
+        encoders: encoder names (:func:`mofa_bench.encoders.encoder_names`).
+        batches: batch sizes.
+        image_sizes: square image sides, px (``camera.image_size``).
+        levels: default-model subdivision levels (``model.subdivisions``; ignored,
+            and reported as missing, when the config's ``model.source`` is a file).
+        warmup: untimed steps per cell.
+        repeats: timed steps per cell (the median is reported).
+        budget_s: estimated wall time above which a cell is skipped, s.
+        seed: the config's ``seed``.
+        config: base YAML config (``None``: built-in defaults).
+        overrides: ``key=value`` config overrides (as ``--set``); the grid's keys win.
+    """
+
+    device: str = "cpu"
+    renderers: tuple[str, ...] = ("per_vertex", "pytorch3d", "pytorch3d-soft", "nvdiffrast")
+    encoders: tuple[str, ...] = ("alexnet", "vgg16", "resnet18", "resnet50")
+    batches: tuple[int, ...] = (5, 16, 64)
+    image_sizes: tuple[int, ...] = (240,)
+    levels: tuple[int, ...] = (3,)
+    warmup: int = 3
+    repeats: int = 10
+    budget_s: float = 20.0
+    seed: int = 0
+    config: str | None = None
+    overrides: tuple[str, ...] = ()
+
+    @classmethod
+    def preset(cls, device: str = "auto", quick: bool = False, **changes: Any) -> "TrainBenchSpec":
+        """The full grid (default) or the CPU-sized ``quick`` one on ``device``, then ``changes``.
+
+        Full: per_vertex / pytorch3d / pytorch3d-soft / nvdiffrast × alexnet / vgg16 /
+        resnet18 / resnet50, batches 5/16/64, 240 px, level 3; warm-up 3 and 10 repeats
+        on CUDA, 1 and 5 on the CPU. Quick: per_vertex and pytorch3d-soft × resnet18 and
+        alexnet, batches 5/16, 128 px, level 2, warm-up 1, 3 repeats.
+        """
+        dev = resolve_device(device)
+        if quick:
+            base = cls(device=str(dev), renderers=("per_vertex", "pytorch3d-soft"), encoders=("resnet18", "alexnet"),
+                       batches=(5, 16), image_sizes=(128,), levels=(2,), warmup=1, repeats=3)
+        elif dev.type == "cuda":
+            base = cls(device=str(dev))
+        else:
+            base = cls(device=str(dev), warmup=1, repeats=5)
+        return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None}).validate()
+
+    def validate(self) -> "TrainBenchSpec":
+        """Check every field and that the config loads; returns ``self``. Raises :class:`BenchSpecError`."""
+        from mofa_bench.encoders import encoder_names
+
+        resolve_device(self.device)
+        check_backends(self.renderers)
+        unknown = [e for e in self.encoders if e not in encoder_names()]
+        if not self.encoders or unknown:
+            raise BenchSpecError(f"encoders: expected names from {', '.join(encoder_names())}, "
+                                 f"got {', '.join(map(repr, self.encoders)) or 'none'}")
+        check_sizes("batches", self.batches)
+        check_sizes("image_sizes", self.image_sizes, minimum=8)
+        check_sizes("levels", self.levels, minimum=0)
+        check_timing(self.warmup, self.repeats)
+        CellBudget(self.budget_s, 1)
+        self.cell_config(self.renderers[0], self.encoders[0], self.image_sizes[0], self.levels[0])
+        return self
+
+    def cell_config(self, renderer: str, encoder: str, image_size: int, level: int) -> TrainConfig:
+        """The :class:`TrainConfig` of one group (raises ``ConfigError`` for bad overrides)."""
+        name, options = BACKEND_VARIANTS[renderer]
+        largest = max(self.batches)
+        return load_config(
+            self.config, list(self.overrides), device=self.device, seed=self.seed, progress=False,
+            renderer__name=name, renderer__options=dict(options), encoder__name=encoder,
+            camera__image_size=image_size, model__subdivisions=level, optim__batch_size=largest,
+            data__train_size=largest, data__val_size=1,
+        )
+
+    @property
+    def num_cells(self) -> int:
+        return (len(self.renderers) * len(self.encoders) * len(self.batches) * len(self.image_sizes)
+                * len(self.levels))
+
+
+def _first(batch: FaceBatch, n: int) -> FaceBatch:
+    """The first ``n`` samples of a batch."""
+    return dataclasses.replace(batch, **{
+        f.name: getattr(batch, f.name)[:n] for f in dataclasses.fields(batch)
+        if isinstance(getattr(batch, f.name), torch.Tensor)
+    })
+
+
+def setup_trainer(config: TrainConfig, run_dir: str) -> tuple[Any, Callable[[int], Callable[[], Any]]]:
+    """A :class:`Trainer` for ``config`` and ``step_for(batch) -> closure`` timing its ``train_step``.
+
+    One synthetic batch of ``config.optim.batch_size`` samples is rendered here; the
+    closure for ``batch`` trains on its first ``batch`` samples.
+    """
+    from mofa_bench.training.trainer import Trainer
+
+    trainer = Trainer(config, run_dir=run_dir)
+    size = config.optim.batch_size
+    data = trainer.train_data
+    full = data.batch(torch.arange(size) % len(data)).to(trainer.device)
+
+    def step_for(batch: int) -> Callable[[], Any]:
+        part = _first(full, batch)
+        return lambda: trainer.train_step(part)
+
+    return trainer, step_for
+
+
+# ---------------------------------------------------------------------------- rows
+def _row(spec: TrainBenchSpec, env: dict[str, Any], status: str, note: str = "", **values: Any) -> dict[str, Any]:
+    return make_row(TRAIN_COLUMNS, env, bench="train", device=torch.device(spec.device).type, status=status,
+                    note=note, warmup=spec.warmup, repeats=spec.repeats, **values)
+
+
+def _group_rows(spec: TrainBenchSpec, env: dict[str, Any], renderer: str, encoder: str, image_size: int, level: int,
+                history: CostHistory, advance: Callable[[], None]) -> list[dict[str, Any]]:
+    """Rows of one renderer × encoder × image size × level over all batches (ascending)."""
+    device = torch.device(spec.device)
+    budget = CellBudget(spec.budget_s, spec.warmup + spec.repeats)
+    config = spec.cell_config(renderer, encoder, image_size, level)
+    base: dict[str, Any] = {"renderer": renderer, "encoder": encoder, "image_size": image_size,
+                            "level": level if config.model.source == "default" else math.nan}
+    batches = sorted(spec.batches)
+    rows: list[dict[str, Any]] = []
+
+    def finish(status: str, notes: Callable[[int], str]) -> list[dict[str, Any]]:
+        for batch in batches[len(rows):]:
+            rows.append(_row(spec, env, status, notes(batch), batch=batch, **base))
+            advance()
+        return rows
+
+    family, coords = f"{renderer}|{encoder}", (image_size, level)
+    bound, source = history.lower_bound(family, coords)
+    if source is not None and budget.skip_note(budget.estimate_s(bound, batches[0])):
+        basis = f"lower bound from {source[0]:.0f} px, level {source[1]:.0f}"
+        return finish("skipped", lambda b: budget.skip_note(budget.estimate_s(bound, b), basis) or "")
+    with tempfile.TemporaryDirectory(prefix="mofa-bench-train-") as run_dir:
+        try:
+            trainer, step_for = setup_trainer(config, run_dir)
+            base.update(vertices=trainer.face_model.num_vertices, faces=trainer.face_model.num_triangles)
+            per_item = probe_seconds(step_for(batches[0]), device, budget, batches[0],
+                                     confirm=not history.has(family)) / batches[0]
+        except CELL_ERRORS as err:
+            return finish("error", lambda b: error_note(err))
+        history.record(family, coords, per_item)
+        planner = BatchPlanner(budget, per_item, f"batch-{batches[0]} probe")
+        for batch in batches:
+            note = planner.skip_note(batch)
+            if note:
+                return finish("skipped", lambda b: planner.skip_note(b) or "")
+            skipped_before = trainer.skipped_total
+            try:
+                m = measure_cell({"train_step": step_for(batch)}, device, spec.warmup, spec.repeats)
+            except CELL_ERRORS as err:
+                rows.append(_row(spec, env, "error", error_note(err), batch=batch, **base))
+            else:
+                step_ms = m.median_ms("train_step")
+                planner.observe(batch, step_ms / 1000.0)
+                skipped = trainer.skipped_total - skipped_before
+                note = f"{skipped} of {spec.warmup + spec.repeats} steps skipped (non-finite)" if skipped else ""
+                rows.append(_row(spec, env, "ok", note, batch=batch, **base, step_ms=step_ms,
+                                 samples_per_s=batch / step_ms * 1000.0, peak_mem_mb=m.peak_mem_mb,
+                                 peak_mem_kind=m.peak_mem_kind))
+            advance()
+    return rows
+
+
+def run_train_bench(spec: TrainBenchSpec, progress: bool = True) -> list[dict[str, Any]]:
+    """Run the grid; one row per cell and one per unavailable renderer.
+
+    Returns:
+        Rows with the :data:`TRAIN_COLUMNS` and the environment columns.
+    """
+    from tqdm.auto import tqdm
+
+    spec.validate()
+    device = torch.device(spec.device)
+    env = environment_columns(device)
+    rows: list[dict[str, Any]] = []
+    per_renderer = spec.num_cells // len(spec.renderers)
+    bar = tqdm(total=spec.num_cells, disable=not progress, desc="bench train", unit="cell", dynamic_ncols=True)
+    history = CostHistory()
+    for renderer in spec.renderers:
+        state = backend_availability(renderer, device)
+        if not state.available:
+            rows.append(_row(spec, env, "unavailable", unavailable_note(state), renderer=renderer))
+            bar.update(per_renderer)
+            continue
+        for encoder in spec.encoders:
+            for level in sorted(spec.levels):
+                for image_size in sorted(spec.image_sizes):
+                    bar.set_postfix_str(f"{renderer} {encoder} L{level} {image_size}px")
+                    rows.extend(_group_rows(spec, env, renderer, encoder, image_size, level, history,
+                                            lambda: bar.update(1)))
+                    free_device_memory(device)
+    bar.close()
+    return rows
+
+
+TRAIN_REPORT = register_report(ReportSpec(
+    bench="train",
+    columns=TRAIN_COLUMNS,
+    table=(
+        Column("renderer", "renderer"), Column("encoder", "encoder"), Column("batch", "batch", ",.0f"),
+        Column("image_size", "px", ",.0f"), Column("vertices", "vertices", ",.0f"),
+        Column("step_ms", "step ms", ",.1f"), Column("samples_per_s", "samples/s", ",.1f"),
+        Column("peak_mem_mb", "peak MiB", ",.0f"), Column("status", "status"), Column("note", "note"),
+    ),
+    plot={"x": "batch", "y": "samples_per_s", "hue": "renderer", "facet_rows": "image_size", "facet_cols": "encoder",
+          "xlabel": "batch", "ylabel": "samples/s (training step)",
+          "facet_format": {"image_size": "{:.0f} px", "encoder": "{}"}},
+    title="Training throughput, one train_step ({device})",
+))

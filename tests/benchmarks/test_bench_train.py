@@ -1,0 +1,114 @@
+import math
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from helpers import tiny_face_model
+from mofa_bench.bench import train as bench_train
+from mofa_bench.bench.measure import BenchSpecError
+from mofa_bench.bench.results import read_csv
+from mofa_bench.bench.train import TRAIN_COLUMNS, TrainBenchSpec, run_train_bench
+from mofa_bench.cli import main
+from mofa_bench.errors import ConfigError
+from renderers import available_renderers
+
+
+def _overrides(model_path: Path) -> tuple[str, ...]:
+    return (f"model.source={model_path}", "optim.optimizer=adamw", "optim.lr=0.001", "data.backgrounds={photo: 0.0}")
+
+
+def _spec(model_path: Path, **changes) -> TrainBenchSpec:
+    base = dict(device="cpu", renderers=("per_vertex",), encoders=("resnet18",), batches=(2, 3), image_sizes=(64,),
+                levels=(2,), warmup=0, repeats=1, budget_s=60.0, overrides=_overrides(model_path))
+    base.update(changes)
+    return TrainBenchSpec(**base)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: on a loaded 2-core machine two threads stall each other for seconds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, tiny_model_path):
+    """One small real run through the CLI: per_vertex (batches 1 and 2) and nvdiffrast, resnet18, 64 px."""
+    out = tmp_path_factory.mktemp("bench")
+    args = ["bench", "train", "--device", "cpu", "--renderers", "per_vertex,nvdiffrast", "--encoders", "resnet18",
+            "--batches", "1,2", "--image-sizes", "64", "--warmup", "0", "--repeats", "1", "--no-progress",
+            "--out", str(out)]
+    for item in _overrides(tiny_model_path):
+        args += ["--set", item]
+    assert main(args) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_rows(cli_run):
+    return read_csv(cli_run / "train_cpu.csv").to_dict("records")
+
+
+class TestTrainBench:
+    def test_rows_per_cell_with_positive_throughput(self, tiny_rows):
+        cells = [r for r in tiny_rows if r["renderer"] == "per_vertex"]
+        assert [r["batch"] for r in cells] == [1, 2]
+        for row in cells:
+            assert set(TRAIN_COLUMNS) | {"commit", "device_name", "version_torch", "threads"} <= set(row)
+            assert row["status"] == "ok" and row["bench"] == "train" and row["encoder"] == "resnet18"
+            assert row["step_ms"] > 0 and row["samples_per_s"] > 0
+            assert row["samples_per_s"] == pytest.approx(row["batch"] / row["step_ms"] * 1000.0)
+            assert row["vertices"] == 162 and row["image_size"] == 64 and row["peak_mem_mb"] > 0
+            assert math.isnan(row["level"]), "a model file has no subdivision level"
+
+    def test_unavailable_renderer_is_one_row_with_the_reason(self, tiny_rows):
+        if available_renderers("cpu")["nvdiffrast"].available:
+            pytest.skip("nvdiffrast runs on this CPU")
+        rows = [r for r in tiny_rows if r["renderer"] == "nvdiffrast"]
+        assert len(rows) == 1 and rows[0]["status"] == "unavailable" and "CUDA" in rows[0]["note"]
+
+    def test_budget_skips_cells_whose_estimate_exceeds_it(self, tiny_model_path, monkeypatch):
+        steps = []
+
+        def fake_setup(config, run_dir):
+            trainer = SimpleNamespace(face_model=tiny_face_model(subdivisions=1), skipped_total=0)
+            return trainer, lambda batch: lambda: steps.append(batch) or time.sleep(0.02 * batch)
+
+        monkeypatch.setattr(bench_train, "setup_trainer", fake_setup)
+        # ≈ 0.02 s per sample and step, 2 steps per cell: batch 2 ≈ 0.08 s, batch 64 ≈ 2.6 s > 1 s.
+        rows = run_train_bench(_spec(tiny_model_path, batches=(2, 64), warmup=1, budget_s=1.0), progress=False)
+        assert [r["status"] for r in rows] == ["ok", "skipped"]
+        assert rows[1]["note"].startswith("estimated") and "> budget 1 s (from batch 2)" in rows[1]["note"]
+        assert math.isnan(rows[1]["step_ms"]) and 64 not in steps
+        assert rows[0]["vertices"] == 42 and rows[0]["step_ms"] >= 40.0
+
+    def test_grid_keys_win_over_overrides(self, tiny_model_path):
+        spec = _spec(tiny_model_path, overrides=_overrides(tiny_model_path) + ("camera.image_size=999",))
+        config = spec.cell_config("pytorch3d-soft", "alexnet", 64, 1)
+        assert config.camera.image_size == 64 and config.encoder.name == "alexnet"
+        assert config.renderer.name == "pytorch3d" and config.renderer.options["blur_radius"] == 2.0
+        assert config.optim.batch_size == 3 and config.optim.optimizer == "adamw"
+        assert config.data.train_size == 3
+
+    def test_bad_arguments_are_clear_errors(self, tiny_model_path):
+        with pytest.raises(BenchSpecError, match="encoders"):
+            _spec(tiny_model_path, encoders=("lenet",)).validate()
+        with pytest.raises(BenchSpecError, match="batches"):
+            _spec(tiny_model_path, batches=()).validate()
+        with pytest.raises(ConfigError, match="optim.learning_rate: unknown key"):
+            _spec(tiny_model_path, overrides=("optim.learning_rate=1",)).validate()
+
+    def test_quick_preset(self):
+        spec = TrainBenchSpec.preset("cpu", quick=True)
+        assert spec.renderers == ("per_vertex", "pytorch3d-soft") and spec.encoders == ("resnet18", "alexnet")
+        assert spec.batches == (5, 16) and spec.image_sizes == (128,) and spec.levels == (2,)
+
+    def test_report_files_next_to_the_csv(self, cli_run):
+        assert (cli_run / "train_cpu.md").exists() and (cli_run / "train_cpu.png").exists()
+        table = [line for line in (cli_run / "train_cpu.md").read_text().splitlines() if line.startswith("|")]
+        assert table[0].startswith("| renderer | encoder |") and len(table) == 2 + 3
