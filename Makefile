@@ -30,5 +30,10 @@ test-slow: setup
 test-cuda: setup
 	$(PY) -m pytest -q --device all -m "not slow"
 
+# CPU-sized benchmarks into reports/bench/ (CSV + markdown table + plot per benchmark).
+bench: setup
+	$(VENV)/bin/mofa-bench bench renderers --quick --device cpu
+	$(VENV)/bin/mofa-bench bench train --quick --device cpu
+
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -41,15 +41,6 @@ def _spec(**changes) -> RendererBenchSpec:
     return RendererBenchSpec(**base)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a loaded 2-core machine two threads stall each other for seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_rows(tiny_model):
     """One small real run: per_vertex (2 batches × 2 resolutions), nvdiffrast, a resnet18 reference."""

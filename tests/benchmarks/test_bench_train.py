@@ -27,15 +27,6 @@ def _spec(model_path: Path, **changes) -> TrainBenchSpec:
     return TrainBenchSpec(**base)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a loaded 2-core machine two threads stall each other for seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory, tiny_model_path):
     """One small real run through the CLI: per_vertex (batches 1 and 2) and nvdiffrast, resnet18, 64 px."""
