@@ -36,3 +36,16 @@ def test_contact_sheet_and_model_export(tmp_path, capsys):
 def test_user_error_is_a_message_not_a_traceback(tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_train_then_resume_a_finished_run(tmp_path, tiny_model_path, capsys):
+    args = ["train", "--device", "cpu", "--encoder", "resnet18", "--iterations", "2", "--out", str(tmp_path),
+            "--name", "tiny", "--set", f"model.source={tiny_model_path}", "--set", "camera.image_size=64",
+            "--set", "optim.batch_size=2", "--set", "data.train_size=4", "--set", "data.val_size=2",
+            "--set", "progress=false", "--set", "num_val_images=2", "--set", "data.backgrounds={photo: 0.0}"]
+    assert main(args) == 0
+    assert "finished 2 steps" in capsys.readouterr().out
+    assert main(args + ["--resume"]) == 0
+    assert "already finished 2 of 2 steps" in capsys.readouterr().out
+    assert main(args) == 1  # without --resume an existing run is not overwritten
+    assert "--resume" in capsys.readouterr().err
