@@ -48,3 +48,30 @@ def git_commit(path: str | Path | None = None) -> str:
 def environment_record(device: torch.device | str | None = None) -> dict[str, str]:
     """Versions, device and commit in one flat dict (for CSV rows and run directories)."""
     return {**package_versions(), "device": device_description(device), "commit": git_commit()}
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """A device name as configs and ``--device`` give it → a usable :class:`torch.device`.
+
+    ``"auto"`` is CUDA when available, else the CPU.
+
+    Raises:
+        ConfigError: not a CPU or CUDA device, or CUDA requested where it is unavailable.
+    """
+    from mofa_bench.errors import ConfigError
+
+    if isinstance(name, torch.device):
+        device = name
+    elif name == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            device = torch.device(name)
+        except RuntimeError as err:
+            raise ConfigError(f"device: expected 'auto', 'cpu' or 'cuda[:i]', got {name!r}") from err
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device: expected 'cpu' or 'cuda', got {device.type!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {str(name)!r} requested but CUDA is not available here; use --device cpu")
+    return device
+

@@ -37,6 +37,7 @@ from mofa_bench.contact_sheet import comparison_tiles, tile_images
 from mofa_bench.data.images import IMAGE_EXTENSIONS, CropBox, Detector, crop_face, load_image
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.encoders import FaceEncoder, build_encoder
+from mofa_bench.environment import resolve_device
 from mofa_bench.errors import CheckpointError, DatasetError, InputError
 from mofa_bench.training.checkpoint import load_checkpoint
 from renderers import get_renderer
@@ -123,10 +124,8 @@ def load_trained_model(checkpoint: str | Path, device: str | torch.device = "aut
         CheckpointError: missing, corrupted, or without a usable config.
         RendererUnavailableError: the renderer cannot run on ``device``.
     """
-    from mofa_bench.training.trainer import resolve_device
-
     path = resolve_checkpoint(checkpoint)
-    target = resolve_device(str(device))
+    target = resolve_device(device)
     state = load_checkpoint(path, "cpu")
     if not isinstance(state.get("config"), dict):
         raise CheckpointError(f"checkpoint {path} holds no run config; it was not written by mofa-bench train")

@@ -28,12 +28,13 @@ one-off costs of a first call (kernel compilation, lazy imports) do not skip cel
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 
@@ -54,10 +55,13 @@ __all__ = [
     "free_device_memory",
     "measure_cell",
     "probe_seconds",
-    "resolve_device",
+    "spec_preset",
     "synchronize",
     "time_callable",
 ]
+
+#: A benchmark spec dataclass (see :func:`spec_preset`).
+S = TypeVar("S")
 
 #: ``/proc`` files used for the CPU peak-RSS reading (module attributes so tests can point them elsewhere).
 CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -102,22 +106,23 @@ def free_device_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``"auto"`` → CUDA when available else CPU; CUDA without a GPU is a :class:`BenchSpecError`."""
-    if isinstance(name, torch.device):
-        device = name
-    elif name == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def spec_preset(cls: type[S], device: str, quick_grid: dict[str, Any] | None, changes: dict[str, Any]) -> S:
+    """A benchmark spec dataclass on ``device``: the quick grid or the full one, then ``changes``.
+
+    ``quick_grid`` (field values of the CPU-sized grid) also sets warm-up 1 and 3 repeats;
+    ``None`` is the class's full grid, with its own timing on CUDA and warm-up 1 and 5
+    repeats on the CPU. ``None`` values in ``changes`` are ignored. The result is validated.
+    """
+    from mofa_bench.environment import resolve_device
+
+    dev = resolve_device(device)
+    if quick_grid is not None:
+        base = cls(device=str(dev), warmup=1, repeats=3, **quick_grid)
+    elif dev.type == "cuda":
+        base = cls(device=str(dev))
     else:
-        try:
-            device = torch.device(name)
-        except RuntimeError as err:
-            raise BenchSpecError(f"--device: expected 'auto', 'cpu' or 'cuda[:i]', got {name!r}") from err
-    if device.type not in ("cpu", "cuda"):
-        raise BenchSpecError(f"--device: expected 'cpu' or 'cuda', got {device.type!r}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise BenchSpecError("--device cuda requested but CUDA is not available here; use --device cpu")
-    return device
+        base = cls(device=str(dev), warmup=1, repeats=5)
+    return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None}).validate()
 
 
 def synchronize(device: torch.device) -> None:

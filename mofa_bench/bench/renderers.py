@@ -25,7 +25,6 @@ relative to the rest of a training step (its share of a full step is
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -44,11 +43,12 @@ from mofa_bench.bench.measure import (
     free_device_memory,
     measure_cell,
     probe_seconds,
-    resolve_device,
+    spec_preset,
 )
 from mofa_bench.bench.results import Column, ReportSpec, environment_columns, make_row, register_report
 from mofa_bench.camera import Camera
 from mofa_bench.decoder import MoFADecoder
+from mofa_bench.environment import resolve_device
 from mofa_bench.face_model.model import FaceModel
 from mofa_bench.losses import photometric_loss
 from mofa_bench.sampling import sample_codes
@@ -167,15 +167,8 @@ class RendererBenchSpec:
         on CUDA, 1 and 5 on the CPU. Quick: batches 1/8/64, 128/240 px, levels 1–3,
         warm-up 1, 3 repeats.
         """
-        dev = resolve_device(device)
-        if quick:
-            base = cls(device=str(dev), batches=(1, 8, 64), resolutions=(128, 240), levels=(1, 2, 3), warmup=1,
-                       repeats=3)
-        elif dev.type == "cuda":
-            base = cls(device=str(dev))
-        else:
-            base = cls(device=str(dev), warmup=1, repeats=5)
-        return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None}).validate()
+        quick_grid = dict(batches=(1, 8, 64), resolutions=(128, 240), levels=(1, 2, 3))
+        return spec_preset(cls, device, quick_grid if quick else None, changes)
 
     def validate(self) -> "RendererBenchSpec":
         """Check every field; returns ``self``. Raises :class:`BenchSpecError`."""

@@ -36,12 +36,13 @@ from mofa_bench.bench.measure import (
     free_device_memory,
     measure_cell,
     probe_seconds,
-    resolve_device,
+    spec_preset,
 )
 from mofa_bench.bench.renderers import BACKEND_VARIANTS, backend_availability, check_backends, unavailable_note
 from mofa_bench.bench.results import Column, ReportSpec, environment_columns, make_row, register_report
 from mofa_bench.config import TrainConfig, load_config
 from mofa_bench.data.batch import FaceBatch
+from mofa_bench.environment import resolve_device
 
 __all__ = ["TRAIN_COLUMNS", "TrainBenchSpec", "run_train_bench", "setup_trainer"]
 
@@ -93,15 +94,9 @@ class TrainBenchSpec:
         on CUDA, 1 and 5 on the CPU. Quick: per_vertex and pytorch3d-soft × resnet18 and
         alexnet, batches 5/16, 128 px, level 2, warm-up 1, 3 repeats.
         """
-        dev = resolve_device(device)
-        if quick:
-            base = cls(device=str(dev), renderers=("per_vertex", "pytorch3d-soft"), encoders=("resnet18", "alexnet"),
-                       batches=(5, 16), image_sizes=(128,), levels=(2,), warmup=1, repeats=3)
-        elif dev.type == "cuda":
-            base = cls(device=str(dev))
-        else:
-            base = cls(device=str(dev), warmup=1, repeats=5)
-        return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None}).validate()
+        quick_grid = dict(renderers=("per_vertex", "pytorch3d-soft"), encoders=("resnet18", "alexnet"),
+                          batches=(5, 16), image_sizes=(128,), levels=(2,))
+        return spec_preset(cls, device, quick_grid if quick else None, changes)
 
     def validate(self) -> "TrainBenchSpec":
         """Check every field and that the config loads; returns ``self``. Raises :class:`BenchSpecError`."""

@@ -16,16 +16,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"run directory: {trainer.run_dir}")
     print(f"face model: {trainer.face_model.summary()}")
     print(f"renderer: {config.renderer.name} · encoder: {config.encoder.name} · device: {trainer.device}")
-    last = trainer.checkpoint_dir / "last.pt"
-    if args.resume and last.exists():
-        from mofa_bench.training.checkpoint import load_checkpoint
-
-        done = int(load_checkpoint(last)["step"])
-        if done >= config.optim.iterations:
-            print(f"the run has already finished {done} of {config.optim.iterations} steps; nothing to do "
-                  f"(metrics: {trainer.run_dir / 'metrics.csv'}; raise --iterations to continue it)")
-            return 0
     result = trainer.fit(resume=args.resume)
+    if result.new_steps == 0:
+        print(f"the run has already finished {result.steps} of {config.optim.iterations} steps; nothing to do "
+              f"(metrics: {result.run_dir / 'metrics.csv'}; raise --iterations to continue it)")
+        return 0
     print(f"finished {result.steps} steps; final loss {result.final_loss:.4f}")
     for name, value in result.validation.items():
         print(f"  validation {name}: {value:.4f}")

@@ -38,7 +38,7 @@ from mofa_bench.contact_sheet import comparison_tiles, tile_images
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.encoders import build_encoder, parameter_groups
-from mofa_bench.environment import environment_record
+from mofa_bench.environment import environment_record, resolve_device
 from mofa_bench.errors import ConfigError, TrainingDivergedError
 from mofa_bench.losses import mofa_loss
 from mofa_bench.training.checkpoint import load_checkpoint, save_checkpoint
@@ -53,16 +53,6 @@ VALIDATION_START = 1_000_000_000
 
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; a CUDA request without CUDA is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} requested but CUDA is not available here; use --device cpu")
-    return device
-
-
 @dataclass
 class TrainResult:
     """Summary of a finished :meth:`Trainer.fit`."""
@@ -72,6 +62,8 @@ class TrainResult:
     final_loss: float
     validation: dict[str, float] = field(default_factory=dict)
     skipped: int = 0
+    new_steps: int = 0
+    """Steps run by this call (0 when a resumed run had already finished)."""
 
 
 class Trainer:
@@ -307,6 +299,7 @@ class Trainer:
         size = len(self.train_data)
         last_terms: dict[str, float] = {}
         validation: dict[str, float] = {}
+        first_step = self.step
         if self.step == 0:
             validation = self._run_validation()
         bar = tqdm(total=total_steps, initial=self.step, disable=not cfg.progress, desc=f"train {cfg.name}",
@@ -345,7 +338,8 @@ class Trainer:
             bar.update(1)
         bar.close()
         self.write_figures()
-        return TrainResult(self.run_dir, self.step, last_terms.get("total", math.nan), validation, self.skipped_total)
+        return TrainResult(self.run_dir, self.step, last_terms.get("total", math.nan), validation, self.skipped_total,
+                           new_steps=self.step - first_step)
 
     def _run_validation(self) -> dict[str, float]:
         metrics = self.validate()
