@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= out
 
-.PHONY: setup demo test test-slow test-cuda bench clean
+.PHONY: setup demo test test-slow test-cuda bench gpu-checks clean
 
 setup:
 	bash scripts/setup.sh
@@ -34,6 +34,10 @@ test-cuda: setup
 bench: setup
 	$(VENV)/bin/mofa-bench bench renderers --quick --device cpu
 	$(VENV)/bin/mofa-bench bench train --quick --device cpu
+
+# On a machine with an NVIDIA GPU: CUDA tests and the GPU benchmarks, logs in $(OUT)/gpu.
+gpu-checks: setup
+	PYTHON=$(PY) bash scripts/gpu_checks.sh $(OUT)/gpu
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -48,8 +48,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed of codes and images (default: 0)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op CPU threads for the run (default: torch's choice; recorded per row)")
+    p.add_argument("--time-limit-s", type=float, default=None,
+                   help="wall-clock limit of the whole run; groups of cells starting later are recorded as "
+                        "skipped (default: none)")
     p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--append", action="store_true",
+                   help="add this run's rows to the existing <out>/<bench>_<device>.csv instead of replacing it")
 
 
 def _set_threads(threads: int | None) -> None:
@@ -63,6 +68,27 @@ def _set_threads(threads: int | None) -> None:
     if threads < 1:
         raise BenchSpecError(f"--threads: expected ≥ 1, got {threads}")
     torch.set_num_threads(threads)
+
+
+def _earlier_rows(append: bool, out: str, stem: str) -> list[dict[str, Any]]:
+    """Rows of ``<out>/<stem>.csv`` when ``--append`` is given and the file exists, else none."""
+    from mofa_bench.bench.results import read_csv
+
+    path = Path(out) / f"{stem}.csv"
+    if not append or not path.is_file():
+        return []
+    return read_csv(path).to_dict("records")
+
+
+def _partial_writer(earlier: list[dict[str, Any]], columns: tuple[str, ...], out: str,
+                    stem: str) -> Callable[[list[dict[str, Any]]], None]:
+    """``on_rows`` callback: rewrite ``<out>/<stem>.csv`` with the rows so far (an interrupted run keeps them)."""
+    from mofa_bench.bench.results import write_csv
+
+    def write(rows: list[dict[str, Any]]) -> None:
+        write_csv(earlier + rows, Path(out) / f"{stem}.csv", columns)
+
+    return write
 
 
 def _write_outputs(rows: list[dict[str, Any]], columns: tuple[str, ...], out: str, stem: str) -> Path:
@@ -88,13 +114,16 @@ def _cmd_renderers(args: argparse.Namespace) -> int:
     spec = RendererBenchSpec.preset(
         args.device, args.quick, backends=args.backends, batches=args.batches, resolutions=args.resolutions,
         levels=args.levels, warmup=args.warmup, repeats=args.repeats, budget_s=args.budget_s, seed=args.seed,
-        time_render=args.render or None,
+        time_render=args.render or None, time_limit_s=args.time_limit_s,
     )
     spec = dataclasses.replace(spec, reference=reference).validate()
     _set_threads(args.threads)
+    stem = f"renderers_{torch.device(spec.device).type}"
+    earlier = _earlier_rows(args.append, args.out, stem)
     print(f"bench renderers on {spec.device}: {spec.num_cells} cells, budget {spec.budget_s:g} s per cell")
-    rows = run_renderer_bench(spec, progress=not args.no_progress)
-    _write_outputs(rows, RENDERER_COLUMNS, args.out, f"renderers_{torch.device(spec.device).type}")
+    rows = run_renderer_bench(spec, progress=not args.no_progress,
+                              on_rows=_partial_writer(earlier, RENDERER_COLUMNS, args.out, stem))
+    _write_outputs(earlier + rows, RENDERER_COLUMNS, args.out, stem)
     return 0
 
 
@@ -107,11 +136,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.device, args.quick, renderers=args.renderers, encoders=args.encoders, batches=args.batches,
         image_sizes=args.image_sizes, levels=args.levels, warmup=args.warmup, repeats=args.repeats,
         budget_s=args.budget_s, seed=args.seed, config=args.config, overrides=tuple(args.set) or None,
+        modes=args.modes, time_limit_s=args.time_limit_s,
     )
     _set_threads(args.threads)
+    stem = f"train_{torch.device(spec.device).type}"
+    earlier = _earlier_rows(args.append, args.out, stem)
     print(f"bench train on {spec.device}: {spec.num_cells} cells, budget {spec.budget_s:g} s per cell")
-    rows = run_train_bench(spec, progress=not args.no_progress)
-    _write_outputs(rows, TRAIN_COLUMNS, args.out, f"train_{torch.device(spec.device).type}")
+    rows = run_train_bench(spec, progress=not args.no_progress,
+                           on_rows=_partial_writer(earlier, TRAIN_COLUMNS, args.out, stem))
+    _write_outputs(earlier + rows, TRAIN_COLUMNS, args.out, stem)
     return 0
 
 
@@ -181,6 +214,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoders", type=_NAMES, default=None, metavar="NAME,...",
                    help="of alexnet, vgg16, resnet18, resnet50")
     p.add_argument("--image-sizes", type=_INTS, default=None, metavar="PX,...", help="image sides, px")
+    p.add_argument("--modes", type=_NAMES, default=None, metavar="MODE,...",
+                   help="encoder numerics, of fp32, amp (bfloat16 autocast), compile (torch.compile), "
+                        "amp+compile; AMP and compile apply on CUDA only (default: fp32)")
     p.add_argument("--config", default=None, help="base YAML training config (default: built-in defaults)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set optim.optimizer=adamw (repeatable; the grid's keys win)")

@@ -47,9 +47,11 @@ __all__ = [
     "CellBudget",
     "CellMeasurement",
     "CostHistory",
+    "Deadline",
     "PeakMemory",
     "Timing",
     "check_sizes",
+    "check_time_limit",
     "check_timing",
     "error_note",
     "free_device_memory",
@@ -84,6 +86,13 @@ def check_sizes(name: str, values: Sequence[int], minimum: int = 1) -> None:
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise BenchSpecError(f"{name}: expected integers ≥ {minimum}, got {value!r}")
+
+
+def check_time_limit(seconds: float | None) -> None:
+    """Raise :class:`BenchSpecError` unless ``seconds`` is ``None`` or a time > 0."""
+    if seconds is not None and not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+                                    and seconds > 0):
+        raise BenchSpecError(f"--time-limit-s: expected a time > 0 s, got {seconds!r}")
 
 
 def check_timing(warmup: int, repeats: int) -> None:
@@ -345,3 +354,25 @@ class CostHistory:
             if all(p <= c for p, c in zip(point, coords)) and cost > best[0]:
                 best = (cost, point)
         return best
+
+
+@dataclass
+class Deadline:
+    """The wall-clock limit of a whole benchmark run (``--time-limit-s``).
+
+    Groups of cells that start after the limit are recorded as ``skipped`` with
+    :meth:`note`, so a bounded run still writes a complete grid.
+
+    Attributes:
+        seconds: the limit, s, from construction (``None``: no limit).
+        start: ``time.perf_counter()`` at construction.
+    """
+
+    seconds: float | None
+    start: float = field(default_factory=time.perf_counter)
+
+    def note(self) -> str | None:
+        """``"run time limit N s reached"`` once the limit has passed, else ``None``."""
+        if self.seconds is None or time.perf_counter() - self.start < self.seconds:
+            return None
+        return f"run time limit {self.seconds:g} s reached"

@@ -38,7 +38,9 @@ from mofa_bench.bench.measure import (
     CellMeasurement,
     CostHistory,
     check_sizes,
+    check_time_limit,
     check_timing,
+    Deadline,
     error_note,
     free_device_memory,
     measure_cell,
@@ -145,6 +147,8 @@ class RendererBenchSpec:
         seed: seed of the random codes and target images.
         time_render: also time ``render()`` (``render_ms``).
         reference: the AlexNet step to compare with, or ``None``.
+        time_limit_s: wall-clock limit of the whole run, s; groups starting later are
+            recorded as skipped (``None``: no limit).
     """
 
     device: str = "cpu"
@@ -158,6 +162,7 @@ class RendererBenchSpec:
     seed: int = 0
     time_render: bool = False
     reference: ReferenceSpec | None = ReferenceSpec()
+    time_limit_s: float | None = None
 
     @classmethod
     def preset(cls, device: str = "auto", quick: bool = False, **changes: Any) -> "RendererBenchSpec":
@@ -179,6 +184,7 @@ class RendererBenchSpec:
         check_sizes("levels", self.levels, minimum=0)
         check_timing(self.warmup, self.repeats)
         CellBudget(self.budget_s, 1)
+        check_time_limit(self.time_limit_s)
         if self.reference is not None:
             from mofa_bench.encoders import encoder_names
 
@@ -305,7 +311,8 @@ def _reference_row(spec: RendererBenchSpec, ref: ReferenceSpec, env: dict[str, A
 
 
 def _group_rows(spec: RendererBenchSpec, env: dict[str, Any], backend: str, model: FaceModel, level: int,
-                resolution: int, history: CostHistory, advance: Callable[[], None]) -> list[dict[str, Any]]:
+                resolution: int, history: CostHistory, advance: Callable[[], None],
+                deadline: Deadline) -> list[dict[str, Any]]:
     """Rows of one backend × level × resolution over all batches (budget-aware, ascending batch)."""
     device = torch.device(spec.device)
     budget = CellBudget(spec.budget_s, spec.calls_per_cell)
@@ -320,6 +327,9 @@ def _group_rows(spec: RendererBenchSpec, env: dict[str, Any], backend: str, mode
             advance()
         return rows
 
+    late = deadline.note()
+    if late:
+        return finish("skipped", lambda b: late)
     coords = (resolution, model.num_vertices)
     bound, source = history.lower_bound(backend, coords)
     if source is not None and budget.skip_note(budget.estimate_s(bound, batches[0])):
@@ -361,7 +371,8 @@ def _add_ratios(rows: list[dict[str, Any]], reference: dict[str, Any] | None) ->
 
 
 def run_renderer_bench(spec: RendererBenchSpec, model_loader: ModelLoader | None = None,
-                       progress: bool = True) -> list[dict[str, Any]]:
+                       progress: bool = True,
+                       on_rows: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
     """Run the grid; one row per cell, one per unavailable backend, one for the reference.
 
     Cells run level by level (each model is loaded once) with resolutions and batches
@@ -372,6 +383,8 @@ def run_renderer_bench(spec: RendererBenchSpec, model_loader: ModelLoader | None
         spec: the grid (validated here).
         model_loader: ``level -> FaceModel`` (default: the built-in model subdivided).
         progress: show a tqdm bar over cells.
+        on_rows: called with the rows so far after every group of cells (e.g. to write
+            a partial CSV, so that an interrupted run keeps what it measured).
 
     Returns:
         Rows with the :data:`RENDERER_COLUMNS` and the environment columns.
@@ -379,6 +392,7 @@ def run_renderer_bench(spec: RendererBenchSpec, model_loader: ModelLoader | None
     from tqdm.auto import tqdm
 
     spec.validate()
+    deadline = Deadline(spec.time_limit_s)
     device = torch.device(spec.device)
     loader = model_loader or load_default_model
     env = environment_columns(device)
@@ -404,7 +418,9 @@ def run_renderer_bench(spec: RendererBenchSpec, model_loader: ModelLoader | None
             for backend in [b for b in spec.backends if states[b].available]:
                 bar.set_postfix_str(f"{backend} L{level} {resolution}px")
                 cells.extend(_group_rows(spec, env, backend, model, level, resolution, history,
-                                         lambda: bar.update(1)))
+                                         lambda: bar.update(1), deadline))
+                if on_rows is not None:
+                    on_rows(rows + cells)
         del model
         free_device_memory(device)
     bar.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -234,6 +234,8 @@ class ReportSpec:
         plot: keyword arguments of :func:`plot_throughput` (``x``, ``y``, ``hue``, facets, labels).
         title: plot title and Markdown heading; ``{device}`` is replaced.
         summary: optional ``frame -> Markdown lines`` added under the table (e.g. a target check).
+        defaults: values of columns that CSVs written before the column existed lack
+            (``{"mode": "fp32"}``: every earlier training benchmark ran in float32).
     """
 
     bench: str
@@ -242,6 +244,7 @@ class ReportSpec:
     plot: dict[str, Any]
     title: str
     summary: Callable[[Any], list[str]] | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
 
 
 _REPORTS: dict[str, ReportSpec] = {}
@@ -300,6 +303,9 @@ def write_report(csv_path: str | Path, out_dir: str | Path | None = None) -> tup
     if "bench" not in frame.columns or frame.empty:
         raise BenchSpecError(f"{csv_path} is not a benchmark CSV (no rows or no 'bench' column)")
     spec = report_spec(str(frame["bench"].iloc[0]))
+    for column, value in spec.defaults.items():
+        if column not in frame.columns:
+            frame[column] = value
     out = Path(out_dir) if out_dir else csv_path.parent
     out.mkdir(parents=True, exist_ok=True)
     md = write_markdown(frame, spec, out / f"{csv_path.stem}.md")

@@ -1,6 +1,6 @@
 """``mofa-bench bench train``: training throughput per renderer × encoder × batch × device.
 
-Each group (renderer, encoder, image size, model level) builds a
+Each group (renderer, encoder, mode, image size, model level) builds a
 :class:`~mofa_bench.training.trainer.Trainer` from a :class:`~mofa_bench.config.TrainConfig`
 (the optional base YAML, ``--set`` overrides, then the grid's own keys) in a temporary
 run directory, renders one synthetic batch of the largest size once, and times
@@ -31,7 +31,9 @@ from mofa_bench.bench.measure import (
     CellBudget,
     CostHistory,
     check_sizes,
+    check_time_limit,
     check_timing,
+    Deadline,
     error_note,
     free_device_memory,
     measure_cell,
@@ -44,10 +46,17 @@ from mofa_bench.config import TrainConfig, load_config
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.environment import resolve_device
 
-__all__ = ["TRAIN_COLUMNS", "TrainBenchSpec", "run_train_bench", "setup_trainer"]
+__all__ = ["TRAIN_COLUMNS", "TRAIN_MODES", "TrainBenchSpec", "run_train_bench", "setup_trainer"]
+
+#: Numerics of the encoder: ``mode -> (amp, compile)`` config flags. ``amp`` runs the
+#: encoder under bfloat16 autocast (CUDA only), ``compile`` wraps it in ``torch.compile``
+#: (CUDA only); image formation, renderer and loss stay in float32 in every mode.
+TRAIN_MODES: dict[str, tuple[bool, bool]] = {
+    "fp32": (False, False), "amp": (True, False), "compile": (False, True), "amp+compile": (True, True),
+}
 
 TRAIN_COLUMNS = (
-    "bench", "renderer", "encoder", "device", "batch", "image_size", "level", "vertices", "faces", "step_ms",
+    "bench", "renderer", "encoder", "mode", "device", "batch", "image_size", "level", "vertices", "faces", "step_ms",
     "samples_per_s", "peak_mem_mb", "status", "note", "warmup", "repeats", "peak_mem_kind", "timestamp",
 )
 
@@ -70,6 +79,10 @@ class TrainBenchSpec:
         seed: the config's ``seed``.
         config: base YAML config (``None``: built-in defaults).
         overrides: ``key=value`` config overrides (as ``--set``); the grid's keys win.
+        modes: encoder numerics from :data:`TRAIN_MODES` (``fp32``, ``amp``, ``compile``,
+            ``amp+compile``); AMP and compile apply on CUDA only.
+        time_limit_s: wall-clock limit of the whole run, s; groups starting later are
+            recorded as skipped (``None``: no limit).
     """
 
     device: str = "cpu"
@@ -84,6 +97,8 @@ class TrainBenchSpec:
     seed: int = 0
     config: str | None = None
     overrides: tuple[str, ...] = ()
+    modes: tuple[str, ...] = ("fp32",)
+    time_limit_s: float | None = None
 
     @classmethod
     def preset(cls, device: str = "auto", quick: bool = False, **changes: Any) -> "TrainBenchSpec":
@@ -113,15 +128,26 @@ class TrainBenchSpec:
         check_sizes("levels", self.levels, minimum=0)
         check_timing(self.warmup, self.repeats)
         CellBudget(self.budget_s, 1)
-        self.cell_config(self.renderers[0], self.encoders[0], self.image_sizes[0], self.levels[0])
+        check_time_limit(self.time_limit_s)
+        unknown = [m for m in self.modes if m not in TRAIN_MODES]
+        if not self.modes or unknown:
+            raise BenchSpecError(f"modes: expected names from {', '.join(TRAIN_MODES)}, "
+                                 f"got {', '.join(map(repr, self.modes)) or 'none'}")
+        if resolve_device(self.device).type != "cuda" and set(self.modes) != {"fp32"}:
+            raise BenchSpecError(f"modes: AMP and torch.compile apply on CUDA only; on {self.device} use fp32, "
+                                 f"got {', '.join(self.modes)}")
+        self.cell_config(self.renderers[0], self.encoders[0], self.image_sizes[0], self.levels[0], self.modes[0])
         return self
 
-    def cell_config(self, renderer: str, encoder: str, image_size: int, level: int) -> TrainConfig:
+    def cell_config(self, renderer: str, encoder: str, image_size: int, level: int,
+                    mode: str = "fp32") -> TrainConfig:
         """The :class:`TrainConfig` of one group (raises ``ConfigError`` for bad overrides)."""
         name, options = BACKEND_VARIANTS[renderer]
         largest = max(self.batches)
+        amp, compile_ = TRAIN_MODES[mode]
         return load_config(
             self.config, list(self.overrides), device=self.device, seed=self.seed, progress=False,
+            amp=amp, compile=compile_,
             renderer__name=name, renderer__options=dict(options), encoder__name=encoder,
             camera__image_size=image_size, model__subdivisions=level, optim__batch_size=largest,
             data__train_size=largest, data__val_size=1,
@@ -130,7 +156,7 @@ class TrainBenchSpec:
     @property
     def num_cells(self) -> int:
         return (len(self.renderers) * len(self.encoders) * len(self.batches) * len(self.image_sizes)
-                * len(self.levels))
+                * len(self.levels) * len(self.modes))
 
 
 def _first(batch: FaceBatch, n: int) -> FaceBatch:
@@ -168,12 +194,13 @@ def _row(spec: TrainBenchSpec, env: dict[str, Any], status: str, note: str = "",
 
 
 def _group_rows(spec: TrainBenchSpec, env: dict[str, Any], renderer: str, encoder: str, image_size: int, level: int,
-                history: CostHistory, advance: Callable[[], None]) -> list[dict[str, Any]]:
-    """Rows of one renderer × encoder × image size × level over all batches (ascending)."""
+                mode: str, history: CostHistory, advance: Callable[[], None],
+                deadline: Deadline) -> list[dict[str, Any]]:
+    """Rows of one renderer × encoder × mode × image size × level over all batches (ascending)."""
     device = torch.device(spec.device)
     budget = CellBudget(spec.budget_s, spec.warmup + spec.repeats)
-    config = spec.cell_config(renderer, encoder, image_size, level)
-    base: dict[str, Any] = {"renderer": renderer, "encoder": encoder, "image_size": image_size,
+    config = spec.cell_config(renderer, encoder, image_size, level, mode)
+    base: dict[str, Any] = {"renderer": renderer, "encoder": encoder, "mode": mode, "image_size": image_size,
                             "level": level if config.model.source == "default" else math.nan}
     batches = sorted(spec.batches)
     rows: list[dict[str, Any]] = []
@@ -184,7 +211,10 @@ def _group_rows(spec: TrainBenchSpec, env: dict[str, Any], renderer: str, encode
             advance()
         return rows
 
-    family, coords = f"{renderer}|{encoder}", (image_size, level)
+    late = deadline.note()
+    if late:
+        return finish("skipped", lambda b: late)
+    family, coords = f"{renderer}|{encoder}|{mode}", (image_size, level)
     bound, source = history.lower_bound(family, coords)
     if source is not None and budget.skip_note(budget.estimate_s(bound, batches[0])):
         basis = f"lower bound from {source[0]:.0f} px, level {source[1]:.0f}"
@@ -220,8 +250,14 @@ def _group_rows(spec: TrainBenchSpec, env: dict[str, Any], renderer: str, encode
     return rows
 
 
-def run_train_bench(spec: TrainBenchSpec, progress: bool = True) -> list[dict[str, Any]]:
+def run_train_bench(spec: TrainBenchSpec, progress: bool = True,
+                    on_rows: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
     """Run the grid; one row per cell and one per unavailable renderer.
+
+    Args:
+        spec: the grid (validated here).
+        progress: show a tqdm bar over cells.
+        on_rows: called with the rows so far after every group of cells.
 
     Returns:
         Rows with the :data:`TRAIN_COLUMNS` and the environment columns.
@@ -229,6 +265,7 @@ def run_train_bench(spec: TrainBenchSpec, progress: bool = True) -> list[dict[st
     from tqdm.auto import tqdm
 
     spec.validate()
+    deadline = Deadline(spec.time_limit_s)
     device = torch.device(spec.device)
     env = environment_columns(device)
     rows: list[dict[str, Any]] = []
@@ -242,12 +279,15 @@ def run_train_bench(spec: TrainBenchSpec, progress: bool = True) -> list[dict[st
             bar.update(per_renderer)
             continue
         for encoder in spec.encoders:
-            for level in sorted(spec.levels):
-                for image_size in sorted(spec.image_sizes):
-                    bar.set_postfix_str(f"{renderer} {encoder} L{level} {image_size}px")
-                    rows.extend(_group_rows(spec, env, renderer, encoder, image_size, level, history,
-                                            lambda: bar.update(1)))
-                    free_device_memory(device)
+            for mode in spec.modes:
+                for level in sorted(spec.levels):
+                    for image_size in sorted(spec.image_sizes):
+                        bar.set_postfix_str(f"{renderer} {encoder} {mode} L{level} {image_size}px")
+                        rows.extend(_group_rows(spec, env, renderer, encoder, image_size, level, mode, history,
+                                                lambda: bar.update(1), deadline))
+                        free_device_memory(device)
+                        if on_rows is not None:
+                            on_rows(rows)
     bar.close()
     return rows
 
@@ -256,13 +296,15 @@ TRAIN_REPORT = register_report(ReportSpec(
     bench="train",
     columns=TRAIN_COLUMNS,
     table=(
-        Column("renderer", "renderer"), Column("encoder", "encoder"), Column("batch", "batch", ",.0f"),
+        Column("renderer", "renderer"), Column("encoder", "encoder"), Column("mode", "mode"),
+        Column("batch", "batch", ",.0f"),
         Column("image_size", "px", ",.0f"), Column("vertices", "vertices", ",.0f"),
         Column("step_ms", "step ms", ",.1f"), Column("samples_per_s", "samples/s", ",.1f"),
         Column("peak_mem_mb", "peak MiB", ",.0f"), Column("status", "status"), Column("note", "note"),
     ),
-    plot={"x": "batch", "y": "samples_per_s", "hue": "renderer", "facet_rows": "image_size", "facet_cols": "encoder",
+    plot={"x": "batch", "y": "samples_per_s", "hue": "renderer", "facet_rows": "mode", "facet_cols": "encoder",
           "xlabel": "batch", "ylabel": "samples/s (training step)",
-          "facet_format": {"image_size": "{:.0f} px", "encoder": "{}"}},
+          "facet_format": {"mode": "{}", "encoder": "{}"}},
     title="Training throughput, one train_step ({device})",
+    defaults={"mode": "fp32"},
 ))

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The checks that need an NVIDIA GPU, in one bounded run (`make gpu-checks`):
+#   1. `mofa-bench info`: each renderer backend's state on this machine;
+#   2. nvdiffrast's CUDA plugin, compiled once (timed; later runs load it from torch's
+#      extension cache);
+#   3. the test suite on CPU and CUDA (`pytest --device all`): PyTorch3D CPU vs CUDA,
+#      PyTorch3D vs nvdiffrast, per_vertex vs both, gradients, fits;
+#   4. `mofa-bench bench renderers --device cuda` (full grid, bounded by RENDER_LIMIT_S);
+#   5. `mofa-bench bench train --device cuda` (renderers × AlexNet/ResNet-18 × fp32/AMP,
+#      batches 16/64, 240 px, level 3; bounded by TRAIN_LIMIT_S), then torch.compile rows
+#      for per_vertex (appended, bounded by COMPILE_LIMIT_S).
+# Each step's log goes to RESULTS_DIR; the benchmark CSV/Markdown/plots go to BENCH_OUT.
+# A failing step is reported and the next one still runs; the exit status is the number
+# of failed steps.
+#
+# Usage: scripts/gpu_checks.sh [RESULTS_DIR]   (default: out/gpu)
+# Environment: PYTHON (default: .venv/bin/python, else python3), BENCH_OUT
+# (default: reports/bench), RENDER_LIMIT_S, TRAIN_LIMIT_S, COMPILE_LIMIT_S, TEST_LIMIT_S,
+# PYTEST_WORKERS (pytest-xdist workers when it is installed; default 8).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RESULTS="${1:-out/gpu}"
+BENCH_OUT="${BENCH_OUT:-reports/bench}"
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
+mkdir -p "$RESULTS" "$BENCH_OUT"
+export PYTHONUNBUFFERED=1
+# nvdiffrast's plugin: build for this GPU only, with every core.
+if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
+    TORCH_CUDA_ARCH_LIST=$("$PYTHON" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())' 2>/dev/null)
+    export TORCH_CUDA_ARCH_LIST
+fi
+export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+MOFA=("$PYTHON" -m mofa_bench.cli)
+failed=0
+
+step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to RESULTS/NAME.log
+    local name=$1 limit=$2
+    shift 2
+    local start=$SECONDS
+    echo "== $name (limit ${limit} s)"
+    timeout --kill-after=10 "$limit" "$@" >"$RESULTS/$name.log" 2>&1
+    local rc=$?
+    echo "   rc=$rc in $((SECONDS - start)) s  (log: $RESULTS/$name.log)"
+    tail -n 25 "$RESULTS/$name.log" | sed 's/^/   | /'
+    [ $rc -eq 0 ] || failed=$((failed + 1))
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | sed 's/^/gpu: /'
+step info 60 "${MOFA[@]}" info
+step nvdiffrast_build 300 "$PYTHON" -c '
+import time, torch, nvdiffrast.torch as dr
+t = time.perf_counter()
+ctx = dr.RasterizeCudaContext(device="cuda")
+pos = torch.tensor([[[-0.5, -0.5, 0, 1], [0.5, -0.5, 0, 1], [0, 0.5, 0, 1]]], device="cuda")
+tri = torch.tensor([[0, 1, 2]], dtype=torch.int32, device="cuda")
+rast, _ = dr.rasterize(ctx, pos, tri, resolution=[16, 16])
+torch.cuda.synchronize()
+print(f"nvdiffrast plugin ready in {time.perf_counter() - t:.1f} s; covered pixels: {int((rast[..., 3] > 0).sum())}")
+'
+xdist=()
+if "$PYTHON" -c "import xdist" 2>/dev/null; then xdist=(-n "${PYTEST_WORKERS:-8}"); fi
+step tests "${TEST_LIMIT_S:-240}" "$PYTHON" -m pytest -q --device all -m "not slow" "${xdist[@]}" -p no:cacheprovider
+step bench_renderers "$((${RENDER_LIMIT_S:-150} + 60))" "${MOFA[@]}" bench renderers --device cuda --no-progress \
+    --backends per_vertex,pytorch3d,pytorch3d-soft,nvdiffrast --budget-s 5 \
+    --time-limit-s "${RENDER_LIMIT_S:-150}" --out "$BENCH_OUT"
+step bench_train "$((${TRAIN_LIMIT_S:-120} + 60))" "${MOFA[@]}" bench train --device cuda --no-progress \
+    --renderers per_vertex,pytorch3d,pytorch3d-soft,nvdiffrast --encoders alexnet,resnet18 --modes fp32,amp \
+    --batches 16,64 --image-sizes 240 --levels 3 --warmup 3 --repeats 10 --budget-s 10 \
+    --time-limit-s "${TRAIN_LIMIT_S:-120}" --out "$BENCH_OUT"
+step bench_train_compile "$((${COMPILE_LIMIT_S:-90} + 60))" "${MOFA[@]}" bench train --device cuda --no-progress \
+    --renderers per_vertex --encoders alexnet,resnet18 --modes compile,amp+compile --batches 16,64 \
+    --image-sizes 240 --levels 3 --warmup 3 --repeats 10 --budget-s 60 \
+    --time-limit-s "${COMPILE_LIMIT_S:-90}" --out "$BENCH_OUT" --append
+echo "failed steps: $failed"
+exit "$failed"
