@@ -32,6 +32,7 @@ and, for the plugin that nvdiffrast compiles on first use, ``ninja`` and the CUD
 from __future__ import annotations
 
 import glob
+import importlib
 import math
 import os
 import shutil
@@ -148,11 +149,38 @@ def _require_cuda(device: torch.device) -> None:
         raise InputError(f"mesh: nvdiffrast needs tensors on a CUDA device, got {device}")
 
 
+def _load_plugin() -> None:
+    """Compile (first use only) and load nvdiffrast's CUDA plugin.
+
+    nvdiffrast builds the plugin with ``torch.utils.cpp_extension.load`` and then imports
+    it by module name. torch loads extensions from their file path without putting the
+    build directory on ``sys.path``, and on Python ≥ 3.12 the loaded module is not left in
+    ``sys.modules`` either, so that import fails with ``No module named
+    'nvdiffrast_plugin_…'`` although the plugin was built. The build directory is then
+    added to ``sys.path`` and the import retried.
+    """
+    from nvdiffrast.torch import ops
+
+    try:
+        ops._get_plugin()
+    except ModuleNotFoundError as err:
+        if not (err.name or "").startswith("nvdiffrast_plugin"):
+            raise
+        from torch.utils.cpp_extension import _get_build_directory
+
+        build_dir = _get_build_directory(err.name, False)
+        if build_dir not in sys.path:
+            sys.path.append(build_dir)
+        importlib.invalidate_caches()
+        ops._get_plugin()
+
+
 def _context(device: torch.device) -> Any:
-    """The cached ``RasterizeCudaContext`` of ``device``."""
+    """The cached ``RasterizeCudaContext`` of ``device`` (loads the plugin on first use)."""
     key = str(device)
     if key not in _CONTEXTS:
         dr = _import_nvdiffrast()
+        _load_plugin()
         _CONTEXTS[key] = dr.RasterizeCudaContext(device=device)
     return _CONTEXTS[key]
 
@@ -257,8 +285,9 @@ class NvdiffrastRenderer(Renderer):
         height, width = mesh.image_size
         pos = screen_to_clip(mesh.uv, mesh.verts_cam[..., 2], mesh.image_size, self.near, self.far)
         pos = pos.to(torch.float32).contiguous()
+        context = _context(device)
         tri, topology = self._triangles(mesh, device, dr)
-        rast, _ = dr.rasterize(_context(device), pos, tri, resolution=[height, width], grad_db=False)
+        rast, _ = dr.rasterize(context, pos, tri, resolution=[height, width], grad_db=False)
         colors, _ = dr.interpolate(mesh.colors.to(torch.float32).contiguous(), rast, tri)
         cover = (rast[..., 3:4] > 0).to(torch.float32)
         face = colors * cover

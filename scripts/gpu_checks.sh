@@ -6,7 +6,9 @@
 #   3. the test suite on CPU and CUDA (`pytest --device all`): PyTorch3D CPU vs CUDA,
 #      PyTorch3D vs nvdiffrast, per_vertex vs both, gradients, fits;
 #   4. `mofa-bench bench renderers --device cuda` (full grid, bounded by RENDER_LIMIT_S);
-#   5. `mofa-bench bench train --device cuda` (renderers × AlexNet/ResNet-18 × fp32/AMP,
+#   5. `mofa-bench bench profile` of each backend at batch 64, 240 px, level 3 (where the
+#      renderer benchmark's target cell spends its time);
+#   6. `mofa-bench bench train --device cuda` (renderers × AlexNet/ResNet-18 × fp32/AMP,
 #      batches 16/64, 240 px, level 3; bounded by TRAIN_LIMIT_S), then torch.compile rows
 #      for per_vertex (appended, bounded by COMPILE_LIMIT_S).
 # Each step's log goes to RESULTS_DIR; the benchmark CSV/Markdown/plots go to BENCH_OUT.
@@ -50,14 +52,11 @@ step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to RESULTS/
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | sed 's/^/gpu: /'
 step info 60 "${MOFA[@]}" info
 step nvdiffrast_build 300 "$PYTHON" -c '
-import time, torch, nvdiffrast.torch as dr
+import time, torch
+from renderers.nvdiffrast_backend import _context
 t = time.perf_counter()
-ctx = dr.RasterizeCudaContext(device="cuda")
-pos = torch.tensor([[[-0.5, -0.5, 0, 1], [0.5, -0.5, 0, 1], [0, 0.5, 0, 1]]], device="cuda")
-tri = torch.tensor([[0, 1, 2]], dtype=torch.int32, device="cuda")
-rast, _ = dr.rasterize(ctx, pos, tri, resolution=[16, 16])
-torch.cuda.synchronize()
-print(f"nvdiffrast plugin ready in {time.perf_counter() - t:.1f} s; covered pixels: {int((rast[..., 3] > 0).sum())}")
+_context(torch.device("cuda"))
+print(f"nvdiffrast plugin compiled (or loaded from the cache) in {time.perf_counter() - t:.1f} s")
 '
 xdist=()
 if "$PYTHON" -c "import xdist" 2>/dev/null; then xdist=(-n "${PYTEST_WORKERS:-8}"); fi
@@ -65,6 +64,9 @@ step tests "${TEST_LIMIT_S:-240}" "$PYTHON" -m pytest -q --device all -m "not sl
 step bench_renderers "$((${RENDER_LIMIT_S:-150} + 60))" "${MOFA[@]}" bench renderers --device cuda --no-progress \
     --backends per_vertex,pytorch3d,pytorch3d-soft,nvdiffrast --budget-s 5 \
     --time-limit-s "${RENDER_LIMIT_S:-150}" --out "$BENCH_OUT"
+for backend in per_vertex pytorch3d nvdiffrast; do
+    step "profile_$backend" 120 "${MOFA[@]}" bench profile --device cuda --backend "$backend" --out "$BENCH_OUT"
+done
 step bench_train "$((${TRAIN_LIMIT_S:-120} + 60))" "${MOFA[@]}" bench train --device cuda --no-progress \
     --renderers per_vertex,pytorch3d,pytorch3d-soft,nvdiffrast --encoders alexnet,resnet18 --modes fp32,amp \
     --batches 16,64 --image-sizes 240 --levels 3 --warmup 3 --repeats 10 --budget-s 10 \

@@ -148,6 +148,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from mofa_bench.bench.profile import ProfileSpec, profile_cell
+    from mofa_bench.bench.renderers import check_backends
+
+    check_backends([args.backend])
+    spec = ProfileSpec(backend=args.backend, batch=args.batch, resolution=args.resolution, level=args.level,
+                       device=args.device, steps=args.steps, rows=args.rows)
+    path, text = profile_cell(spec, args.out)
+    print(text)
+    print(f"wrote {path}")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from mofa_bench.bench.results import write_report
 
@@ -221,6 +234,22 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set optim.optimizer=adamw (repeatable; the grid's keys win)")
     p.set_defaults(func=_cmd_train)
+
+    p = bench_sub.add_parser(
+        "profile", help="torch.profiler breakdown of one renderer cell's forward+backward",
+        description="Profile the loss path of one bench-renderers cell (formation, photometric samples, loss, "
+                    "backward) and write the per-stage and per-operator tables to "
+                    "<out>/profile_<backend>_<device>.txt.",
+    )
+    p.add_argument("--backend", default="per_vertex", help=f"of {', '.join(BACKEND_VARIANTS)} (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=64, help="batch size (default: %(default)s)")
+    p.add_argument("--resolution", type=int, default=240, help="image side, px (default: %(default)s)")
+    p.add_argument("--level", type=int, default=3, help="default-model subdivision level (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=5, help="profiled steps (default: %(default)s)")
+    p.add_argument("--rows", type=int, default=25, help="operators listed (default: %(default)s)")
+    p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
+    p.set_defaults(func=_cmd_profile)
 
     p = bench_sub.add_parser("report", help="re-make the Markdown table and plot from a benchmark CSV")
     p.add_argument("csv", help="a renderers_<device>.csv or train_<device>.csv")

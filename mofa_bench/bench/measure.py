@@ -22,8 +22,8 @@ batch: seconds per item (from one probe call at the group's smallest batch — b
 for renderers — then from the largest measured cell of the group) × batch × calls per
 cell. Groups whose smaller sibling (lower or equal resolution and model size, same
 backend) was already too expensive are skipped without a probe, since cost grows with
-both. The first probe of a backend is repeated once when it predicts a skip, so
-one-off costs of a first call (kernel compilation, lazy imports) do not skip cells.
+both. The first probe of a backend is made twice and the second (warm) call is used,
+so one-off costs of a first call (kernel compilation, lazy imports) do not skip cells.
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ class BenchSpecError(ConfigError):
 
 
 #: Failures of one cell that become an ``error`` row instead of stopping the benchmark
-#: (CUDA out of memory, backend and input errors; torch raises RuntimeError subclasses).
-CELL_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, ValueError)
+#: (CUDA out of memory, backend and input errors, a backend's compiled part that fails to
+#: build or load; torch raises RuntimeError subclasses).
+CELL_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, ValueError, ImportError, OSError)
 
 
 def check_sizes(name: str, values: Sequence[int], minimum: int = 1) -> None:
@@ -189,12 +190,12 @@ def probe_seconds(fn: Callable[[], Any], device: torch.device, budget: "CellBudg
     """Seconds of one call of ``fn`` (at ``batch`` items), the basis of a group's estimates.
 
     A first call can carry one-off costs (lazy imports, kernel compilation such as
-    nvdiffrast's plugin build, allocator growth). With ``confirm`` (meant for the first
-    probe of a backend), a call that alone predicts that a batch-``batch`` cell would
-    exceed the budget is repeated once and the second time is used.
+    nvdiffrast's plugin build, CUDA context and allocator growth), which on a GPU can be
+    many times a warm call. With ``confirm`` (meant for the first probe of a backend) the
+    call is made twice and the second time is used.
     """
     seconds = time_callable(fn, device, warmup=0, repeats=1).median_ms / 1000.0
-    if confirm and budget.estimate_s(seconds / batch, batch) > budget.seconds:
+    if confirm:
         seconds = time_callable(fn, device, warmup=0, repeats=1).median_ms / 1000.0
     return seconds
 

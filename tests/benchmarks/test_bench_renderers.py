@@ -130,7 +130,7 @@ class TestBudget:
         assert history.lower_bound("a", (64, 5000)) == (0.0, None)
         assert history.lower_bound("b", (240, 2000)) == (0.0, None)
 
-    def test_probe_repeats_a_first_call_that_predicts_a_skip_only_when_confirming(self):
+    def test_confirming_probe_uses_the_warm_second_call(self):
         def make_fn():
             calls = []
 
@@ -138,11 +138,14 @@ class TestBudget:
                 time.sleep(0.05 if not calls else 0.001)
                 calls.append(1)
 
-            return fn
+            return fn, calls
 
-        budget = CellBudget(seconds=0.02, calls_per_cell=1)
-        assert measure.probe_seconds(make_fn(), CPU, budget, confirm=True) < 0.02
-        assert measure.probe_seconds(make_fn(), CPU, budget, confirm=False) >= 0.05
+        # A slow first call is replaced by the warm one even when it fits the budget.
+        budget = CellBudget(seconds=100.0, calls_per_cell=1)
+        fn, calls = make_fn()
+        assert measure.probe_seconds(fn, CPU, budget, confirm=True) < 0.02 and len(calls) == 2
+        fn, calls = make_fn()
+        assert measure.probe_seconds(fn, CPU, budget, confirm=False) >= 0.05 and len(calls) == 1
 
     def test_zero_budget_is_rejected(self):
         with pytest.raises(BenchSpecError, match="budget"):

@@ -121,6 +121,7 @@ def fake(monkeypatch) -> FakeNvdiffrast:
     module = FakeNvdiffrast()
     monkeypatch.setattr(nvb, "_import_nvdiffrast", lambda: module)
     monkeypatch.setattr(nvb, "_require_cuda", lambda device: None)
+    monkeypatch.setattr(nvb, "_load_plugin", lambda: None)
     monkeypatch.setattr(nvb, "_CONTEXTS", {})
     return module
 

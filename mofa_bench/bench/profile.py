@@ -1,0 +1,134 @@
+"""``mofa-bench bench profile``: where one renderer cell's forward+backward time goes.
+
+Runs the loss path of ``bench renderers`` (image formation → photometric samples →
+photometric loss → backward to the code) under ``torch.profiler`` with one labelled range
+per stage (``mofa::form``, ``mofa::photometric_samples``, ``mofa::loss``,
+``mofa::backward``) and writes two tables to ``<out>/profile_<backend>_<device>.txt``:
+the stages, and the operators with the most device time (CUDA) or CPU time. Wall time per
+step and the number of kernel launches per step are printed with them, since on a GPU a
+small per-step workload is often bound by launches rather than arithmetic.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mofa_bench.bench.measure import synchronize
+from mofa_bench.bench.renderers import build_backend, load_default_model
+from mofa_bench.camera import Camera
+from mofa_bench.decoder import MoFADecoder
+from mofa_bench.environment import resolve_device
+from mofa_bench.losses import photometric_loss
+from mofa_bench.sampling import sample_codes
+
+__all__ = ["ProfileSpec", "profile_cell"]
+
+STAGES = ("mofa::form", "mofa::photometric_samples", "mofa::loss", "mofa::backward")
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    """One cell to profile.
+
+    Attributes:
+        backend: a ``bench renderers`` backend name.
+        batch: B.
+        resolution: image side, px.
+        level: default-model subdivision level.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:i"``.
+        steps: profiled forward+backward steps (after ``warmup`` unprofiled ones).
+        warmup: unprofiled steps first.
+        rows: operators listed.
+    """
+
+    backend: str = "per_vertex"
+    batch: int = 64
+    resolution: int = 240
+    level: int = 3
+    device: str = "auto"
+    steps: int = 5
+    warmup: int = 3
+    rows: int = 25
+
+
+def profile_cell(spec: ProfileSpec, out: str | Path) -> tuple[Path, str]:
+    """Profile ``spec``'s cell; returns ``(report path, report text)``."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    device = resolve_device(spec.device)
+    model = load_default_model(spec.level).to(device, torch.float32)
+    generator = torch.Generator().manual_seed(0)
+    codes = sample_codes(spec.batch, generator=generator).to(device).requires_grad_(True)
+    images = torch.rand(spec.batch, 3, spec.resolution, spec.resolution, generator=generator).to(device)
+    decoder = MoFADecoder(model, Camera(image_size=spec.resolution), renderer=build_backend(spec.backend, device))
+
+    def step() -> None:
+        with record_function(STAGES[0]):
+            formed = decoder.form(codes)
+        with record_function(STAGES[1]):
+            samples = decoder.photometric_samples(formed, images)
+        with record_function(STAGES[2]):
+            loss = photometric_loss(samples)
+        with record_function(STAGES[3]):
+            loss.backward()
+        codes.grad = None
+
+    for _ in range(spec.warmup):
+        step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(spec.steps):
+        step()
+    synchronize(device)
+    wall_ms = (time.perf_counter() - start) * 1000.0 / spec.steps
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(spec.steps):
+            step()
+        synchronize(device)
+    events = prof.key_averages()
+    on_device = device.type == "cuda"
+    sort_key = "device_time_total" if on_device else "cpu_time_total"
+    launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC"))
+    lines = [
+        f"profile: backend {spec.backend}, batch {spec.batch}, {spec.resolution}² px, level {spec.level} "
+        f"({model.num_vertices:,} vertices), {device} ({_device_name(device)}), torch {torch.__version__}",
+        f"wall time per forward+backward step (unprofiled): {wall_ms:.2f} ms",
+    ]
+    if on_device:
+        lines.append(f"kernel launches per step: {launches / spec.steps:.0f}")
+    lines += ["", "stages (totals over the profiled steps):",
+              _stage_table(events, spec.steps, on_device), "",
+              f"top {spec.rows} operators by {'device' if on_device else 'CPU'} time:",
+              events.table(sort_by=sort_key, row_limit=spec.rows)]
+    text = "\n".join(lines)
+    path = Path(out) / f"profile_{spec.backend}_{device.type}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+    return path, text
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def _stage_table(events: Any, steps: int, on_device: bool) -> str:
+    """Per-stage CPU time (and device time on CUDA) per step, ms."""
+    rows = ["| stage | CPU ms/step |" + (" device ms/step |" if on_device else ""),
+            "|:---|---:|" + ("---:|" if on_device else "")]
+    by_key = {e.key: e for e in events}
+    for stage in STAGES:
+        event = by_key.get(stage)
+        if event is None:
+            continue
+        row = f"| {stage.split('::')[1]} | {event.cpu_time_total / 1000.0 / steps:.2f} |"
+        if on_device:
+            row += f" {getattr(event, 'device_time_total', 0.0) / 1000.0 / steps:.2f} |"
+        rows.append(row)
+    return "\n".join(rows)
