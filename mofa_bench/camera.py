@@ -38,14 +38,18 @@ def euler_to_rotation_matrix(angles: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, 3, 3)`` ``R = Rz(roll) · Ry(yaw) · Rx(pitch)`` (intrinsic x-then-y-then-z
         applied to column vectors from the right).
+
+    Built through a unit quaternion (kornia's ``quaternion_from_euler``, whose
+    ``R = Rz(yaw) · Ry(pitch) · Rx(roll)`` is this composition with its roll about x,
+    pitch about y and yaw about z): about sixty elementwise operations for the whole
+    batch, which matters on a GPU, where each is a kernel launch per training step.
     """
     import kornia.geometry.conversions as kc
 
     check_tensor("angles", angles, "B 3", floating=True)
-    axes = torch.eye(3, dtype=angles.dtype, device=angles.device)
-    mats = [kc.axis_angle_to_rotation_matrix(axes[i].expand_as(angles) * angles[:, i:i + 1]) for i in range(3)]
-    rx, ry, rz = mats
-    return rz @ ry @ rx
+    about_x, about_y, about_z = angles.unbind(-1)
+    quaternion = torch.stack(kc.quaternion_from_euler(about_x, about_y, about_z), dim=-1)  # (B, 4) wxyz
+    return kc.quaternion_to_rotation_matrix(quaternion)
 
 
 @dataclass(frozen=True)

@@ -119,16 +119,21 @@ def _device_name(device: torch.device) -> str:
 
 
 def _stage_table(events: Any, steps: int, on_device: bool) -> str:
-    """Per-stage CPU time (and device time on CUDA) per step, ms."""
+    """Per-stage CPU time (and device time on CUDA) per step, ms.
+
+    A labelled range appears twice in the profile on CUDA (the CPU range and its GPU
+    annotation, under the same name); each column takes the entry that carries it.
+    """
     rows = ["| stage | CPU ms/step |" + (" device ms/step |" if on_device else ""),
             "|:---|---:|" + ("---:|" if on_device else "")]
-    by_key = {e.key: e for e in events}
     for stage in STAGES:
-        event = by_key.get(stage)
-        if event is None:
+        entries = [e for e in events if e.key == stage]
+        if not entries:
             continue
-        row = f"| {stage.split('::')[1]} | {event.cpu_time_total / 1000.0 / steps:.2f} |"
+        cpu_ms = max(e.cpu_time_total for e in entries) / 1000.0 / steps
+        row = f"| {stage.split('::')[1]} | {cpu_ms:.2f} |"
         if on_device:
-            row += f" {getattr(event, 'device_time_total', 0.0) / 1000.0 / steps:.2f} |"
+            device_ms = max(getattr(e, "device_time_total", 0.0) for e in entries) / 1000.0 / steps
+            row += f" {device_ms:.2f} |"
         rows.append(row)
     return "\n".join(rows)

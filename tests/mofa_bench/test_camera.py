@@ -47,6 +47,19 @@ class TestCamera:
         for i in range(2):
             assert_close(r[i], torch.from_numpy(_numpy_rotation(*angles[i].tolist())))
 
+    def test_euler_matches_numpy_over_the_whole_range(self):
+        angles = (torch.rand(64, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64) - 0.5) * 2 * math.pi
+        angles[:2] = 0.0  # identity
+        r = euler_to_rotation_matrix(angles)
+        for i in range(64):
+            assert_close(r[i], torch.from_numpy(_numpy_rotation(*angles[i].tolist())), rtol=0, atol=1e-12)
+        assert_close(r @ r.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(64, 3, 3), rtol=0, atol=1e-12)
+
+    @pytest.mark.parametrize("scale", [0.0, 1e-4, 1.0])
+    def test_euler_gradcheck(self, scale):
+        angles = (scale * torch.randn(3, 3, dtype=torch.float64)).requires_grad_(True)
+        assert torch.autograd.gradcheck(euler_to_rotation_matrix, (angles,))
+
     def test_zero_pose_puts_model_origin_on_axis_at_head_distance(self):
         cam = Camera(head_distance=450.0)
         v = torch.tensor([[[0.0, 0.0, 0.0], [0.0, 10.0, 5.0]]], dtype=torch.float64)
