@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv with everything mofa-bench needs on a fresh Linux machine (Python 3.11).
+# Create .venv with everything mofa-bench needs on a fresh Linux machine (Python 3.10-3.14).
 #   torch==2.12.0 (PyPI's default CUDA build; also runs on the CPU) is pinned because the
 #   only installable PyTorch3D wheel (easypytorch3d 0.7.9.post1) is built against it.
 #   opencv-python-headless (the `landmarks` extra) gives Haar-cascade face crops of photos.
@@ -24,10 +24,10 @@ echo "installing torch==2.12.0 (first time: ~0.5 GB download)"
 $PIP install -q torch==2.12.0
 pyver=$("$VENV/bin/python" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
 extras="dev,bfm,landmarks"
-if [ "$pyver" = "311" ]; then
+if [ "$pyver" -ge 310 ] && [ "$pyver" -le 314 ]; then
     extras="$extras,pytorch3d"
 else
-    echo "note: the PyTorch3D wheel exists for Python 3.11 only; the pytorch3d renderer will be unavailable"
+    echo "note: the PyTorch3D wheel exists for Python 3.10-3.14 only; the pytorch3d renderer will be unavailable"
 fi
 echo "installing mofa-bench[$extras]"
 $PIP install -q -e ".[$extras]" torch==2.12.0

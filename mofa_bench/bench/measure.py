@@ -17,10 +17,11 @@ Peak memory (:class:`PeakMemory`), in MiB:
   possible (not Linux, no permission) the value is NaN and the kind says why.
 
 Budgets (:class:`CellBudget`, :class:`BatchPlanner`, :class:`CostHistory`): a cell is
-run only if its estimated wall time fits the budget. The estimate is linear in the
-batch: seconds per item (from one probe call at the group's smallest batch — batch 1
-for renderers — then from the largest measured cell of the group) × batch × calls per
-cell. Groups whose smaller sibling (lower or equal resolution and model size, same
+run only if its estimated wall time fits the budget: seconds per call × calls per cell.
+Seconds per call start linear in the batch (from one probe call at the group's smallest
+batch — batch 1 for renderers — then from the first measured cell) and, once two cells
+of the group are measured, follow the line through the two largest (see
+:class:`BatchPlanner`). Groups whose smaller sibling (lower or equal resolution and model size, same
 backend) was already too expensive are skipped without a probe, since cost grows with
 both. The first probe of a backend is made twice and the second (warm) call is used,
 so one-off costs of a first call (kernel compilation, lazy imports) do not skip cells.
@@ -308,25 +309,47 @@ class CellBudget:
 class BatchPlanner:
     """Decides, batch by batch in increasing order, which cells of one group fit the budget.
 
+    Before two cells of the group are measured, a call is estimated linear in the batch
+    (``per_item_s · batch``). From two measured cells on, the estimate is the straight
+    line through the two largest ones, ``t(b) = t₂ + slope · (b - b₂)`` with the slope
+    kept ≥ 0: on a GPU a call's time is often nearly flat in the batch (launch-bound),
+    which the linear rule would overestimate many times over.
+
     Attributes:
         budget: the per-cell budget.
         per_item_s: current seconds per item and call (probe, then measured cells).
-        basis: where ``per_item_s`` comes from (shown in skip notes).
+        basis: where the estimate comes from (shown in skip notes).
+        measured: ``(batch, seconds per call)`` of the measured cells, in order.
     """
 
     budget: CellBudget
     per_item_s: float
     basis: str = "batch-1 probe"
+    measured: list[tuple[int, float]] = field(default_factory=list)
+
+    def seconds_per_call(self, batch: int) -> float:
+        """Estimated seconds of one call at ``batch``."""
+        if len(self.measured) < 2:
+            return self.per_item_s * batch
+        (b1, t1), (b2, t2) = sorted(self.measured)[-2:]
+        slope = max((t2 - t1) / (b2 - b1), 0.0) if b2 != b1 else t2 / b2
+        return t2 + slope * (batch - b2)
 
     def skip_note(self, batch: int) -> str | None:
         """Why the batch-``batch`` cell is skipped, or ``None`` when it fits."""
-        return self.budget.skip_note(self.budget.estimate_s(self.per_item_s, batch), self.basis)
+        estimate = self.seconds_per_call(batch) * self.budget.calls_per_cell
+        return self.budget.skip_note(estimate, self.basis)
 
     def observe(self, batch: int, seconds_per_call: float) -> None:
         """Use a measured cell (its median seconds per call) for the next estimates."""
         if math.isfinite(seconds_per_call) and seconds_per_call > 0:
             self.per_item_s = seconds_per_call / batch
-            self.basis = f"from batch {batch}"
+            self.measured.append((batch, seconds_per_call))
+            if len(self.measured) >= 2:
+                batches = sorted(b for b, _ in self.measured)[-2:]
+                self.basis = f"line through batches {batches[0]} and {batches[1]}"
+            else:
+                self.basis = f"from batch {batch}"
 
 
 @dataclass

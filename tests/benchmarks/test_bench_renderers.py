@@ -121,6 +121,23 @@ class TestBudget:
         planner.observe(5, 0.25)  # 0.05 s per item
         assert planner.skip_note(10) is None and planner.basis == "from batch 5"
 
+    def test_planner_follows_the_line_through_the_two_largest_cells(self):
+        planner = BatchPlanner(CellBudget(seconds=1.0, calls_per_cell=2), per_item_s=0.04)
+        # Launch-bound: 0.04 s at batch 1 and 0.042 s at batch 8 → ~0.06 s at batch 64, not 2.6 s.
+        planner.observe(1, 0.040)
+        planner.observe(8, 0.042)
+        assert planner.seconds_per_call(64) == pytest.approx(0.042 + 0.002 / 7 * 56)
+        assert planner.skip_note(64) is None and planner.basis == "line through batches 1 and 8"
+        # A slope is never negative: a faster larger batch does not predict faster still.
+        planner.observe(64, 0.030)
+        assert planner.seconds_per_call(256) == pytest.approx(0.030)
+        # Compute-bound growth is followed: 0.1 s at 8, 0.8 s at 64 → 3.2 s at 256 > budget.
+        steep = BatchPlanner(CellBudget(seconds=1.0, calls_per_cell=2), per_item_s=0.0125)
+        steep.observe(8, 0.1)
+        steep.observe(64, 0.8)
+        assert steep.seconds_per_call(256) == pytest.approx(3.2)
+        assert "estimated 6.4 s > budget 1 s" in steep.skip_note(256)
+
     def test_history_lower_bound_only_from_smaller_points(self):
         history = CostHistory()
         history.record("a", (128, 1000), 0.5)
@@ -213,7 +230,7 @@ class TestRendererBench:
         rows = run_renderer_bench(_spec(batches=(1, 8, 64), resolutions=(32,), budget_s=1.0),
                                   model_loader=lambda level: tiny_model, progress=False)
         assert [r["status"] for r in rows] == ["ok", "ok", "skipped"]
-        assert rows[2]["note"] == "estimated 1.28 s > budget 1 s (from batch 8)"
+        assert rows[2]["note"] == "estimated 1.28 s > budget 1 s (line through batches 1 and 8)"
 
         probes.clear()
         def slow_probe(fn, device, budget, batch=1, confirm=True):
