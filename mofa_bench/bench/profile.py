@@ -88,7 +88,7 @@ def profile_cell(spec: ProfileSpec, out: str | Path) -> tuple[Path, str]:
     wall_ms = (time.perf_counter() - start) * 1000.0 / spec.steps
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
+    with profile(activities=activities, acc_events=True) as prof:
         for _ in range(spec.steps):
             step()
         synchronize(device)

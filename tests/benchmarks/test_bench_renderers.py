@@ -332,3 +332,27 @@ class TestCli:
     def test_bad_backend_is_a_message_not_a_traceback(self, capsys):
         assert main(["bench", "renderers", "--device", "cpu", "--backends", "opengl"]) == 1
         assert "unknown 'opengl'" in capsys.readouterr().err
+
+
+class TestRunLimits:
+    def test_time_limit_skips_later_groups(self, tiny_model):
+        reported = []
+        rows = run_renderer_bench(_spec(time_limit_s=1e-9), model_loader=lambda level: tiny_model, progress=False,
+                                  on_rows=lambda r: reported.append(len(r)))
+        assert len(rows) == 4 and all(r["status"] == "skipped" for r in rows)
+        assert all(r["note"] == "run time limit 1e-09 s reached" for r in rows)
+        assert reported == [2, 4], "the partial rows are reported after every group"
+
+
+class TestProfile:
+    def test_profile_writes_stages_and_operators(self, tmp_path):
+        from mofa_bench.bench.profile import ProfileSpec, profile_cell
+
+        path, text = profile_cell(ProfileSpec(batch=1, resolution=32, level=0, device="cpu", steps=1, warmup=0,
+                                              rows=5), tmp_path)
+        assert path == tmp_path / "profile_per_vertex_cpu.txt" and path.read_text().strip() == text.strip()
+        assert "468 vertices" in text and "wall time per forward+backward step" in text
+        for stage in ("| form |", "| photometric_samples |", "| loss |", "| backward |"):
+            line = next(line for line in text.splitlines() if line.startswith(stage))
+            assert float(line.split("|")[2]) > 0
+        assert "top 5 operators by CPU time" in text

@@ -103,3 +103,61 @@ class TestTrainBench:
         assert (cli_run / "train_cpu.md").exists() and (cli_run / "train_cpu.png").exists()
         table = [line for line in (cli_run / "train_cpu.md").read_text().splitlines() if line.startswith("|")]
         assert table[0].startswith("| renderer | encoder |") and len(table) == 2 + 3
+
+
+class TestModesLimitsAppend:
+    def test_modes_set_amp_and_compile_in_the_cell_config(self, tiny_model_path):
+        spec = _spec(tiny_model_path, device="cpu")
+        flags = {mode: (spec.cell_config("per_vertex", "resnet18", 64, 1, mode).amp,
+                        spec.cell_config("per_vertex", "resnet18", 64, 1, mode).compile)
+                 for mode in bench_train.TRAIN_MODES}
+        assert flags == {"fp32": (False, False), "amp": (True, False), "compile": (False, True),
+                         "amp+compile": (True, True)}
+
+    def test_amp_or_compile_on_the_cpu_is_a_clear_error(self, tiny_model_path):
+        with pytest.raises(BenchSpecError, match="CUDA only"):
+            _spec(tiny_model_path, modes=("fp32", "amp")).validate()
+        with pytest.raises(BenchSpecError, match="modes"):
+            _spec(tiny_model_path, modes=("fp16",)).validate()
+
+    def test_rows_carry_their_mode(self, tiny_rows):
+        assert {r["mode"] for r in tiny_rows if r["renderer"] == "per_vertex"} == {"fp32"}
+
+    def test_time_limit_skips_later_groups_and_rows_are_reported_per_group(self, tiny_model_path, monkeypatch):
+        def fake_setup(config, run_dir):
+            trainer = SimpleNamespace(face_model=tiny_face_model(subdivisions=1), skipped_total=0)
+            return trainer, lambda batch: lambda: time.sleep(0.05)
+
+        monkeypatch.setattr(bench_train, "setup_trainer", fake_setup)
+        reported = []
+        spec = _spec(tiny_model_path, encoders=("resnet18", "alexnet"), batches=(2,), time_limit_s=0.05)
+        rows = run_train_bench(spec, progress=False, on_rows=lambda r: reported.append(len(r)))
+        assert [(r["encoder"], r["status"]) for r in rows] == [("resnet18", "ok"), ("alexnet", "skipped")]
+        assert rows[1]["note"] == "run time limit 0.05 s reached"
+        assert reported == [1, 2]
+
+    def test_bad_time_limit_is_a_clear_error(self, tiny_model_path):
+        with pytest.raises(BenchSpecError, match="time-limit"):
+            _spec(tiny_model_path, time_limit_s=0).validate()
+
+    def test_append_keeps_earlier_rows(self, cli_run, tiny_model_path):
+        before = read_csv(cli_run / "train_cpu.csv")
+        args = ["bench", "train", "--device", "cpu", "--renderers", "per_vertex", "--encoders", "resnet18",
+                "--batches", "1", "--image-sizes", "32", "--warmup", "0", "--repeats", "1", "--no-progress",
+                "--out", str(cli_run), "--append"]
+        for item in _overrides(tiny_model_path):
+            args += ["--set", item]
+        assert main(args) == 0
+        after = read_csv(cli_run / "train_cpu.csv")
+        assert len(after) == len(before) + 1
+        assert after.iloc[:len(before)]["timestamp"].tolist() == before["timestamp"].tolist()
+        assert int(after.iloc[-1]["image_size"]) == 32
+
+    def test_report_of_a_csv_without_the_mode_column_reads_it_as_fp32(self, cli_run, tmp_path):
+        from mofa_bench.bench.results import write_report
+
+        frame = read_csv(cli_run / "train_cpu.csv").drop(columns=["mode"])
+        old = tmp_path / "train_cpu.csv"
+        frame.to_csv(old, index=False)
+        md, png = write_report(old)
+        assert "| fp32 |" in md.read_text() and png.exists()
