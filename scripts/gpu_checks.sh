@@ -9,8 +9,8 @@
 #   5. `mofa-bench bench profile` of each backend at batch 64, 240 px, level 3 (where the
 #      renderer benchmark's target cell spends its time);
 #   6. `mofa-bench bench train --device cuda` (renderers × AlexNet/ResNet-18 × fp32/AMP,
-#      batches 16/64, 240 px, level 3; bounded by TRAIN_LIMIT_S), then torch.compile rows
-#      for per_vertex (appended, bounded by COMPILE_LIMIT_S).
+#      batches 5 (the paper's)/16/64, 240 px, level 3; bounded by TRAIN_LIMIT_S), then
+#      torch.compile rows for per_vertex (appended, bounded by COMPILE_LIMIT_S).
 # Each step's log goes to RESULTS_DIR; the benchmark CSV/Markdown/plots go to BENCH_OUT.
 # A failing step is reported and the next one still runs; the exit status is the number
 # of failed steps.
@@ -62,14 +62,14 @@ xdist=()
 if "$PYTHON" -c "import xdist" 2>/dev/null; then xdist=(-n "${PYTEST_WORKERS:-8}"); fi
 step tests "${TEST_LIMIT_S:-240}" "$PYTHON" -m pytest -q --device all -m "not slow" "${xdist[@]}" -p no:cacheprovider
 step bench_renderers "$((${RENDER_LIMIT_S:-150} + 60))" "${MOFA[@]}" bench renderers --device cuda --no-progress \
-    --backends per_vertex,pytorch3d,pytorch3d-soft,nvdiffrast --budget-s 5 \
+    --backends per_vertex,pytorch3d,pytorch3d-soft,nvdiffrast --budget-s 10 \
     --time-limit-s "${RENDER_LIMIT_S:-150}" --out "$BENCH_OUT"
 for backend in per_vertex pytorch3d nvdiffrast; do
     step "profile_$backend" 120 "${MOFA[@]}" bench profile --device cuda --backend "$backend" --out "$BENCH_OUT"
 done
 step bench_train "$((${TRAIN_LIMIT_S:-120} + 60))" "${MOFA[@]}" bench train --device cuda --no-progress \
     --renderers per_vertex,pytorch3d,pytorch3d-soft,nvdiffrast --encoders alexnet,resnet18 --modes fp32,amp \
-    --batches 16,64 --image-sizes 240 --levels 3 --warmup 3 --repeats 10 --budget-s 10 \
+    --batches 5,16,64 --image-sizes 240 --levels 3 --warmup 3 --repeats 10 --budget-s 10 \
     --time-limit-s "${TRAIN_LIMIT_S:-120}" --out "$BENCH_OUT"
 step bench_train_compile "$((${COMPILE_LIMIT_S:-90} + 60))" "${MOFA[@]}" bench train --device cuda --no-progress \
     --renderers per_vertex --encoders alexnet,resnet18 --modes compile,amp+compile --batches 16,64 \
