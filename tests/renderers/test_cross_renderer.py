@@ -157,43 +157,48 @@ class TestCudaBackendsAgree:
 
 # ============================================================================ gradients
 class TestPhotometricGradients:
-    @pytest.fixture
-    def setup(self, tiny_model):
-        if not available_renderers("cpu")["pytorch3d"].available:
-            pytest.skip(str(available_renderers("cpu")["pytorch3d"]))
+    """Every rasterizer's photometric gradient w.r.t. the code against per-vertex sampling's
+    on the same device, on a target rendered by the rasterizer itself."""
+
+    @pytest.fixture(params=[pytest.param(case.values, id=case.id, marks=case.marks) for case in RASTERIZERS])
+    def setup(self, request, tiny_model):
+        name, on, options = request.param
+        renderer = renderer_or_skip(name, on, options)
         camera = Camera(image_size=48)
-        decoders = {name: MoFADecoder(tiny_model, camera, renderer=name) for name in ("per_vertex", "pytorch3d")}
+        decoders = {"per_vertex": MoFADecoder(tiny_model, camera, renderer="per_vertex"),
+                    name: MoFADecoder(tiny_model, camera, renderer=renderer)}
         true = posed_code(seed=3)
         true[:, CODE_SLICES["translation"]] = torch.tensor([[4.0, -3.0, 0.0]])
-        background = torch.full((1, 3, 48, 48), 0.5)
+        true = true.to(on)
+        background = torch.full((1, 3, 48, 48), 0.5, device=on)
         with torch.no_grad():
-            target, _ = decoders["pytorch3d"].render(true, background)
-        return decoders, true, target
+            target, _ = decoders[name].render(true, background)
+        return name, decoders, true, target
 
     @staticmethod
     def gradient(decoder: MoFADecoder, code: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         code = code.clone().requires_grad_(True)
         weighted_photometric_loss(decoder.photometric_samples(decoder.form(code), target)).backward()
-        return code.grad[0]
+        return code.grad[0].cpu()
 
-    def test_gradients_point_the_same_way_for_per_vertex_and_pytorch3d(self, setup):
-        decoders, true, target = setup
+    def test_gradients_point_the_same_way_as_per_vertex(self, setup):
+        name, decoders, true, target = setup
         gen = torch.Generator().manual_seed(7)
         start = true.clone()
-        start[:, CODE_SLICES["translation"]] += torch.tensor([[3.0, 2.0, 0.0]])
-        start[:, CODE_SLICES["gamma"]] += 0.1 * torch.randn(1, 27, generator=gen)
+        start[:, CODE_SLICES["translation"]] += torch.tensor([[3.0, 2.0, 0.0]], device=start.device)
+        start[:, CODE_SLICES["gamma"]] += 0.1 * torch.randn(1, 27, generator=gen).to(start.device)
         g_pv = self.gradient(decoders["per_vertex"], start, target)
-        g_p3 = self.gradient(decoders["pytorch3d"], start, target)
+        g_raster = self.gradient(decoders[name], start, target)
         cosine = torch.nn.functional.cosine_similarity
-        assert float(cosine(g_pv, g_p3, dim=0)) > 0.5
+        assert float(cosine(g_pv, g_raster, dim=0)) > 0.5
         light = CODE_SLICES["gamma"]
-        assert float(cosine(g_pv[light], g_p3[light], dim=0)) > 0.8
+        assert float(cosine(g_pv[light], g_raster[light], dim=0)) > 0.8
 
     def test_translation_gradients_point_to_the_target(self, setup):
-        decoders, true, target = setup
+        _, decoders, true, target = setup
         offset = torch.tensor([-3.0, 2.5])
         start = true.clone()
-        start[0, 227:229] += offset
+        start[0, 227:229] += offset.to(start.device)
         xy = slice(CODE_SLICES["translation"].start, CODE_SLICES["translation"].start + 2)
         for name, decoder in decoders.items():
             descent = -self.gradient(decoder, start, target)[xy]
@@ -211,10 +216,10 @@ def one_thread():
 
 
 class TestFitting:
-    def test_fitting_translation_and_ambient_light_converges_with_pytorch3d(self, tiny_model, one_thread):
-        if not available_renderers("cpu")["pytorch3d"].available:
-            pytest.skip(str(available_renderers("cpu")["pytorch3d"]))
-        decoder = MoFADecoder(tiny_model, Camera(image_size=32), renderer="pytorch3d")
+    @pytest.mark.parametrize("name, on, options", RASTERIZERS)
+    def test_fitting_translation_and_ambient_light_converges(self, tiny_model, one_thread, name, on, options):
+        renderer = renderer_or_skip(name, on, options)
+        decoder = MoFADecoder(tiny_model, Camera(image_size=32), renderer=renderer)
         xy = slice(CODE_SLICES["translation"].start, CODE_SLICES["translation"].start + 2)
         ambient = slice(CODE_SLICES["gamma"].start, CODE_SLICES["gamma"].start + 3)  # band 0, RGB
         base = zero_code(1)
@@ -223,8 +228,9 @@ class TestFitting:
         true = base.clone()
         true[:, xy] = 4.0 * torch.randn(1, 2, generator=gen)
         true[:, ambient] += 0.3 * torch.randn(1, 3, generator=gen)
+        base, true = base.to(on), true.to(on)
         with torch.no_grad():
-            target, _ = decoder.render(true, torch.full((1, 3, 32, 32), 0.5))
+            target, _ = decoder.render(true, torch.full((1, 3, 32, 32), 0.5, device=on))
 
         translation = base[:, xy].clone().requires_grad_(True)
         light = base[:, ambient].clone().requires_grad_(True)
