@@ -49,6 +49,7 @@ __all__ = [
     "CellMeasurement",
     "CostHistory",
     "Deadline",
+    "GroupRows",
     "PeakMemory",
     "Timing",
     "check_sizes",
@@ -400,3 +401,48 @@ class Deadline:
         if self.seconds is None or time.perf_counter() - self.start < self.seconds:
             return None
         return f"run time limit {self.seconds:g} s reached"
+
+
+@dataclass
+class GroupRows:
+    """The rows of one group of cells (one per batch, ascending), added as each is decided.
+
+    Attributes:
+        batches: the group's batch sizes, ascending.
+        make_row: ``(status, note, batch, **values) -> row`` with the group's fixed columns.
+        advance: called once per row (a progress bar's update).
+        rows: the rows so far.
+    """
+
+    batches: list[int]
+    make_row: Callable[..., dict[str, Any]]
+    advance: Callable[[], None]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, status: str, note: str, batch: int, **values: Any) -> None:
+        """Append the row of the batch-``batch`` cell."""
+        self.rows.append(self.make_row(status, note, batch, **values))
+        self.advance()
+
+    def finish(self, status: str, notes: Callable[[int], str]) -> list[dict[str, Any]]:
+        """Give every batch without a row ``status`` and ``notes(batch)``; returns all rows."""
+        for batch in self.batches[len(self.rows):]:
+            self.add(status, notes(batch), batch)
+        return self.rows
+
+    def skip_before_probing(self, deadline: Deadline, budget: CellBudget, history: CostHistory, family: str,
+                            coords: Sequence[float], describe: Callable[[tuple[float, ...]], str]
+                            ) -> list[dict[str, Any]] | None:
+        """All rows, skipped, when the run's time is up or a smaller probed point of
+        ``family`` already puts the smallest batch over the budget; else ``None``.
+
+        ``describe(coords)`` names the smaller point in the note (e.g. ``"128 px, 7,257 vertices"``).
+        """
+        late = deadline.note()
+        if late:
+            return self.finish("skipped", lambda b: late)
+        bound, source = history.lower_bound(family, coords)
+        if source is not None and budget.skip_note(budget.estimate_s(bound, self.batches[0])):
+            basis = f"lower bound from {describe(source)}"
+            return self.finish("skipped", lambda b: budget.skip_note(budget.estimate_s(bound, b), basis) or "")
+        return None

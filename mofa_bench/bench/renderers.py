@@ -41,6 +41,7 @@ from mofa_bench.bench.measure import (
     check_time_limit,
     check_timing,
     Deadline,
+    GroupRows,
     error_note,
     free_device_memory,
     measure_cell,
@@ -318,46 +319,37 @@ def _group_rows(spec: RendererBenchSpec, env: dict[str, Any], backend: str, mode
     budget = CellBudget(spec.budget_s, spec.calls_per_cell)
     base = {"backend": backend, "resolution": resolution, "level": level, "vertices": model.num_vertices,
             "faces": model.num_triangles}
-    batches = sorted(spec.batches)
-    rows: list[dict[str, Any]] = []
-
-    def finish(status: str, notes: Callable[[int], str]) -> list[dict[str, Any]]:
-        for batch in batches[len(rows):]:
-            rows.append(_row(spec, env, status, notes(batch), batch=batch, **base))
-            advance()
-        return rows
-
-    late = deadline.note()
-    if late:
-        return finish("skipped", lambda b: late)
+    rows = GroupRows(sorted(spec.batches),
+                     lambda status, note, batch, **values: _row(spec, env, status, note, batch=batch, **base,
+                                                                **values),
+                     advance)
     coords = (resolution, model.num_vertices)
-    bound, source = history.lower_bound(backend, coords)
-    if source is not None and budget.skip_note(budget.estimate_s(bound, batches[0])):
-        basis = f"lower bound from {source[0]} px, {source[1]:,} vertices"
-        return finish("skipped", lambda b: budget.skip_note(budget.estimate_s(bound, b), basis) or "")
+    skipped = rows.skip_before_probing(deadline, budget, history, backend, coords,
+                                       lambda point: f"{point[0]} px, {point[1]:,} vertices")
+    if skipped is not None:
+        return skipped
     try:
         probe = setup_cell(model, backend, 1, resolution, device, spec.seed)["forward_backward"]
         per_item = probe_seconds(probe, device, budget, confirm=not history.has(backend))
     except CELL_ERRORS as err:
         free_device_memory(device)
-        return finish("error", lambda b: error_note(err))
+        failure = error_note(err)
+        return rows.finish("error", lambda b: failure)
     history.record(backend, coords, per_item)
     planner = BatchPlanner(budget, per_item)
-    for batch in batches:
-        note = planner.skip_note(batch)
-        if note:
-            return finish("skipped", lambda b: planner.skip_note(b) or "")
+    for batch in rows.batches:
+        if planner.skip_note(batch):
+            return rows.finish("skipped", lambda b: planner.skip_note(b) or "")
         try:
             closures = setup_cell(model, backend, batch, resolution, device, spec.seed, spec.time_render)
             m = measure_cell(closures, device, spec.warmup, spec.repeats)
         except CELL_ERRORS as err:
             free_device_memory(device)
-            rows.append(_row(spec, env, "error", error_note(err), batch=batch, **base))
+            rows.add("error", error_note(err), batch)
         else:
             planner.observe(batch, m.median_ms("forward_backward") / 1000.0)
-            rows.append(_row(spec, env, "ok", batch=batch, **base, **_measured_values(m, batch)))
-        advance()
-    return rows
+            rows.add("ok", "", batch, **_measured_values(m, batch))
+    return rows.rows
 
 
 def _add_ratios(rows: list[dict[str, Any]], reference: dict[str, Any] | None) -> None:

@@ -34,6 +34,7 @@ from mofa_bench.bench.measure import (
     check_time_limit,
     check_timing,
     Deadline,
+    GroupRows,
     error_note,
     free_device_memory,
     measure_cell,
@@ -202,52 +203,43 @@ def _group_rows(spec: TrainBenchSpec, env: dict[str, Any], renderer: str, encode
     config = spec.cell_config(renderer, encoder, image_size, level, mode)
     base: dict[str, Any] = {"renderer": renderer, "encoder": encoder, "mode": mode, "image_size": image_size,
                             "level": level if config.model.source == "default" else math.nan}
-    batches = sorted(spec.batches)
-    rows: list[dict[str, Any]] = []
-
-    def finish(status: str, notes: Callable[[int], str]) -> list[dict[str, Any]]:
-        for batch in batches[len(rows):]:
-            rows.append(_row(spec, env, status, notes(batch), batch=batch, **base))
-            advance()
-        return rows
-
-    late = deadline.note()
-    if late:
-        return finish("skipped", lambda b: late)
+    rows = GroupRows(sorted(spec.batches),
+                     lambda status, note, batch, **values: _row(spec, env, status, note, batch=batch, **base,
+                                                                **values),
+                     advance)
     family, coords = f"{renderer}|{encoder}|{mode}", (image_size, level)
-    bound, source = history.lower_bound(family, coords)
-    if source is not None and budget.skip_note(budget.estimate_s(bound, batches[0])):
-        basis = f"lower bound from {source[0]:.0f} px, level {source[1]:.0f}"
-        return finish("skipped", lambda b: budget.skip_note(budget.estimate_s(bound, b), basis) or "")
+    skipped = rows.skip_before_probing(deadline, budget, history, family, coords,
+                                       lambda point: f"{point[0]:.0f} px, level {point[1]:.0f}")
+    if skipped is not None:
+        return skipped
+    first = rows.batches[0]
     with tempfile.TemporaryDirectory(prefix="mofa-bench-train-") as run_dir:
         try:
             trainer, step_for = setup_trainer(config, run_dir)
             base.update(vertices=trainer.face_model.num_vertices, faces=trainer.face_model.num_triangles)
-            per_item = probe_seconds(step_for(batches[0]), device, budget, batches[0],
-                                     confirm=not history.has(family)) / batches[0]
+            per_item = probe_seconds(step_for(first), device, budget, first,
+                                     confirm=not history.has(family)) / first
         except CELL_ERRORS as err:
-            return finish("error", lambda b: error_note(err))
+            failure = error_note(err)
+            return rows.finish("error", lambda b: failure)
         history.record(family, coords, per_item)
-        planner = BatchPlanner(budget, per_item, f"batch-{batches[0]} probe")
-        for batch in batches:
-            note = planner.skip_note(batch)
-            if note:
-                return finish("skipped", lambda b: planner.skip_note(b) or "")
+        planner = BatchPlanner(budget, per_item, f"batch-{first} probe")
+        for batch in rows.batches:
+            if planner.skip_note(batch):
+                return rows.finish("skipped", lambda b: planner.skip_note(b) or "")
             skipped_before = trainer.skipped_total
             try:
                 m = measure_cell({"train_step": step_for(batch)}, device, spec.warmup, spec.repeats)
             except CELL_ERRORS as err:
-                rows.append(_row(spec, env, "error", error_note(err), batch=batch, **base))
+                rows.add("error", error_note(err), batch)
             else:
                 step_ms = m.median_ms("train_step")
                 planner.observe(batch, step_ms / 1000.0)
-                skipped = trainer.skipped_total - skipped_before
-                note = f"{skipped} of {spec.warmup + spec.repeats} steps skipped (non-finite)" if skipped else ""
-                rows.append(_row(spec, env, "ok", note, batch=batch, **base, step_ms=step_ms,
-                                 samples_per_s=batch / step_ms * 1000.0, peak_mem_mb=m.peak_mem_mb,
-                                 peak_mem_kind=m.peak_mem_kind))
-            advance()
-    return rows
+                nonfinite = trainer.skipped_total - skipped_before
+                note = f"{nonfinite} of {spec.warmup + spec.repeats} steps skipped (non-finite)" if nonfinite else ""
+                rows.add("ok", note, batch, step_ms=step_ms, samples_per_s=batch / step_ms * 1000.0,
+                         peak_mem_mb=m.peak_mem_mb, peak_mem_kind=m.peak_mem_kind)
+    return rows.rows
 
 
 def run_train_bench(spec: TrainBenchSpec, progress: bool = True,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import struct
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache

@@ -356,3 +356,18 @@ class TestProfile:
             line = next(line for line in text.splitlines() if line.startswith(stage))
             assert float(line.split("|")[2]) > 0
         assert "top 5 operators by CPU time" in text
+
+
+class TestCellErrors:
+    def test_a_backend_that_fails_to_load_is_error_rows_and_the_run_goes_on(self, tiny_model, monkeypatch):
+        real_setup = bench_renderers.setup_cell
+
+        def failing_setup(model, backend, batch, resolution, *args, **kwargs):
+            if resolution == 32:
+                raise OSError("libcudart.so.13: cannot open shared object file")
+            return real_setup(model, backend, batch, resolution, *args, **kwargs)
+
+        monkeypatch.setattr(bench_renderers, "setup_cell", failing_setup)
+        rows = run_renderer_bench(_spec(), model_loader=lambda level: tiny_model, progress=False)
+        assert [(r["resolution"], r["status"]) for r in rows] == [(32, "error"), (32, "error"), (64, "ok"), (64, "ok")]
+        assert rows[0]["note"].startswith("OSError: libcudart.so.13")

@@ -4,7 +4,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 from helpers import tiny_face_model
 from mofa_bench.bench import train as bench_train
@@ -161,3 +160,35 @@ class TestModesLimitsAppend:
         frame.to_csv(old, index=False)
         md, png = write_report(old)
         assert "| fp32 |" in md.read_text() and png.exists()
+
+
+class TestCellErrors:
+    def test_a_group_that_cannot_be_set_up_is_error_rows_and_the_run_goes_on(self, tiny_model_path, monkeypatch):
+        def fake_setup(config, run_dir):
+            if config.encoder.name == "alexnet":
+                raise ImportError("No module named 'nvdiffrast_plugin_x'")
+            trainer = SimpleNamespace(face_model=tiny_face_model(subdivisions=1), skipped_total=0)
+            return trainer, lambda batch: lambda: None
+
+        monkeypatch.setattr(bench_train, "setup_trainer", fake_setup)
+        rows = run_train_bench(_spec(tiny_model_path, encoders=("alexnet", "resnet18")), progress=False)
+        assert [(r["encoder"], r["batch"], r["status"]) for r in rows] == [
+            ("alexnet", 2, "error"), ("alexnet", 3, "error"), ("resnet18", 2, "ok"), ("resnet18", 3, "ok")]
+        assert rows[0]["note"] == "ImportError: No module named 'nvdiffrast_plugin_x'"
+
+    def test_a_failing_cell_is_an_error_row_between_measured_ones(self, tiny_model_path, monkeypatch):
+        def fake_setup(config, run_dir):
+            trainer = SimpleNamespace(face_model=tiny_face_model(subdivisions=1), skipped_total=0)
+
+            def step_for(batch):
+                def step():
+                    if batch == 3:
+                        raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
+                return step
+
+            return trainer, step_for
+
+        monkeypatch.setattr(bench_train, "setup_trainer", fake_setup)
+        rows = run_train_bench(_spec(tiny_model_path, batches=(2, 3, 4)), progress=False)
+        assert [r["status"] for r in rows] == ["ok", "error", "ok"]
+        assert rows[1]["note"] == "RuntimeError: CUDA out of memory."
