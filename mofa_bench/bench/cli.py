@@ -104,9 +104,22 @@ def _write_outputs(rows: list[dict[str, Any]], columns: tuple[str, ...], out: st
     return csv_path
 
 
-def _cmd_renderers(args: argparse.Namespace) -> int:
+def _run(bench: str, spec: Any, run: Callable[..., list[dict[str, Any]]], columns: tuple[str, ...],
+         args: argparse.Namespace) -> int:
+    """Run a validated benchmark spec and write ``<out>/<bench>_<device>.{csv,md,png}``
+    (the CSV after every group of cells, then the table and plot)."""
     import torch
 
+    _set_threads(args.threads)
+    stem = f"{bench}_{torch.device(spec.device).type}"
+    earlier = _earlier_rows(args.append, args.out, stem)
+    print(f"bench {bench} on {spec.device}: {spec.num_cells} cells, budget {spec.budget_s:g} s per cell")
+    rows = run(spec, progress=not args.no_progress, on_rows=_partial_writer(earlier, columns, args.out, stem))
+    _write_outputs(earlier + rows, columns, args.out, stem)
+    return 0
+
+
+def _cmd_renderers(args: argparse.Namespace) -> int:
     from mofa_bench.bench.renderers import RENDERER_COLUMNS, ReferenceSpec, RendererBenchSpec, run_renderer_bench
 
     reference = None if args.no_reference else ReferenceSpec(batch=args.reference_batch,
@@ -117,19 +130,10 @@ def _cmd_renderers(args: argparse.Namespace) -> int:
         time_render=args.render or None, time_limit_s=args.time_limit_s,
     )
     spec = dataclasses.replace(spec, reference=reference).validate()
-    _set_threads(args.threads)
-    stem = f"renderers_{torch.device(spec.device).type}"
-    earlier = _earlier_rows(args.append, args.out, stem)
-    print(f"bench renderers on {spec.device}: {spec.num_cells} cells, budget {spec.budget_s:g} s per cell")
-    rows = run_renderer_bench(spec, progress=not args.no_progress,
-                              on_rows=_partial_writer(earlier, RENDERER_COLUMNS, args.out, stem))
-    _write_outputs(earlier + rows, RENDERER_COLUMNS, args.out, stem)
-    return 0
+    return _run("renderers", spec, run_renderer_bench, RENDERER_COLUMNS, args)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
     from mofa_bench.bench.train import TRAIN_COLUMNS, TrainBenchSpec, run_train_bench
 
     spec = TrainBenchSpec.preset(
@@ -138,14 +142,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         budget_s=args.budget_s, seed=args.seed, config=args.config, overrides=tuple(args.set) or None,
         modes=args.modes, time_limit_s=args.time_limit_s,
     )
-    _set_threads(args.threads)
-    stem = f"train_{torch.device(spec.device).type}"
-    earlier = _earlier_rows(args.append, args.out, stem)
-    print(f"bench train on {spec.device}: {spec.num_cells} cells, budget {spec.budget_s:g} s per cell")
-    rows = run_train_bench(spec, progress=not args.no_progress,
-                           on_rows=_partial_writer(earlier, TRAIN_COLUMNS, args.out, stem))
-    _write_outputs(earlier + rows, TRAIN_COLUMNS, args.out, stem)
-    return 0
+    return _run("train", spec, run_train_bench, TRAIN_COLUMNS, args)
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
