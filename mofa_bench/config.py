@@ -112,7 +112,15 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    """Root of a training config. ``out_dir``/``name`` locate the run directory."""
+    """Root of a training config. ``out_dir``/``name`` locate the run directory.
+
+    Speed switches (the results do not depend on them beyond floating-point rounding):
+    ``amp`` runs the encoder under bfloat16 autocast and ``compile`` wraps it in
+    ``torch.compile`` (both on CUDA only); ``compile_decoder`` wraps the loss path —
+    image formation, the renderer's photometric samples and the MoFA loss — in
+    ``torch.compile`` on any device, fusing the many small per-vertex operations that
+    otherwise bound a GPU step by kernel launches.
+    """
 
     name: str = "run"
     out_dir: str = "runs"
@@ -120,6 +128,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = False
     compile: bool = False
+    compile_decoder: bool = False
     log_every: int = 10
     val_every: int = 100
     sample_every: int = 100

@@ -10,7 +10,8 @@
 #      renderer benchmark's target cell spends its time);
 #   6. `mofa-bench bench train --device cuda` (renderers × AlexNet/ResNet-18 × fp32/AMP,
 #      batches 5 (the paper's)/16/64, 240 px, level 3; bounded by TRAIN_LIMIT_S), then
-#      torch.compile rows for per_vertex (appended, bounded by COMPILE_LIMIT_S).
+#      torch.compile rows — the encoder alone, and the encoder plus the decoder's loss
+#      path — for per_vertex and nvdiffrast with AlexNet (appended, bounded by COMPILE_LIMIT_S).
 # Each step's log goes to RESULTS_DIR; the benchmark CSV/Markdown/plots go to BENCH_OUT.
 # A failing step is reported and the next one still runs; the exit status is the number
 # of failed steps.
@@ -71,9 +72,9 @@ step bench_train "$((${TRAIN_LIMIT_S:-120} + 60))" "${MOFA[@]}" bench train --de
     --renderers per_vertex,pytorch3d,pytorch3d-soft,nvdiffrast --encoders alexnet,resnet18 --modes fp32,amp \
     --batches 5,16,64 --image-sizes 240 --levels 3 --warmup 3 --repeats 10 --budget-s 10 \
     --time-limit-s "${TRAIN_LIMIT_S:-120}" --out "$BENCH_OUT"
-step bench_train_compile "$((${COMPILE_LIMIT_S:-90} + 60))" "${MOFA[@]}" bench train --device cuda --no-progress \
-    --renderers per_vertex --encoders alexnet,resnet18 --modes compile,amp+compile --batches 16,64 \
-    --image-sizes 240 --levels 3 --warmup 3 --repeats 10 --budget-s 60 \
-    --time-limit-s "${COMPILE_LIMIT_S:-90}" --out "$BENCH_OUT" --append
+step bench_train_compile "$((${COMPILE_LIMIT_S:-120} + 60))" "${MOFA[@]}" bench train --device cuda --no-progress \
+    --renderers per_vertex,nvdiffrast --encoders alexnet --modes compile,compile-all,amp+compile-all \
+    --batches 5,16,64 --image-sizes 240 --levels 3 --warmup 3 --repeats 10 --budget-s 60 \
+    --time-limit-s "${COMPILE_LIMIT_S:-120}" --out "$BENCH_OUT" --append
 echo "failed steps: $failed"
 exit "$failed"

@@ -49,11 +49,17 @@ from mofa_bench.environment import resolve_device
 
 __all__ = ["TRAIN_COLUMNS", "TRAIN_MODES", "TrainBenchSpec", "run_train_bench", "setup_trainer"]
 
-#: Numerics of the encoder: ``mode -> (amp, compile)`` config flags. ``amp`` runs the
-#: encoder under bfloat16 autocast (CUDA only), ``compile`` wraps it in ``torch.compile``
-#: (CUDA only); image formation, renderer and loss stay in float32 in every mode.
-TRAIN_MODES: dict[str, tuple[bool, bool]] = {
-    "fp32": (False, False), "amp": (True, False), "compile": (False, True), "amp+compile": (True, True),
+#: Speed modes: ``mode -> config switches`` (:class:`~mofa_bench.config.TrainConfig`).
+#: ``amp`` runs the encoder under bfloat16 autocast, ``compile`` wraps the encoder in
+#: ``torch.compile`` (both CUDA only), ``compile-all`` also compiles the decoder's loss
+#: path (``compile_decoder``); image formation, renderer and loss stay float32 in every mode.
+TRAIN_MODES: dict[str, dict[str, bool]] = {
+    "fp32": {},
+    "amp": {"amp": True},
+    "compile": {"compile": True},
+    "amp+compile": {"amp": True, "compile": True},
+    "compile-all": {"compile": True, "compile_decoder": True},
+    "amp+compile-all": {"amp": True, "compile": True, "compile_decoder": True},
 }
 
 TRAIN_COLUMNS = (
@@ -80,8 +86,8 @@ class TrainBenchSpec:
         seed: the config's ``seed``.
         config: base YAML config (``None``: built-in defaults).
         overrides: ``key=value`` config overrides (as ``--set``); the grid's keys win.
-        modes: encoder numerics from :data:`TRAIN_MODES` (``fp32``, ``amp``, ``compile``,
-            ``amp+compile``); AMP and compile apply on CUDA only.
+        modes: speed modes from :data:`TRAIN_MODES` (``fp32``, ``amp``, ``compile``,
+            ``amp+compile``, ``compile-all``, ``amp+compile-all``); CUDA only except ``fp32``.
         time_limit_s: wall-clock limit of the whole run, s; groups starting later are
             recorded as skipped (``None``: no limit).
     """
@@ -145,10 +151,9 @@ class TrainBenchSpec:
         """The :class:`TrainConfig` of one group (raises ``ConfigError`` for bad overrides)."""
         name, options = BACKEND_VARIANTS[renderer]
         largest = max(self.batches)
-        amp, compile_ = TRAIN_MODES[mode]
+        switches = {"amp": False, "compile": False, "compile_decoder": False, **TRAIN_MODES[mode]}
         return load_config(
-            self.config, list(self.overrides), device=self.device, seed=self.seed, progress=False,
-            amp=amp, compile=compile_,
+            self.config, list(self.overrides), device=self.device, seed=self.seed, progress=False, **switches,
             renderer__name=name, renderer__options=dict(options), encoder__name=encoder,
             camera__image_size=image_size, model__subdivisions=level, optim__batch_size=largest,
             data__train_size=largest, data__val_size=1,

@@ -101,6 +101,7 @@ class Trainer:
         self._encoder_forward = self.encoder
         if config.compile and self.device.type == "cuda":
             self._encoder_forward = torch.compile(self.encoder)
+        self._loss_path = torch.compile(self._loss_terms) if config.compile_decoder else self._loss_terms
 
     # ------------------------------------------------------------------ building
     def _build_data(self) -> tuple[Any, Any]:
@@ -223,12 +224,10 @@ class Trainer:
         code = code.float()
         if not bool(torch.isfinite(code).all()):
             return self._skip("non-finite code")
-        formed = self.decoder.form(code)
-        samples = self.decoder.photometric_samples(formed, images)
         subset = self.face_model.landmark_subset
         target = batch.landmarks[:, subset] if batch.landmarks is not None else None
         confidence = batch.landmark_confidence[:, subset] if batch.landmark_confidence is not None else None
-        terms = mofa_loss(code, samples, self.loss_weights, formed.landmarks_uv[:, subset], target, confidence)
+        terms = self._loss_path(code, images, target, confidence)
         total = terms["total"]
         if not bool(torch.isfinite(total)):
             return self._skip("non-finite loss")
@@ -243,6 +242,24 @@ class Trainer:
         self.optimizer.step()
         self.nonfinite_in_row = 0
         return {name: float(value.detach()) for name, value in terms.items()}
+
+    def _loss_terms(self, code: torch.Tensor, images: torch.Tensor, landmarks: torch.Tensor | None,
+                    confidence: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """The loss path: image formation, photometric samples and the MoFA loss terms.
+
+        Args:
+            code: ``(B, 257)`` float32 codes.
+            images: ``(B, 3, H, W)`` input images.
+            landmarks: ``(B, L, 2)`` target landmarks (px) of the model's landmark subset, or None.
+            confidence: ``(B, L)`` their confidences, or None.
+
+        Returns:
+            The named loss terms and ``"total"`` (:func:`~mofa_bench.losses.mofa_loss`).
+        """
+        formed = self.decoder.form(code)
+        samples = self.decoder.photometric_samples(formed, images)
+        landmarks_uv = formed.landmarks_uv[:, self.face_model.landmark_subset]
+        return mofa_loss(code, samples, self.loss_weights, landmarks_uv, landmarks, confidence)
 
     def _skip(self, why: str) -> None:
         self.nonfinite_in_row += 1

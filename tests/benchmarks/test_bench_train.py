@@ -107,11 +107,15 @@ class TestTrainBench:
 class TestModesLimitsAppend:
     def test_modes_set_amp_and_compile_in_the_cell_config(self, tiny_model_path):
         spec = _spec(tiny_model_path, device="cpu")
-        flags = {mode: (spec.cell_config("per_vertex", "resnet18", 64, 1, mode).amp,
-                        spec.cell_config("per_vertex", "resnet18", 64, 1, mode).compile)
-                 for mode in bench_train.TRAIN_MODES}
-        assert flags == {"fp32": (False, False), "amp": (True, False), "compile": (False, True),
-                         "amp+compile": (True, True)}
+
+        def switches(mode):
+            config = spec.cell_config("per_vertex", "resnet18", 64, 1, mode)
+            return config.amp, config.compile, config.compile_decoder
+
+        assert {mode: switches(mode) for mode in bench_train.TRAIN_MODES} == {
+            "fp32": (False, False, False), "amp": (True, False, False), "compile": (False, True, False),
+            "amp+compile": (True, True, False), "compile-all": (False, True, True),
+            "amp+compile-all": (True, True, True)}
 
     def test_amp_or_compile_on_the_cpu_is_a_clear_error(self, tiny_model_path):
         with pytest.raises(BenchSpecError, match="CUDA only"):

@@ -198,3 +198,34 @@ def test_section_value_errors_name_the_section(tmp_path, tiny_model_path):
         _config(tmp_path, tiny_model_path, "loss.photo=-1")
     with pytest.raises(ConfigError, match="data.prior: .*yaw_deg"):
         _config(tmp_path, tiny_model_path, "data.prior.yaw_deg=-5")
+
+
+class TestCompiledLossPath:
+    def test_eager_by_default_and_compiled_when_asked(self, tmp_path, tiny_model_path):
+        eager = Trainer(_config(tmp_path, tiny_model_path, name="eager"))
+        assert eager._loss_path == eager._loss_terms
+        compiled = Trainer(_config(tmp_path, tiny_model_path, "compile_decoder=true", name="compiled"))
+        assert compiled._loss_path != compiled._loss_terms
+        assert getattr(compiled._loss_path, "_torchdynamo_orig_callable", None) == compiled._loss_terms
+
+    @pytest.mark.slow
+    def test_compiled_loss_path_trains_like_the_eager_one(self, tmp_path, tiny_model_path):
+        # Same seed, same data, same steps: the compiled loss path (torch.compile with
+        # inductor; on the CPU it needs a C++ compiler) gives the eager loss terms and
+        # encoder gradients up to float32 rounding.
+        runs = {}
+        for name, flag in (("eager", "false"), ("compiled", "true")):
+            trainer = Trainer(_config(tmp_path, tiny_model_path, "optim.iterations=2", "val_every=2",
+                                      f"compile_decoder={flag}", name=name))
+            batch = trainer.train_data.batch(torch.arange(2))
+            first = trainer.train_step(batch)
+            grads = [p.grad.clone() for p in trainer.encoder.parameters() if p.grad is not None]
+            runs[name] = (first, grads, trainer.train_step(batch))
+        (e1, eg, e2), (c1, cg, c2) = runs["eager"], runs["compiled"]
+        for eager_terms, compiled_terms in ((e1, c1), (e2, c2)):
+            assert eager_terms.keys() == compiled_terms.keys()
+            for key in eager_terms:
+                assert compiled_terms[key] == pytest.approx(eager_terms[key], rel=1e-4, abs=1e-6), key
+        assert len(eg) == len(cg) > 0
+        for e, c in zip(eg, cg):
+            torch.testing.assert_close(c, e, rtol=1e-3, atol=1e-5 * float(e.abs().max()) + 1e-8)
