@@ -229,6 +229,27 @@ class Fragments:
         return self.pix_to_face >= 0
 
 
+def gather_corners(values: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
+    """Per-vertex values at the corners of each fragment's triangle.
+
+    One ``index_select`` on the flattened ``(B·N, C)`` values: its backward is an
+    ``index_add`` (atomic adds on CUDA), where advanced indexing ``values[batch, corners]``
+    back-propagates through a sort-based ``index_put`` that took 30 ms per training step
+    at batch 64, 240² on an H200.
+
+    Args:
+        values: ``(B, N, C)`` per-vertex values.
+        corners: ``(B, P, 3)`` int64 vertex indices (into N) of each fragment's triangle.
+
+    Returns:
+        ``(B, P, 3, C)``.
+    """
+    bsz, num_verts, channels = values.shape
+    offsets = torch.arange(bsz, device=corners.device).view(bsz, 1, 1) * num_verts
+    flat = (corners + offsets).reshape(-1)
+    return values.reshape(bsz * num_verts, channels).index_select(0, flat).view(*corners.shape, channels)
+
+
 def fragment_barycentrics(uv: torch.Tensor, depth: torch.Tensor, triangles: torch.Tensor,
                           pix_to_face: torch.Tensor, clip: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Perspective-correct barycentrics and depth of each pixel centre in its fragments.
@@ -253,9 +274,8 @@ def fragment_barycentrics(uv: torch.Tensor, depth: torch.Tensor, triangles: torc
     bsz, height, width, k = pix_to_face.shape
     valid = (pix_to_face >= 0).reshape(bsz, -1)
     corners = triangles.to(pix_to_face.device)[pix_to_face.clamp(min=0).reshape(bsz, -1)]  # (B, P, 3)
-    batch = torch.arange(bsz, device=uv.device).view(bsz, 1, 1)
-    tri_uv = uv[batch, corners]  # (B, P, 3, 2)
-    tri_z = depth.to(uv.dtype)[batch, corners]  # (B, P, 3)
+    tri = gather_corners(torch.cat([uv, depth.to(uv.dtype).unsqueeze(-1)], -1), corners)  # (B, P, 3, 3)
+    tri_uv, tri_z = tri[..., :2], tri[..., 2]
     rows = torch.arange(height, device=uv.device, dtype=uv.dtype) + 0.5
     cols = torch.arange(width, device=uv.device, dtype=uv.dtype) + 0.5
     centre = torch.stack(torch.meshgrid(cols, rows, indexing="xy"), dim=-1)  # (H, W, 2) as (u, v)
@@ -341,8 +361,7 @@ def interpolate_colors(colors: torch.Tensor, fragments: Fragments, triangles: to
     bsz, height, width, k = fragments.pix_to_face.shape
     channels = colors.shape[-1]
     corners = triangles.to(colors.device)[fragments.pix_to_face.clamp(min=0).reshape(bsz, -1)]  # (B, P, 3)
-    batch = torch.arange(bsz, device=colors.device).view(bsz, 1, 1)
-    gathered = colors[batch, corners]  # (B, P, 3, C)
+    gathered = gather_corners(colors, corners)  # (B, P, 3, C)
     bary = fragments.bary.to(colors.dtype).reshape(bsz, -1, 3, 1)
     values = (gathered * bary).sum(2) * fragments.valid.reshape(bsz, -1, 1).to(colors.dtype)
     return values.view(bsz, height, width, k, channels)

@@ -286,6 +286,19 @@ class TestPhotometricSamples:
 
 # ============================================================================ gradients
 @needs_pytorch3d
+class TestGatherCorners:
+    def test_equals_advanced_indexing(self, device):
+        values = torch.randn(3, 7, 4, device=device)
+        corners = torch.randint(0, 7, (3, 11, 3), device=device)
+        batch = torch.arange(3, device=device).view(3, 1, 1)
+        assert torch.equal(p3b.gather_corners(values, corners), values[batch, corners])
+
+    def test_gradcheck_float64_with_repeated_corners(self):
+        values = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+        corners = torch.tensor([[[0, 1, 2], [2, 2, 4]], [[4, 3, 0], [0, 0, 0]]])
+        assert torch.autograd.gradcheck(lambda v: p3b.gather_corners(v, corners), (values,))
+
+
 class TestGradients:
     @pytest.mark.parametrize("options", [{}, dict(blur_radius=1.0, faces_per_pixel=4)])
     def test_gradcheck_float64_wrt_vertex_colours(self, options):
