@@ -86,5 +86,5 @@ def form_face(model: FaceModel, camera: Camera, code: torch.Tensor,
         vertices=vertices,
         normals_cam=normals_cam,
         reflectance=reflectance,
-        landmarks_uv=uv[:, model.landmark_indices],
+        landmarks_uv=uv.index_select(1, model.landmark_indices),
     )

@@ -19,9 +19,10 @@ def face_normals(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Tenso
     """
     check_tensor("vertices", vertices, "B N 3", floating=True)
     check_tensor("triangles", triangles, "F 3", integer=True)
-    v0 = vertices[:, triangles[:, 0]]
-    v1 = vertices[:, triangles[:, 1]]
-    v2 = vertices[:, triangles[:, 2]]
+    # One index_select for all corners: its backward is an index_add (atomic adds on
+    # CUDA), where advanced indexing back-propagates through a sort-based index_put.
+    corners = vertices.index_select(1, triangles.reshape(-1)).view(vertices.shape[0], -1, 3, 3)
+    v0, v1, v2 = corners.unbind(2)
     return torch.linalg.cross(v1 - v0, v2 - v0, dim=-1)
 
 
