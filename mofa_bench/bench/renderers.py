@@ -362,14 +362,38 @@ def _add_ratios(rows: list[dict[str, Any]], reference: dict[str, Any] | None) ->
             row["ratio_to_alexnet_step"] = row["fwdbwd_ms"] / reference["fwdbwd_ms"]
 
 
+def group_order(spec: RendererBenchSpec) -> list[tuple[int, list[int]]]:
+    """``[(level, [resolutions…])…]`` in the order the groups run.
+
+    Ascending, except that the target's level and, within it, the reference resolution
+    come first (when the grid has them), so that a run cut short by ``time_limit_s``
+    still measures the cells the target is judged on.
+    """
+    levels = sorted(spec.levels)
+    resolutions = sorted(spec.resolutions)
+    first_resolution = spec.reference.resolution if spec.reference is not None else None
+    if TARGET_LEVEL in levels:
+        levels.remove(TARGET_LEVEL)
+        levels.insert(0, TARGET_LEVEL)
+    order = []
+    for level in levels:
+        mine = list(resolutions)
+        if level == TARGET_LEVEL and first_resolution in mine:
+            mine.remove(first_resolution)
+            mine.insert(0, first_resolution)
+        order.append((level, mine))
+    return order
+
+
 def run_renderer_bench(spec: RendererBenchSpec, model_loader: ModelLoader | None = None,
                        progress: bool = True,
                        on_rows: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
     """Run the grid; one row per cell, one per unavailable backend, one for the reference.
 
-    Cells run level by level (each model is loaded once) with resolutions and batches
-    ascending; rows come back as reference, unavailable backends, then cells by backend
-    (in ``spec.backends`` order), level, resolution and batch.
+    Cells run level by level (each model is loaded once; see :func:`group_order`: the
+    target cell's group first) with batches ascending; rows come back as reference,
+    unavailable backends, then cells by backend (in ``spec.backends`` order), level,
+    resolution and batch.
 
     Args:
         spec: the grid (validated here).
@@ -404,9 +428,9 @@ def run_renderer_bench(spec: RendererBenchSpec, model_loader: ModelLoader | None
         bar.update(per_backend)
     history = CostHistory()
     cells: list[dict[str, Any]] = []
-    for level in sorted(spec.levels):
+    for level, resolutions in group_order(spec):
         model = loader(level).to(device, torch.float32)
-        for resolution in sorted(spec.resolutions):
+        for resolution in resolutions:
             for backend in [b for b in spec.backends if states[b].available]:
                 bar.set_postfix_str(f"{backend} L{level} {resolution}px")
                 cells.extend(_group_rows(spec, env, backend, model, level, resolution, history,

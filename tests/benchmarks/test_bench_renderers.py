@@ -371,3 +371,30 @@ class TestCellErrors:
         rows = run_renderer_bench(_spec(), model_loader=lambda level: tiny_model, progress=False)
         assert [(r["resolution"], r["status"]) for r in rows] == [(32, "error"), (32, "error"), (64, "ok"), (64, "ok")]
         assert rows[0]["note"].startswith("OSError: libcudart.so.13")
+
+
+class TestGroupOrder:
+    def test_target_group_first_then_ascending(self):
+        spec = RendererBenchSpec(levels=(1, 2, 3, 4), resolutions=(128, 240, 512))
+        assert bench_renderers.group_order(spec) == [
+            (3, [240, 128, 512]), (1, [128, 240, 512]), (2, [128, 240, 512]), (4, [128, 240, 512])]
+
+    def test_without_the_target_cell_the_grid_runs_ascending(self):
+        spec = RendererBenchSpec(levels=(2, 1), resolutions=(240, 128), reference=None)
+        assert bench_renderers.group_order(spec) == [(1, [128, 240]), (2, [128, 240])]
+        spec = RendererBenchSpec(levels=(3, 1), resolutions=(512, 128), reference=None)
+        assert bench_renderers.group_order(spec) == [(3, [128, 512]), (1, [128, 512])]
+
+    def test_a_run_cut_short_measured_the_target_group(self, tiny_model, monkeypatch):
+        def slow_probe(fn, device, budget, batch=1, confirm=True):
+            time.sleep(0.05)
+            return 1e-4
+
+        monkeypatch.setattr(bench_renderers, "probe_seconds", slow_probe)
+        monkeypatch.setattr(bench_renderers, "_reference_row",
+                            lambda spec, ref, env: {"backend": "reference:resnet18", "status": "skipped"})
+        spec = _spec(levels=(1, 3), resolutions=(32, 240), time_limit_s=0.03,
+                     reference=ReferenceSpec("resnet18", batch=1, resolution=240))
+        rows = run_renderer_bench(spec, model_loader=lambda level: tiny_model, progress=False)
+        done = {(r["level"], r["resolution"]) for r in rows if r["status"] == "ok"}
+        assert done == {(3, 240)}
