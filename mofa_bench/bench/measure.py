@@ -187,9 +187,8 @@ def time_callable(fn: Callable[[], Any], device: torch.device, warmup: int = 1, 
     return Timing(tuple(samples))
 
 
-def probe_seconds(fn: Callable[[], Any], device: torch.device, budget: "CellBudget", batch: int = 1,
-                  confirm: bool = True) -> float:
-    """Seconds of one call of ``fn`` (at ``batch`` items), the basis of a group's estimates.
+def probe_seconds(fn: Callable[[], Any], device: torch.device, confirm: bool = True) -> float:
+    """Seconds of one call of ``fn``, the basis of a group's estimates.
 
     A first call can carry one-off costs (lazy imports, kernel compilation such as
     nvdiffrast's plugin build, CUDA context and allocator growth), which on a GPU can be

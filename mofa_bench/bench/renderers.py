@@ -330,7 +330,7 @@ def _group_rows(spec: RendererBenchSpec, env: dict[str, Any], backend: str, mode
         return skipped
     try:
         probe = setup_cell(model, backend, 1, resolution, device, spec.seed)["forward_backward"]
-        per_item = probe_seconds(probe, device, budget, confirm=not history.has(backend))
+        per_item = probe_seconds(probe, device, confirm=not history.has(backend))
     except CELL_ERRORS as err:
         free_device_memory(device)
         failure = error_note(err)

@@ -222,8 +222,7 @@ def _group_rows(spec: TrainBenchSpec, env: dict[str, Any], renderer: str, encode
         try:
             trainer, step_for = setup_trainer(config, run_dir)
             base.update(vertices=trainer.face_model.num_vertices, faces=trainer.face_model.num_triangles)
-            per_item = probe_seconds(step_for(first), device, budget, first,
-                                     confirm=not history.has(family)) / first
+            per_item = probe_seconds(step_for(first), device, confirm=not history.has(family)) / first
         except CELL_ERRORS as err:
             failure = error_note(err)
             return rows.finish("error", lambda b: failure)

@@ -157,12 +157,11 @@ class TestBudget:
 
             return fn, calls
 
-        # A slow first call is replaced by the warm one even when it fits the budget.
-        budget = CellBudget(seconds=100.0, calls_per_cell=1)
+        # A slow first call is replaced by the warm one.
         fn, calls = make_fn()
-        assert measure.probe_seconds(fn, CPU, budget, confirm=True) < 0.02 and len(calls) == 2
+        assert measure.probe_seconds(fn, CPU, confirm=True) < 0.02 and len(calls) == 2
         fn, calls = make_fn()
-        assert measure.probe_seconds(fn, CPU, budget, confirm=False) >= 0.05 and len(calls) == 1
+        assert measure.probe_seconds(fn, CPU, confirm=False) >= 0.05 and len(calls) == 1
 
     def test_zero_budget_is_rejected(self):
         with pytest.raises(BenchSpecError, match="budget"):
@@ -209,8 +208,8 @@ class TestRendererBench:
     def test_budget_extrapolates_measured_cells_and_skips_dominated_groups(self, tiny_model, monkeypatch):
         probes = []
 
-        def fake_probe(fn, device, budget, batch=1, confirm=True):
-            probes.append(batch)
+        def fake_probe(fn, device, confirm=True):
+            probes.append(fn)
             return 0.01
 
         def fake_measure(fns, device, warmup, repeats):
@@ -233,8 +232,8 @@ class TestRendererBench:
         assert rows[2]["note"] == "estimated 1.28 s > budget 1 s (line through batches 1 and 8)"
 
         probes.clear()
-        def slow_probe(fn, device, budget, batch=1, confirm=True):
-            probes.append(batch)
+        def slow_probe(fn, device, confirm=True):
+            probes.append(fn)
             return 1.0
 
         monkeypatch.setattr(bench_renderers, "probe_seconds", slow_probe)
@@ -386,7 +385,7 @@ class TestGroupOrder:
         assert bench_renderers.group_order(spec) == [(3, [128, 512]), (1, [128, 512])]
 
     def test_a_run_cut_short_measured_the_target_group(self, tiny_model, monkeypatch):
-        def slow_probe(fn, device, budget, batch=1, confirm=True):
+        def slow_probe(fn, device, confirm=True):
             time.sleep(0.05)
             return 1e-4
 
