@@ -11,20 +11,16 @@ small per-step workload is often bound by launches rather than arithmetic.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mofa_bench.bench.measure import synchronize
-from mofa_bench.bench.renderers import build_backend, load_default_model
-from mofa_bench.camera import Camera
-from mofa_bench.decoder import MoFADecoder
+from mofa_bench.bench.measure import synchronize, time_callable
+from mofa_bench.bench.renderers import cell_inputs, load_default_model
 from mofa_bench.environment import resolve_device
 from mofa_bench.losses import photometric_loss
-from mofa_bench.sampling import sample_codes
 
 __all__ = ["ProfileSpec", "profile_cell"]
 
@@ -62,10 +58,7 @@ def profile_cell(spec: ProfileSpec, out: str | Path) -> tuple[Path, str]:
 
     device = resolve_device(spec.device)
     model = load_default_model(spec.level).to(device, torch.float32)
-    generator = torch.Generator().manual_seed(0)
-    codes = sample_codes(spec.batch, generator=generator).to(device).requires_grad_(True)
-    images = torch.rand(spec.batch, 3, spec.resolution, spec.resolution, generator=generator).to(device)
-    decoder = MoFADecoder(model, Camera(image_size=spec.resolution), renderer=build_backend(spec.backend, device))
+    decoder, codes, images = cell_inputs(model, spec.backend, spec.batch, spec.resolution, device)
 
     def step() -> None:
         with record_function(STAGES[0]):
@@ -78,14 +71,7 @@ def profile_cell(spec: ProfileSpec, out: str | Path) -> tuple[Path, str]:
             loss.backward()
         codes.grad = None
 
-    for _ in range(spec.warmup):
-        step()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(spec.steps):
-        step()
-    synchronize(device)
-    wall_ms = (time.perf_counter() - start) * 1000.0 / spec.steps
+    wall_ms = time_callable(step, device, spec.warmup, spec.steps).median_ms
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities, acc_events=True) as prof:
@@ -99,7 +85,7 @@ def profile_cell(spec: ProfileSpec, out: str | Path) -> tuple[Path, str]:
     lines = [
         f"profile: backend {spec.backend}, batch {spec.batch}, {spec.resolution}² px, level {spec.level} "
         f"({model.num_vertices:,} vertices), {device} ({_device_name(device)}), torch {torch.__version__}",
-        f"wall time per forward+backward step (unprofiled): {wall_ms:.2f} ms",
+        f"wall time per forward+backward step (unprofiled, median): {wall_ms:.2f} ms",
     ]
     if on_device:
         lines.append(f"kernel launches per step: {launches / spec.steps:.0f}")

@@ -223,6 +223,21 @@ def build_backend(backend: str, device: torch.device) -> Renderer:
     return get_renderer(name, device, **options)
 
 
+def cell_inputs(model: FaceModel, backend: str, batch: int, resolution: int, device: torch.device,
+                seed: int = 0) -> tuple[MoFADecoder, torch.Tensor, torch.Tensor]:
+    """The decoder with ``backend`` and the inputs of one cell.
+
+    Returns:
+        ``(decoder, codes, images)``: ``(B, 257)`` prior codes that require grad and a
+        ``(B, 3, H, W)`` uniform random target, both seeded by ``seed``, on ``device``.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    codes = sample_codes(batch, generator=generator).to(device).requires_grad_(True)
+    images = torch.rand(batch, 3, resolution, resolution, generator=generator).to(device)
+    decoder = MoFADecoder(model, Camera(image_size=resolution), renderer=build_backend(backend, device))
+    return decoder, codes, images
+
+
 def setup_cell(model: FaceModel, backend: str, batch: int, resolution: int, device: torch.device,
                seed: int = 0, time_render: bool = False) -> dict[str, Callable[[], Any]]:
     """Inputs of one cell and the closures to time.
@@ -239,10 +254,7 @@ def setup_cell(model: FaceModel, backend: str, batch: int, resolution: int, devi
     Returns:
         ``{"forward", "forward_backward"[, "render"]}`` closures (see the module docstring).
     """
-    generator = torch.Generator().manual_seed(seed)
-    codes = sample_codes(batch, generator=generator).to(device).requires_grad_(True)
-    images = torch.rand(batch, 3, resolution, resolution, generator=generator).to(device)
-    decoder = MoFADecoder(model, Camera(image_size=resolution), renderer=build_backend(backend, device))
+    decoder, codes, images = cell_inputs(model, backend, batch, resolution, device, seed)
 
     def forward() -> torch.Tensor:
         return photometric_loss(decoder.photometric_samples(decoder.form(codes), images))
