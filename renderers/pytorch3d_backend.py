@@ -216,17 +216,31 @@ class Fragments:
         dists: ``(B, H, W, K)`` signed squared distance from the pixel centre to the
             triangle, px² (negative inside), -1 on empty slots; float32 (PyTorch3D),
             differentiable w.r.t. ``uv`` in soft mode only.
+        corners: ``(B, H·W·K, 3)`` int64 vertex indices of each fragment's triangle
+            (triangle 0's on empty slots), from :func:`fragment_corners`.
     """
 
     pix_to_face: torch.Tensor
     bary: torch.Tensor
     zbuf: torch.Tensor
     dists: torch.Tensor
+    corners: torch.Tensor
 
     @property
     def valid(self) -> torch.Tensor:
         """``(B, H, W, K)`` bool, a triangle is stored in the slot."""
         return self.pix_to_face >= 0
+
+
+def fragment_corners(triangles: torch.Tensor, pix_to_face: torch.Tensor) -> torch.Tensor:
+    """``(B, H·W·K, 3)`` vertex indices of each fragment's triangle (triangle 0's on empty slots).
+
+    Args:
+        triangles: ``(F, 3)`` vertex indices.
+        pix_to_face: ``(B, H, W, K)`` triangle per fragment, -1 on empty slots.
+    """
+    bsz = pix_to_face.shape[0]
+    return triangles.to(pix_to_face.device)[pix_to_face.clamp(min=0).reshape(bsz, -1)]
 
 
 def gather_corners(values: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
@@ -250,7 +264,7 @@ def gather_corners(values: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
     return values.reshape(bsz * num_verts, channels).index_select(0, flat).view(*corners.shape, channels)
 
 
-def fragment_barycentrics(uv: torch.Tensor, depth: torch.Tensor, triangles: torch.Tensor,
+def fragment_barycentrics(uv: torch.Tensor, depth: torch.Tensor, corners: torch.Tensor,
                           pix_to_face: torch.Tensor, clip: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Perspective-correct barycentrics and depth of each pixel centre in its fragments.
 
@@ -264,7 +278,8 @@ def fragment_barycentrics(uv: torch.Tensor, depth: torch.Tensor, triangles: torc
     Args:
         uv: ``(B, N, 2)`` pixel positions of the vertices.
         depth: ``(B, N)`` camera-space z, mm (> 0).
-        triangles: ``(F, 3)`` vertex indices.
+        corners: ``(B, H·W·K, 3)`` vertex indices of each fragment's triangle
+            (:func:`fragment_corners`).
         pix_to_face: ``(B, H, W, K)`` triangle per fragment, -1 on empty slots.
         clip: clip barycentrics onto the triangle.
 
@@ -273,7 +288,6 @@ def fragment_barycentrics(uv: torch.Tensor, depth: torch.Tensor, triangles: torc
     """
     bsz, height, width, k = pix_to_face.shape
     valid = (pix_to_face >= 0).reshape(bsz, -1)
-    corners = triangles.to(pix_to_face.device)[pix_to_face.clamp(min=0).reshape(bsz, -1)]  # (B, P, 3)
     tri = gather_corners(torch.cat([uv, depth.to(uv.dtype).unsqueeze(-1)], -1), corners)  # (B, P, 3, 3)
     tri_uv, tri_z = tri[..., :2], tri[..., 2]
     rows = torch.arange(height, device=uv.device, dtype=uv.dtype) + 0.5
@@ -343,25 +357,24 @@ def rasterize(mesh: ScreenMesh, settings: RasterSettings) -> Fragments:
     offsets = torch.arange(bsz, device=pix_to_face.device).view(bsz, 1, 1, 1) * num_faces
     pix_to_face = torch.where(valid, pix_to_face - offsets, pix_to_face)
     dists = torch.where(valid, dists * scale ** 2, dists)
-    bary, zbuf = fragment_barycentrics(mesh.uv, depth, faces, pix_to_face, clip=settings.soft)
-    return Fragments(pix_to_face=pix_to_face, bary=bary, zbuf=zbuf, dists=dists)
+    corners = fragment_corners(faces, pix_to_face)
+    bary, zbuf = fragment_barycentrics(mesh.uv, depth, corners, pix_to_face, clip=settings.soft)
+    return Fragments(pix_to_face=pix_to_face, bary=bary, zbuf=zbuf, dists=dists, corners=corners)
 
 
-def interpolate_colors(colors: torch.Tensor, fragments: Fragments, triangles: torch.Tensor) -> torch.Tensor:
+def interpolate_colors(colors: torch.Tensor, fragments: Fragments) -> torch.Tensor:
     """Gouraud colours of every fragment: barycentric mix of its triangle's vertex colours.
 
     Args:
         colors: ``(B, N, C)`` per-vertex values (shaded colours, C = 3).
         fragments: output of :func:`rasterize`.
-        triangles: ``(F, 3)`` the rasterized triangles.
 
     Returns:
         ``(B, H, W, K, C)`` in ``colors``' dtype, 0 on empty slots.
     """
     bsz, height, width, k = fragments.pix_to_face.shape
     channels = colors.shape[-1]
-    corners = triangles.to(colors.device)[fragments.pix_to_face.clamp(min=0).reshape(bsz, -1)]  # (B, P, 3)
-    gathered = gather_corners(colors, corners)  # (B, P, 3, C)
+    gathered = gather_corners(colors, fragments.corners)  # (B, P, 3, C)
     bary = fragments.bary.to(colors.dtype).reshape(bsz, -1, 3, 1)
     values = (gathered * bary).sum(2) * fragments.valid.reshape(bsz, -1, 1).to(colors.dtype)
     return values.view(bsz, height, width, k, channels)
@@ -504,7 +517,7 @@ class PyTorch3DRenderer(Renderer):
                 f"{mesh.verts_cam.device}, {mesh.colors.device}"
             )
         fragments = rasterize(mesh, self.settings)
-        face_colors = interpolate_colors(mesh.colors, fragments, mesh.triangles)
+        face_colors = interpolate_colors(mesh.colors, fragments)
         if self.settings.soft:
             return soft_blend(face_colors, fragments, self.settings.sigma_px2, self.settings.gamma)
         return hard_blend(face_colors, fragments)
