@@ -158,6 +158,24 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bins(args: argparse.Namespace) -> int:
+    from mofa_bench.bench.bins import BinSweepSpec, run_bin_sweep
+    from mofa_bench.bench.renderers import check_backends
+
+    check_backends([args.backend])
+    spec = BinSweepSpec(backend=args.backend, batch=args.batch, resolution=args.resolution, level=args.level,
+                        device=args.device, bin_sizes=args.bin_sizes, max_faces=args.max_faces,
+                        repeats=args.repeats)
+    _, csv_path, md_path = run_bin_sweep(spec, args.out)
+    print(md_path.read_text())
+    print(f"wrote {csv_path}\nwrote {md_path}")
+    return 0
+
+
+def _optional_int(text: str) -> int | None:
+    return None if text.strip() == "default" else int(text)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from mofa_bench.bench.results import write_report
 
@@ -248,6 +266,27 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rows", type=int, default=25, help="operators listed (default: %(default)s)")
     p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
     p.set_defaults(func=_cmd_profile)
+
+    p = bench_sub.add_parser(
+        "pytorch3d-bins", help="PyTorch3D's bin_size / max_faces_per_bin on one cell (CUDA)",
+        description="Time one bench-renderers cell's forward+backward with PyTorch3D for each bin_size × "
+                    "max_faces_per_bin pair, and check that its pixels equal those of PyTorch3D's defaults "
+                    "(a bin that overflows drops triangles). Writes <out>/pytorch3d_bins_<device>.csv and .md.",
+    )
+    bins_list = _list_of(_optional_int, "integers or 'default'")
+    p.add_argument("--backend", default="pytorch3d", choices=("pytorch3d", "pytorch3d-soft"),
+                   help="(default: %(default)s)")
+    p.add_argument("--batch", type=int, default=64, help="batch size (default: %(default)s)")
+    p.add_argument("--resolution", type=int, default=240, help="image side, px (default: %(default)s)")
+    p.add_argument("--level", type=int, default=3, help="default-model subdivision level (default: %(default)s)")
+    p.add_argument("--device", default="cuda", help="cuda or cuda:i (default: %(default)s)")
+    p.add_argument("--bin-sizes", type=bins_list, default=(None, 32, 64), metavar="PX,...",
+                   help="bin sides, px, or 'default' (PyTorch3D's heuristic; default: default,32,64)")
+    p.add_argument("--max-faces", type=bins_list, default=(None, 1000, 2000, 4000), metavar="N,...",
+                   help="bin capacities, or 'default' (max(10000, F/5); default: default,1000,2000,4000)")
+    p.add_argument("--repeats", type=int, default=5, help="timed calls per setting (default: %(default)s)")
+    p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
+    p.set_defaults(func=_cmd_bins)
 
     p = bench_sub.add_parser("report", help="re-make the Markdown table and plot from a benchmark CSV")
     p.add_argument("csv", help="a renderers_<device>.csv or train_<device>.csv")

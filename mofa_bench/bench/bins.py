@@ -1,0 +1,154 @@
+"""``mofa-bench bench pytorch3d-bins``: PyTorch3D's coarse-to-fine settings on one cell.
+
+PyTorch3D's CUDA rasterizer first sorts triangles into square bins of ``bin_size`` px
+(the coarse kernel), each holding at most ``max_faces_per_bin`` triangles, then tests
+each pixel against its bin's triangles (the fine kernel). Its defaults (bin side from the
+image size, capacity ``max(10000, F / 5)``) are sized for any mesh; a face that covers part
+of the image fills far fewer. This benchmark times the ``bench renderers`` loss path
+(formation → photometric samples → loss → backward) for each pair of settings and checks
+that the rendered pixels equal those of PyTorch3D's defaults: too small a capacity
+overflows a bin and silently drops triangles.
+
+Rows (``<out>/pytorch3d_bins_<device>.csv`` and ``.md``): ``bin_size``,
+``max_faces_per_bin`` (``default`` = PyTorch3D's choice), ``fwdbwd_ms`` (median),
+``speedup`` (default time / this time), ``max_abs_diff`` and ``mismatched_pixels`` of the
+predicted colours against the defaults, ``status`` (``ok``, ``mismatch``, ``error``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mofa_bench.bench.measure import BenchSpecError, time_callable
+from mofa_bench.bench.renderers import BACKEND_VARIANTS, cell_inputs, load_default_model
+from mofa_bench.bench.results import Column, environment_columns, make_row, markdown_table, write_csv
+from mofa_bench.environment import resolve_device
+from mofa_bench.losses import photometric_loss
+from renderers import get_renderer
+
+__all__ = ["BIN_COLUMNS", "BinSweepSpec", "run_bin_sweep"]
+
+BIN_COLUMNS = (
+    "bench", "backend", "device", "batch", "resolution", "level", "vertices", "faces", "bin_size",
+    "max_faces_per_bin", "fwdbwd_ms", "speedup", "max_abs_diff", "mismatched_pixels", "status", "note",
+    "warmup", "repeats", "timestamp",
+)
+
+#: A predicted colour further than this from the defaults' counts as a mismatched pixel.
+PIXEL_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class BinSweepSpec:
+    """The cell and the settings to sweep.
+
+    Attributes:
+        backend: ``pytorch3d`` or ``pytorch3d-soft`` (its options are kept, the bin settings added).
+        batch: B.
+        resolution: image side, px.
+        level: default-model subdivision level.
+        device: a CUDA device (PyTorch3D's CPU kernel has no bins).
+        bin_sizes: bin sides in px; ``None`` = PyTorch3D's heuristic. PyTorch3D allows
+            fewer than 22 bins per image side.
+        max_faces: bin capacities; ``None`` = PyTorch3D's ``max(10000, F / 5)``.
+        warmup: untimed calls per setting.
+        repeats: timed calls per setting (median reported).
+        seed: seed of the codes and the target image.
+    """
+
+    backend: str = "pytorch3d"
+    batch: int = 64
+    resolution: int = 240
+    level: int = 3
+    device: str = "cuda"
+    bin_sizes: tuple[int | None, ...] = (None, 32, 64)
+    max_faces: tuple[int | None, ...] = (None, 1000, 2000, 4000)
+    warmup: int = 2
+    repeats: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("pytorch3d", "pytorch3d-soft"):
+            raise BenchSpecError(f"backend: expected pytorch3d or pytorch3d-soft, got {self.backend!r}")
+        for name in ("batch", "resolution", "repeats"):
+            if getattr(self, name) < 1:
+                raise BenchSpecError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if any(b is not None and b < 1 for b in self.bin_sizes):
+            raise BenchSpecError(f"bin_sizes: expected sides >= 1 px, got {self.bin_sizes}")
+        if any(m is not None and m < 1 for m in self.max_faces):
+            raise BenchSpecError(f"max_faces: expected capacities >= 1, got {self.max_faces}")
+
+
+def _label(value: int | None) -> Any:
+    return "default" if value is None else value
+
+
+def run_bin_sweep(spec: BinSweepSpec, out: str | Path) -> tuple[list[dict[str, Any]], Path, Path]:
+    """Time every (bin_size, max_faces_per_bin) pair; returns ``(rows, csv path, md path)``.
+
+    Raises:
+        BenchSpecError: the device is not CUDA.
+    """
+    device = resolve_device(spec.device)
+    if device.type != "cuda":
+        raise BenchSpecError(f"device: PyTorch3D bins exist on CUDA only, got {device}")
+    model = load_default_model(spec.level).to(device, torch.float32)
+    decoder, codes, images = cell_inputs(model, spec.backend, spec.batch, spec.resolution, device, spec.seed)
+    name, options = BACKEND_VARIANTS[spec.backend]
+    env = environment_columns(device)
+    cell = dict(bench="pytorch3d-bins", backend=spec.backend, device=str(device), batch=spec.batch,
+                resolution=spec.resolution, level=spec.level, vertices=model.num_vertices,
+                faces=int(model.triangles.shape[0]), warmup=spec.warmup, repeats=spec.repeats)
+
+    def predicted() -> torch.Tensor:
+        with torch.no_grad():
+            return decoder.photometric_samples(decoder.form(codes), images).predicted
+
+    def forward_backward() -> None:
+        photometric_loss(decoder.photometric_samples(decoder.form(codes), images)).backward()
+        codes.grad = None
+
+    reference = predicted()
+    rows: list[dict[str, Any]] = []
+    baseline_ms = float("nan")
+    for bin_size, max_faces in itertools.product(spec.bin_sizes, spec.max_faces):
+        decoder.renderer = get_renderer(name, device, **options, bin_size=bin_size, max_faces_per_bin=max_faces)
+        values: dict[str, Any] = dict(cell, bin_size=_label(bin_size), max_faces_per_bin=_label(max_faces))
+        try:
+            diff = (predicted() - reference).abs().amax(dim=-1)
+            timing = time_callable(forward_backward, device, spec.warmup, spec.repeats)
+        except (RuntimeError, ValueError) as exc:
+            rows.append(make_row(BIN_COLUMNS, env, **values, status="error",
+                                 note=f"{type(exc).__name__}: {exc}".splitlines()[0][:200]))
+            torch.cuda.empty_cache()
+            continue
+        mismatched = int((diff > PIXEL_TOLERANCE).sum())
+        if bin_size is None and max_faces is None:
+            baseline_ms = timing.median_ms
+        values.update(fwdbwd_ms=timing.median_ms, max_abs_diff=float(diff.max()), mismatched_pixels=mismatched,
+                      status="ok" if mismatched == 0 else "mismatch",
+                      note="" if mismatched == 0 else "differs from the defaults: a bin overflowed")
+        rows.append(make_row(BIN_COLUMNS, env, **values))
+    for row in rows:
+        row["speedup"] = baseline_ms / row["fwdbwd_ms"] if row["status"] != "error" else float("nan")
+    stem = Path(out) / f"pytorch3d_bins_{device.type}"
+    csv_path = write_csv(rows, stem.with_suffix(".csv"), BIN_COLUMNS)
+    md_path = stem.with_suffix(".md")
+    md_path.write_text(
+        f"PyTorch3D bin settings, {spec.backend}, batch {spec.batch}, {spec.resolution}² px, level {spec.level} "
+        f"({model.num_vertices:,} vertices), {env['device_name']}; forward+backward of the loss path.\n\n"
+        + markdown_table(rows, BIN_TABLE)
+    )
+    return rows, csv_path, md_path
+
+
+BIN_TABLE = (
+    Column("bin_size", "bin_size"), Column("max_faces_per_bin", "max_faces_per_bin"),
+    Column("fwdbwd_ms", "fwd+bwd ms", ".1f"), Column("speedup", "× defaults", ".2f"),
+    Column("mismatched_pixels", "pixels ≠ defaults", ",d"), Column("status", "status"),
+)

@@ -1,0 +1,70 @@
+"""``mofa-bench bench pytorch3d-bins``: spec checks, CLI errors, and the CUDA sweep."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from mofa_bench.bench.bins import BinSweepSpec, run_bin_sweep
+from mofa_bench.bench.measure import BenchSpecError
+from mofa_bench.cli import main
+from renderers.pytorch3d_backend import PyTorch3DRenderer
+
+
+class TestSpec:
+    @pytest.mark.parametrize("changes, message", [
+        (dict(backend="nvdiffrast"), "pytorch3d or pytorch3d-soft"),
+        (dict(batch=0), "batch"),
+        (dict(bin_sizes=(None, 0)), "bin_sizes"),
+        (dict(max_faces=(-5,)), "max_faces"),
+    ])
+    def test_bad_values_are_rejected(self, changes, message):
+        with pytest.raises(BenchSpecError, match=message):
+            BinSweepSpec(**changes)
+
+    def test_cpu_is_refused_since_only_cuda_has_bins(self, tmp_path):
+        with pytest.raises(BenchSpecError, match="CUDA only"):
+            run_bin_sweep(BinSweepSpec(device="cpu", level=0, batch=1, resolution=32), tmp_path)
+
+
+class TestCli:
+    def test_help_names_both_settings(self, capsys):
+        with pytest.raises(SystemExit):
+            main(["bench", "pytorch3d-bins", "--help"])
+        out = capsys.readouterr().out
+        assert "--bin-sizes" in out and "--max-faces" in out
+
+    def test_cpu_device_is_a_message_not_a_traceback(self, capsys):
+        assert main(["bench", "pytorch3d-bins", "--device", "cpu", "--level", "0"]) == 1
+        assert "CUDA only" in capsys.readouterr().err
+
+    def test_bad_list_is_an_argparse_error(self, capsys):
+        with pytest.raises(SystemExit):
+            main(["bench", "pytorch3d-bins", "--max-faces", "default,lots"])
+        assert "integers or 'default'" in capsys.readouterr().err
+
+
+@pytest.mark.cuda
+class TestCudaSweep:
+    def test_rows_time_each_pair_and_flag_an_overflowing_capacity(self, tmp_path):
+        state = PyTorch3DRenderer.availability("cuda")
+        if not state.available:
+            pytest.skip(f"PyTorch3D on CUDA: {state.reason}")
+        spec = BinSweepSpec(batch=2, resolution=64, level=1, bin_sizes=(None, 32), max_faces=(None, 1),
+                            warmup=1, repeats=2)
+        rows, csv_path, md_path = run_bin_sweep(spec, tmp_path)
+        assert [(r["bin_size"], r["max_faces_per_bin"]) for r in rows] == [
+            ("default", "default"), ("default", 1), (32, "default"), (32, 1)]
+        by_pair = {(r["bin_size"], r["max_faces_per_bin"]): r for r in rows}
+        baseline = by_pair["default", "default"]
+        assert baseline["status"] == "ok" and baseline["mismatched_pixels"] == 0
+        assert baseline["speedup"] == pytest.approx(1.0)
+        # 32 px bins hold every triangle of a 1.8k-vertex face at 64 px within the default capacity.
+        assert by_pair[32, "default"]["status"] == "ok"
+        # One triangle per bin cannot hold a face: pixels are lost, and the row says so.
+        for key in (("default", 1), (32, 1)):
+            assert by_pair[key]["status"] == "mismatch" and by_pair[key]["mismatched_pixels"] > 0
+        assert all(r["fwdbwd_ms"] > 0 for r in rows)
+        frame = pd.read_csv(csv_path)
+        assert len(frame) == 4 and frame["device_name"].str.len().min() > 0
+        assert "pixels ≠ defaults" in md_path.read_text()
