@@ -45,7 +45,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -59,6 +59,9 @@ PYTORCH3D_FIX = (
     "otherwise install PyTorch3D from source: "
     "https://github.com/facebookresearch/pytorch3d/blob/main/INSTALL.md"
 )
+
+#: ``max_faces_per_bin`` value that sizes the bins from the triangles (:func:`bin_capacity`).
+AUTO_CAPACITY = "auto"
 
 #: Probability a triangle gets at ``blur_radius`` when ``sigma`` is left to its default
 #: (PyTorch3D's recipe ``blur_radius = log(1 / 1e-4 - 1) * sigma``).
@@ -143,8 +146,11 @@ class RasterSettings:
         bin_size: coarse-to-fine bin size in pixels for the CUDA kernel; None = PyTorch3D's
             heuristic, 0 = naive rasterization. PyTorch3D's CPU kernel is naive only, so
             on CPU it is always 0.
-        max_faces_per_bin: CUDA coarse rasterizer capacity per bin; None = PyTorch3D's
-            default ``max(10000, F / 5)``.
+        max_faces_per_bin: CUDA coarse rasterizer capacity per bin. ``"auto"`` (default):
+            :func:`bin_capacity` of each batch, the most triangles any one bin can receive
+            (so no bin overflows), found from the triangles' screen bounding boxes at the
+            cost of one device sync per call; None = PyTorch3D's default
+            ``max(10000, F / 5)``; an int: that capacity (a bin holding more drops triangles).
         cull_backfaces: skip triangles seen from behind (clockwise on screen, given the
             model's counter-clockwise-from-outside winding).
     """
@@ -154,7 +160,7 @@ class RasterSettings:
     sigma: float | None = None
     gamma: float = 1.0
     bin_size: int | None = None
-    max_faces_per_bin: int | None = None
+    max_faces_per_bin: int | Literal["auto"] | None = "auto"
     cull_backfaces: bool = False
 
     def __post_init__(self) -> None:
@@ -182,7 +188,7 @@ class RasterSettings:
             raise InputError(f"gamma: expected > 0 mm, got {self.gamma}")
         if self.bin_size is not None:
             integer("bin_size", self.bin_size, 0)
-        if self.max_faces_per_bin is not None:
+        if self.max_faces_per_bin is not None and self.max_faces_per_bin != AUTO_CAPACITY:
             integer("max_faces_per_bin", self.max_faces_per_bin, 1)
         if not isinstance(self.cull_backfaces, bool):
             raise InputError(f"cull_backfaces: expected a bool, got {self.cull_backfaces!r}")
@@ -342,13 +348,19 @@ def rasterize(mesh: ScreenMesh, settings: RasterSettings) -> Fragments:
     meshes = meshes_cls(verts=ndc, faces=faces.unsqueeze(0).expand(bsz, num_faces, 3))
     scale = ndc_scale(mesh.image_size)
     bin_size = settings.bin_size if ndc.is_cuda else 0
+    max_faces_per_bin = settings.max_faces_per_bin
+    if max_faces_per_bin == AUTO_CAPACITY:
+        max_faces_per_bin = None
+        if ndc.is_cuda and bin_size != 0:
+            side = default_bin_size(mesh.image_size) if bin_size is None else bin_size
+            max_faces_per_bin = bin_capacity(mesh.uv, faces, mesh.image_size, side, margin_px=settings.blur_radius + 1.0)
     pix_to_face, _, _, dists = rasterize_meshes(
         meshes,
         image_size=(height, width),
         blur_radius=(settings.blur_radius / scale) ** 2,
         faces_per_pixel=settings.faces_per_pixel,
         bin_size=bin_size,
-        max_faces_per_bin=settings.max_faces_per_bin,
+        max_faces_per_bin=max_faces_per_bin,
         perspective_correct=False,
         clip_barycentric_coords=False,
         cull_backfaces=settings.cull_backfaces,
@@ -360,6 +372,61 @@ def rasterize(mesh: ScreenMesh, settings: RasterSettings) -> Fragments:
     corners = fragment_corners(faces, pix_to_face)
     bary, zbuf = fragment_barycentrics(mesh.uv, depth, corners, pix_to_face, clip=settings.soft)
     return Fragments(pix_to_face=pix_to_face, bary=bary, zbuf=zbuf, dists=dists, corners=corners)
+
+
+def default_bin_size(image_size: tuple[int, int]) -> int:
+    """PyTorch3D's bin side for an image, px: 8 up to 64 px, else ``2^(ceil(log2 max(H, W)) - 4)``, ≥ 16."""
+    longest = max(image_size)
+    if longest <= 64:
+        return 8
+    return int(2 ** max(math.ceil(math.log2(longest)) - 4, 4))
+
+
+def bin_capacity(uv: torch.Tensor, triangles: torch.Tensor, image_size: tuple[int, int], bin_size: int,
+                 margin_px: float = 1.0) -> int:
+    """The most triangles whose screen box meets any one ``bin_size`` bin: a safe ``max_faces_per_bin``.
+
+    PyTorch3D's coarse kernel puts a triangle in every bin its bounding box (grown by the
+    blur radius) overlaps and drops the triangles beyond a bin's capacity. This counts,
+    per image and bin, the triangles whose box grown by ``margin_px`` overlaps it (a 2D
+    difference array: +1/-1 at the box's bin corners, then cumulative sums), for bins laid
+    from either image corner, since the count only has to bound PyTorch3D's from above.
+    Triangles entirely off the image are not counted.
+
+    Args:
+        uv: ``(B, N, 2)`` vertex pixel positions (u right, v down).
+        triangles: ``(F, 3)`` int64 vertex indices.
+        image_size: ``(H, W)`` px.
+        bin_size: bin side, px (> 0).
+        margin_px: box growth, px (the blur radius plus a pixel of rounding).
+
+    Returns:
+        max over images and bins of the triangle count, ≥ 1.
+    """
+    height, width = image_size
+    bsz = uv.shape[0]
+    corners = gather_corners(uv.detach(), triangles.to(uv.device).unsqueeze(0).expand(bsz, -1, -1))
+    low = corners.amin(dim=2) - margin_px  # (B, F, 2) as (u, v)
+    high = corners.amax(dim=2) + margin_px
+    extent = torch.tensor([width, height], device=uv.device, dtype=uv.dtype)
+    on_image = ((high >= 0) & (low <= extent)).all(dim=-1)  # (B, F)
+    bins_u, bins_v = math.ceil(width / bin_size), math.ceil(height / bin_size)
+    best = 1
+    for flipped in (False, True):
+        start, stop = (extent - high, extent - low) if flipped else (low, high)
+        first = torch.floor(start / bin_size).long()
+        last = torch.floor(stop / bin_size).long()
+        first_u, last_u = first[..., 0].clamp(0, bins_u - 1), last[..., 0].clamp(0, bins_u - 1) + 1
+        first_v, last_v = first[..., 1].clamp(0, bins_v - 1), last[..., 1].clamp(0, bins_v - 1) + 1
+        stride = bins_u + 1
+        image = torch.arange(bsz, device=uv.device).view(bsz, 1) * (bins_v + 1) * stride
+        weight = on_image.to(torch.int32)
+        diff = torch.zeros(bsz * (bins_v + 1) * stride, dtype=torch.int32, device=uv.device)
+        for v, u, sign in ((first_v, first_u, 1), (first_v, last_u, -1), (last_v, first_u, -1), (last_v, last_u, 1)):
+            diff.index_add_(0, (image + v * stride + u).reshape(-1), (weight * sign).reshape(-1))
+        counts = diff.view(bsz, bins_v + 1, stride).cumsum(1).cumsum(2)
+        best = max(best, int(counts.max()))
+    return best
 
 
 def interpolate_colors(colors: torch.Tensor, fragments: Fragments) -> torch.Tensor:
@@ -450,7 +517,8 @@ class PyTorch3DRenderer(Renderer):
         sigma: px², soft coverage sharpness; default derived from ``blur_radius``.
         gamma: mm, depth temperature of the soft colour blend (default 1 mm).
         bin_size: CUDA coarse-to-fine bin size (None: PyTorch3D's heuristic; CPU: naive).
-        max_faces_per_bin: CUDA bin capacity (None: PyTorch3D's default).
+        max_faces_per_bin: CUDA bin capacity ("auto", the default: sized from the triangles
+            each call so that no bin overflows; None: PyTorch3D's ``max(10000, F / 5)``).
         cull_backfaces: drop back-facing triangles (default False).
 
     ``photometric_samples`` compares every pixel: predicted = rendered face colour
@@ -465,7 +533,8 @@ class PyTorch3DRenderer(Renderer):
     """
 
     def __init__(self, blur_radius: float = 0.0, faces_per_pixel: int = 1, sigma: float | None = None,
-                 gamma: float = 1.0, bin_size: int | None = None, max_faces_per_bin: int | None = None,
+                 gamma: float = 1.0, bin_size: int | None = None,
+                 max_faces_per_bin: int | Literal["auto"] | None = "auto",
                  cull_backfaces: bool = False) -> None:
         self.settings = RasterSettings(
             blur_radius=blur_radius, faces_per_pixel=faces_per_pixel, sigma=sigma, gamma=gamma,

@@ -7,7 +7,8 @@
 #      PyTorch3D vs nvdiffrast, per_vertex vs both, gradients, fits;
 #   4. `mofa-bench bench renderers --device cuda` (full grid, bounded by RENDER_LIMIT_S);
 #   5. `mofa-bench bench profile` of each backend at batch 64, 240 px, level 3 (where the
-#      renderer benchmark's target cell spends its time);
+#      renderer benchmark's target cell spends its time), and `mofa-bench bench
+#      pytorch3d-bins` on that cell (PyTorch3D's bin size × bin capacity);
 #   6. `mofa-bench bench train --device cuda` (renderers × AlexNet/ResNet-18 × fp32/AMP,
 #      batches 5 (the paper's)/16/64, 240 px, level 3; bounded by TRAIN_LIMIT_S), then
 #      torch.compile rows — the encoder alone, and the encoder plus the decoder's loss
@@ -19,9 +20,11 @@
 # Usage: scripts/gpu_checks.sh [RESULTS_DIR]   (default: out/gpu)
 # Environment: PYTHON (default: .venv/bin/python, else python3), BENCH_OUT
 # (default: reports/bench), RENDER_LIMIT_S, TRAIN_LIMIT_S, COMPILE_LIMIT_S, TEST_LIMIT_S,
-# PYTEST_WORKERS (pytest-xdist workers when it is installed; default 8). The defaults
-# take about 12 minutes on an H200; to fit 10, e.g. RENDER_LIMIT_S=100 TRAIN_LIMIT_S=80
-# COMPILE_LIMIT_S=60 (the renderer grid measures the target's cells first).
+# PYTEST_WORKERS (pytest-xdist workers when it is installed; default 8), TEST_PATHS
+# (default: tests), GPU_STEPS (the steps to run, of info build tests renderers profile
+# train compile; default: all). The defaults take about 12 minutes on an H200; to fit 10,
+# e.g. RENDER_LIMIT_S=100 TRAIN_LIMIT_S=80 COMPILE_LIMIT_S=60 (the renderer grid measures
+# the target's cells first), or split the steps over two runs with GPU_STEPS.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS="${1:-out/gpu}"
@@ -39,10 +42,14 @@ fi
 export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
 MOFA=("$PYTHON" -m mofa_bench.cli)
 failed=0
+STEPS=" ${GPU_STEPS:-info build tests renderers profile train compile} "
 
 step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to RESULTS/NAME.log
     local name=$1 limit=$2
     shift 2
+    local group=${name%%_*}
+    case $name in nvdiffrast_build) group=build ;; bench_*) group=${name#bench_}; group=${group%%_*} ;; esac
+    case $STEPS in *" $group "*) ;; *) return 0 ;; esac
     local start=$SECONDS
     echo "== $name (limit ${limit} s)"
     timeout --kill-after=10 "$limit" "$@" >"$RESULTS/$name.log" 2>&1
@@ -63,18 +70,21 @@ print(f"nvdiffrast plugin compiled (or loaded from the cache) in {time.perf_coun
 '
 xdist=()
 if "$PYTHON" -c "import xdist" 2>/dev/null; then xdist=(-n "${PYTEST_WORKERS:-8}"); fi
-step tests "${TEST_LIMIT_S:-240}" "$PYTHON" -m pytest -q --device all -m "not slow" "${xdist[@]}" -p no:cacheprovider
+# shellcheck disable=SC2086
+step tests "${TEST_LIMIT_S:-240}" "$PYTHON" -m pytest -q --device all -m "not slow" "${xdist[@]}" -p no:cacheprovider \
+    ${TEST_PATHS:-tests}
 step bench_renderers "$((${RENDER_LIMIT_S:-150} + 60))" "${MOFA[@]}" bench renderers --device cuda --no-progress \
     --backends per_vertex,pytorch3d,pytorch3d-soft,nvdiffrast --budget-s 10 \
     --time-limit-s "${RENDER_LIMIT_S:-150}" --out "$BENCH_OUT"
 for backend in per_vertex pytorch3d nvdiffrast; do
     step "profile_$backend" 120 "${MOFA[@]}" bench profile --device cuda --backend "$backend" --out "$BENCH_OUT"
 done
+step profile_pytorch3d_bins 120 "${MOFA[@]}" bench pytorch3d-bins --device cuda --out "$BENCH_OUT"
 step bench_train "$((${TRAIN_LIMIT_S:-120} + 60))" "${MOFA[@]}" bench train --device cuda --no-progress \
     --renderers per_vertex,pytorch3d,pytorch3d-soft,nvdiffrast --encoders alexnet,resnet18 --modes fp32,amp \
     --batches 5,16,64 --image-sizes 240 --levels 3 --warmup 3 --repeats 10 --budget-s 10 \
     --time-limit-s "${TRAIN_LIMIT_S:-120}" --out "$BENCH_OUT"
-step bench_train_compile "$((${COMPILE_LIMIT_S:-120} + 60))" "${MOFA[@]}" bench train --device cuda --no-progress \
+step bench_compile "$((${COMPILE_LIMIT_S:-120} + 60))" "${MOFA[@]}" bench train --device cuda --no-progress \
     --renderers per_vertex,nvdiffrast --encoders alexnet --modes compile,compile-all,amp+compile-all \
     --batches 5,16,64 --image-sizes 240 --levels 3 --warmup 3 --repeats 10 --budget-s 60 \
     --time-limit-s "${COMPILE_LIMIT_S:-120}" --out "$BENCH_OUT" --append

@@ -10,8 +10,8 @@ that the rendered pixels equal those of PyTorch3D's defaults: too small a capaci
 overflows a bin and silently drops triangles.
 
 Rows (``<out>/pytorch3d_bins_<device>.csv`` and ``.md``): ``bin_size``,
-``max_faces_per_bin`` (``default`` = PyTorch3D's choice), ``fwdbwd_ms`` (median),
-``speedup`` (default time / this time), ``max_abs_diff`` and ``mismatched_pixels`` of the
+``max_faces_per_bin`` (``default`` = PyTorch3D's choice, ``auto`` = sized from the
+triangles), ``fwdbwd_ms`` (median), ``speedup`` (default time / this time), ``max_abs_diff`` and ``mismatched_pixels`` of the
 predicted colours against the defaults, ``status`` (``ok``, ``mismatch``, ``error``).
 """
 
@@ -55,7 +55,8 @@ class BinSweepSpec:
         device: a CUDA device (PyTorch3D's CPU kernel has no bins).
         bin_sizes: bin sides in px; ``None`` = PyTorch3D's heuristic. PyTorch3D allows
             fewer than 22 bins per image side.
-        max_faces: bin capacities; ``None`` = PyTorch3D's ``max(10000, F / 5)``.
+        max_faces: bin capacities; ``None`` = PyTorch3D's ``max(10000, F / 5)``, ``"auto"`` =
+            sized per call from the triangles (:func:`renderers.pytorch3d_backend.bin_capacity`).
         warmup: untimed calls per setting.
         repeats: timed calls per setting (median reported).
         seed: seed of the codes and the target image.
@@ -67,7 +68,7 @@ class BinSweepSpec:
     level: int = 3
     device: str = "cuda"
     bin_sizes: tuple[int | None, ...] = (None, 32, 64)
-    max_faces: tuple[int | None, ...] = (None, 1000, 2000, 4000)
+    max_faces: tuple[int | str | None, ...] = (None, "auto", 1000, 2000, 4000)
     warmup: int = 2
     repeats: int = 5
     seed: int = 0
@@ -80,11 +81,11 @@ class BinSweepSpec:
                 raise BenchSpecError(f"{name}: expected >= 1, got {getattr(self, name)}")
         if any(b is not None and b < 1 for b in self.bin_sizes):
             raise BenchSpecError(f"bin_sizes: expected sides >= 1 px, got {self.bin_sizes}")
-        if any(m is not None and m < 1 for m in self.max_faces):
+        if any(m is not None and m != "auto" and (not isinstance(m, int) or m < 1) for m in self.max_faces):
             raise BenchSpecError(f"max_faces: expected capacities >= 1, got {self.max_faces}")
 
 
-def _label(value: int | None) -> Any:
+def _label(value: int | str | None) -> Any:
     return "default" if value is None else value
 
 

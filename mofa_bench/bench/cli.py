@@ -172,8 +172,10 @@ def _cmd_bins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _optional_int(text: str) -> int | None:
-    return None if text.strip() == "default" else int(text)
+def _bin_setting(text: str) -> int | str | None:
+    """``"default"`` → None (PyTorch3D's choice), ``"auto"`` as is, else an int."""
+    text = text.strip()
+    return None if text == "default" else text if text == "auto" else int(text)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -273,7 +275,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
                     "max_faces_per_bin pair, and check that its pixels equal those of PyTorch3D's defaults "
                     "(a bin that overflows drops triangles). Writes <out>/pytorch3d_bins_<device>.csv and .md.",
     )
-    bins_list = _list_of(_optional_int, "integers or 'default'")
+    bins_list = _list_of(_bin_setting, "integers, 'default' or 'auto'")
     p.add_argument("--backend", default="pytorch3d", choices=("pytorch3d", "pytorch3d-soft"),
                    help="(default: %(default)s)")
     p.add_argument("--batch", type=int, default=64, help="batch size (default: %(default)s)")
@@ -282,8 +284,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cuda", help="cuda or cuda:i (default: %(default)s)")
     p.add_argument("--bin-sizes", type=bins_list, default=(None, 32, 64), metavar="PX,...",
                    help="bin sides, px, or 'default' (PyTorch3D's heuristic; default: default,32,64)")
-    p.add_argument("--max-faces", type=bins_list, default=(None, 1000, 2000, 4000), metavar="N,...",
-                   help="bin capacities, or 'default' (max(10000, F/5); default: default,1000,2000,4000)")
+    p.add_argument("--max-faces", type=bins_list, default=(None, "auto", 1000, 2000, 4000), metavar="N,...",
+                   help="bin capacities, 'default' (max(10000, F/5)) or 'auto' (sized from the triangles; "
+                        "default: default,auto,1000,2000,4000)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per setting (default: %(default)s)")
     p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
     p.set_defaults(func=_cmd_bins)

@@ -17,6 +17,7 @@ class TestSpec:
         (dict(batch=0), "batch"),
         (dict(bin_sizes=(None, 0)), "bin_sizes"),
         (dict(max_faces=(-5,)), "max_faces"),
+        (dict(max_faces=("many",)), "max_faces"),
     ])
     def test_bad_values_are_rejected(self, changes, message):
         with pytest.raises(BenchSpecError, match=message):
@@ -41,7 +42,7 @@ class TestCli:
     def test_bad_list_is_an_argparse_error(self, capsys):
         with pytest.raises(SystemExit):
             main(["bench", "pytorch3d-bins", "--max-faces", "default,lots"])
-        assert "integers or 'default'" in capsys.readouterr().err
+        assert "integers, 'default' or 'auto'" in capsys.readouterr().err
 
 
 @pytest.mark.cuda
@@ -50,21 +51,23 @@ class TestCudaSweep:
         state = PyTorch3DRenderer.availability("cuda")
         if not state.available:
             pytest.skip(f"PyTorch3D on CUDA: {state.reason}")
-        spec = BinSweepSpec(batch=2, resolution=64, level=1, bin_sizes=(None, 32), max_faces=(None, 1),
+        spec = BinSweepSpec(batch=2, resolution=64, level=1, bin_sizes=(None, 32), max_faces=(None, 1, "auto"),
                             warmup=1, repeats=2)
         rows, csv_path, md_path = run_bin_sweep(spec, tmp_path)
         assert [(r["bin_size"], r["max_faces_per_bin"]) for r in rows] == [
-            ("default", "default"), ("default", 1), (32, "default"), (32, 1)]
+            ("default", "default"), ("default", 1), ("default", "auto"), (32, "default"), (32, 1), (32, "auto")]
         by_pair = {(r["bin_size"], r["max_faces_per_bin"]): r for r in rows}
         baseline = by_pair["default", "default"]
         assert baseline["status"] == "ok" and baseline["mismatched_pixels"] == 0
         assert baseline["speedup"] == pytest.approx(1.0)
         # 32 px bins hold every triangle of a 1.8k-vertex face at 64 px within the default capacity.
         assert by_pair[32, "default"]["status"] == "ok"
+        # Capacities sized from the triangles never drop one.
+        assert by_pair["default", "auto"]["status"] == "ok" and by_pair[32, "auto"]["status"] == "ok"
         # One triangle per bin cannot hold a face: pixels are lost, and the row says so.
         for key in (("default", 1), (32, 1)):
             assert by_pair[key]["status"] == "mismatch" and by_pair[key]["mismatched_pixels"] > 0
         assert all(r["fwdbwd_ms"] > 0 for r in rows)
         frame = pd.read_csv(csv_path)
-        assert len(frame) == 4 and frame["device_name"].str.len().min() > 0
+        assert len(frame) == 6 and frame["device_name"].str.len().min() > 0
         assert "pixels ≠ defaults" in md_path.read_text()

@@ -97,6 +97,7 @@ class TestOptions:
         dict(gamma=-1.0),
         dict(bin_size=-8),
         dict(max_faces_per_bin=0),
+        dict(max_faces_per_bin="lots"),
         dict(cull_backfaces="yes"),
     ])
     def test_invalid_options_raise_input_error(self, options):
@@ -112,6 +113,58 @@ class TestOptions:
 
 
 # ============================================================================ availability
+class TestBinCapacity:
+    """``max_faces_per_bin="auto"``: the capacity that no bin of PyTorch3D's coarse pass exceeds."""
+
+    @staticmethod
+    def uv_of(triangles_px: list[list[tuple[float, float]]]) -> tuple[torch.Tensor, torch.Tensor]:
+        uv = torch.tensor([corner for triangle in triangles_px for corner in triangle], dtype=torch.float32)
+        return uv.unsqueeze(0), torch.arange(len(uv)).view(-1, 3)
+
+    def test_counts_triangles_per_bin_from_either_corner(self):
+        small = [[(2, 2), (6, 2), (2, 6)], [(3, 3), (5, 3), (3, 5)]]  # bin (0, 0); mirrored: bin (3, 3)
+        everywhere = [[(-50, -50), (200, -50), (-50, 200)]]
+        off_image = [[(-300, -300), (-290, -300), (-300, -290)]]
+        uv, triangles = self.uv_of(small + everywhere + off_image)
+        assert p3b.bin_capacity(uv, triangles, (64, 64), 16, margin_px=0.0) == 3
+
+    def test_margin_reaches_into_the_next_bin(self):
+        near_edge = [[(18, 2), (20, 2), (18, 4)]]  # bin (0, 1); 2 px from bin (0, 0)
+        uv, triangles = self.uv_of([[(2, 2), (6, 2), (2, 6)]] + near_edge)
+        assert p3b.bin_capacity(uv, triangles, (64, 64), 16, margin_px=1.0) == 1
+        assert p3b.bin_capacity(uv, triangles, (64, 64), 16, margin_px=3.0) == 2
+
+    def test_bounds_a_per_pixel_count_on_a_random_batch(self):
+        generator = torch.Generator().manual_seed(3)
+        height, width, side = 50, 70, 16
+        uv = torch.rand(2, 40, 2, generator=generator) * torch.tensor([width * 1.2, height * 1.2]) - 5.0
+        triangles = torch.randint(0, 40, (60, 3), generator=generator)
+        capacity = p3b.bin_capacity(uv, triangles, (height, width), side, margin_px=0.0)
+        corners = uv[:, triangles]  # (B, F, 3, 2)
+        low, high = corners.amin(2), corners.amax(2)
+        centres_u = torch.arange(width) + 0.5
+        centres_v = torch.arange(height) + 0.5
+        worst = 0
+        for flip in (False, True):
+            bin_u = ((width - centres_u) if flip else centres_u).div(side).floor()
+            bin_v = ((height - centres_v) if flip else centres_v).div(side).floor()
+            for b in range(2):
+                for bu in bin_u.unique():
+                    for bv in bin_v.unique():
+                        us, vs = centres_u[bin_u == bu], centres_v[bin_v == bv]
+                        hit = ((high[b, :, 0] >= us.min()) & (low[b, :, 0] <= us.max())
+                               & (high[b, :, 1] >= vs.min()) & (low[b, :, 1] <= vs.max()))
+                        worst = max(worst, int(hit.sum()))
+        assert worst > 1 and capacity >= worst
+
+    @pytest.mark.parametrize("size, side", [(32, 8), (64, 8), (128, 16), (240, 16), (512, 32), (1024, 64)])
+    def test_default_bin_size_is_pytorch3d_heuristic(self, size, side):
+        assert p3b.default_bin_size((size, size)) == side
+
+    def test_auto_is_a_valid_option(self):
+        assert PyTorch3DRenderer(max_faces_per_bin="auto").settings.max_faces_per_bin == "auto"
+
+
 class TestAvailability:
     @needs_pytorch3d
     def test_available_on_cpu_here(self):
@@ -426,3 +479,8 @@ class TestCuda:
         naive = PyTorch3DRenderer(bin_size=0).render(cuda)
         binned = PyTorch3DRenderer(bin_size=8).render(cuda)
         assert_close(binned.image, naive.image)
+        for bin_size in (8, 32, None):
+            sized = PyTorch3DRenderer(bin_size=bin_size, max_faces_per_bin="auto").render(cuda)
+            assert_close(sized.image, naive.image, msg=f"bin_size {bin_size}, auto capacity")
+        side = p3b.default_bin_size(cuda.image_size)
+        assert p3b.bin_capacity(cuda.uv, cuda.triangles, cuda.image_size, side) < 10000
