@@ -284,9 +284,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cuda", help="cuda or cuda:i (default: %(default)s)")
     p.add_argument("--bin-sizes", type=bins_list, default=(None, 32, 64), metavar="PX,...",
                    help="bin sides, px, or 'default' (PyTorch3D's heuristic; default: default,32,64)")
-    p.add_argument("--max-faces", type=bins_list, default=(None, "auto", 1000, 2000, 4000), metavar="N,...",
+    p.add_argument("--max-faces", type=bins_list, default=(None, "auto", 4000), metavar="N,...",
                    help="bin capacities, 'default' (max(10000, F/5)) or 'auto' (sized from the triangles; "
-                        "default: default,auto,1000,2000,4000)")
+                        "default: default,auto,4000)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per setting (default: %(default)s)")
     p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
     p.set_defaults(func=_cmd_bins)
