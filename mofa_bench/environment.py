@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -33,7 +34,14 @@ def device_description(device: torch.device | str | None = None) -> str:
 
 
 def git_commit(path: str | Path | None = None) -> str:
-    """Short git commit of the source tree (``"unknown"`` outside a checkout), ``+dirty`` if modified."""
+    """Short git commit of the source tree (``"unknown"`` outside a checkout), ``+dirty`` if modified.
+
+    ``MOFA_BENCH_COMMIT``, when set, is returned instead: the commit of a copy of the tree
+    whose git metadata is missing or stale (a tarball, a synced copy on another machine).
+    """
+    override = os.environ.get("MOFA_BENCH_COMMIT", "").strip()
+    if override:
+        return override
     root = Path(path) if path else Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,

@@ -13,6 +13,7 @@ from mofa_bench.bench.measure import (
     CellBudget,
     CellMeasurement,
     CostHistory,
+    Deadline,
     PeakMemory,
     Timing,
     time_callable,
@@ -169,6 +170,14 @@ class TestBudget:
 
 
 class TestRendererBench:
+    def test_commit_column_is_git_unless_overridden(self, monkeypatch):
+        from mofa_bench.bench.results import environment_columns
+
+        monkeypatch.delenv("MOFA_BENCH_COMMIT", raising=False)
+        assert environment_columns(CPU)["commit"] != "abc1234"
+        monkeypatch.setenv("MOFA_BENCH_COMMIT", "abc1234")
+        assert environment_columns(CPU)["commit"] == "abc1234"
+
     def test_one_row_per_cell_with_measurements_and_environment(self, tiny_rows, tiny_model):
         cells = [r for r in tiny_rows if r["backend"] == "per_vertex"]
         assert sorted((r["resolution"], r["batch"]) for r in cells) == [(32, 1), (32, 2), (64, 1), (64, 2)]
@@ -385,14 +394,23 @@ class TestGroupOrder:
         assert bench_renderers.group_order(spec) == [(3, [128, 512]), (1, [128, 512])]
 
     def test_a_run_cut_short_measured_the_target_group(self, tiny_model, monkeypatch):
-        def slow_probe(fn, device, confirm=True):
-            time.sleep(0.05)
+        probed = []
+
+        class ExpiresAfterFirstProbe(Deadline):
+            """The limit passes during the first group's probe, however fast the machine is."""
+
+            def note(self):
+                return "run time limit 1 s reached" if probed else None
+
+        def probe(fn, device, confirm=True):
+            probed.append(True)
             return 1e-4
 
-        monkeypatch.setattr(bench_renderers, "probe_seconds", slow_probe)
+        monkeypatch.setattr(bench_renderers, "probe_seconds", probe)
+        monkeypatch.setattr(bench_renderers, "Deadline", ExpiresAfterFirstProbe)
         monkeypatch.setattr(bench_renderers, "_reference_row",
                             lambda spec, ref, env: {"backend": "reference:resnet18", "status": "skipped"})
-        spec = _spec(levels=(1, 3), resolutions=(32, 240), time_limit_s=0.03,
+        spec = _spec(levels=(1, 3), resolutions=(32, 240), time_limit_s=1.0,
                      reference=ReferenceSpec("resnet18", batch=1, resolution=240))
         rows = run_renderer_bench(spec, model_loader=lambda level: tiny_model, progress=False)
         done = {(r["level"], r["resolution"]) for r in rows if r["status"] == "ok"}

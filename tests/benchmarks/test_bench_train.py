@@ -7,7 +7,7 @@ import pytest
 
 from helpers import tiny_face_model
 from mofa_bench.bench import train as bench_train
-from mofa_bench.bench.measure import BenchSpecError
+from mofa_bench.bench.measure import BenchSpecError, Deadline
 from mofa_bench.bench.results import read_csv
 from mofa_bench.bench.train import TRAIN_COLUMNS, TrainBenchSpec, run_train_bench
 from mofa_bench.cli import main
@@ -127,11 +127,20 @@ class TestModesLimitsAppend:
         assert {r["mode"] for r in tiny_rows if r["renderer"] == "per_vertex"} == {"fp32"}
 
     def test_time_limit_skips_later_groups_and_rows_are_reported_per_group(self, tiny_model_path, monkeypatch):
+        steps = []
+
+        class ExpiresAfterFirstStep(Deadline):
+            """The limit passes during the first cell's steps, however fast the machine is."""
+
+            def note(self):
+                return "run time limit 0.05 s reached" if steps else None
+
         def fake_setup(config, run_dir):
             trainer = SimpleNamespace(face_model=tiny_face_model(subdivisions=1), skipped_total=0)
-            return trainer, lambda batch: lambda: time.sleep(0.05)
+            return trainer, lambda batch: lambda: steps.append(batch)
 
         monkeypatch.setattr(bench_train, "setup_trainer", fake_setup)
+        monkeypatch.setattr(bench_train, "Deadline", ExpiresAfterFirstStep)
         reported = []
         spec = _spec(tiny_model_path, encoders=("resnet18", "alexnet"), batches=(2,), time_limit_s=0.05)
         rows = run_train_bench(spec, progress=False, on_rows=lambda r: reported.append(len(r)))
