@@ -24,7 +24,9 @@
 # (default: tests), GPU_STEPS (the steps to run, of info build tests renderers profile
 # train compile; default: all). The defaults take about 12 minutes on an H200; to fit 10,
 # e.g. RENDER_LIMIT_S=100 TRAIN_LIMIT_S=80 COMPILE_LIMIT_S=60 (the renderer grid measures
-# the target's cells first), or split the steps over two runs with GPU_STEPS.
+# the target's cells first), or split the steps over two runs with GPU_STEPS. On a copy of
+# the tree whose git metadata is missing or stale, set MOFA_BENCH_COMMIT to the commit
+# that runs, so that benchmark rows name it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS="${1:-out/gpu}"
