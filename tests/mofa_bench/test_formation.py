@@ -28,6 +28,29 @@ class TestVertexNormals:
         assert bool(((n * v).sum(-1) > 0).all())
 
 
+class TestLinearModel:
+    """V = A_s + E_s α + E_e δ and R = A_r + E_r β, vertex by vertex."""
+
+    def test_vertices_and_reflectance_follow_the_definition(self, tiny_model):
+        generator = torch.Generator().manual_seed(4)
+        alpha, delta, beta = (torch.randn(3, k, generator=generator, dtype=torch.float64) for k in (80, 64, 80))
+        verts = tiny_model.vertices(alpha, delta)
+        albedo = tiny_model.reflectance(beta)
+        for b in range(3):
+            for n in (0, 7, tiny_model.num_vertices - 1):
+                expected = (tiny_model.mean_shape[n] + tiny_model.shape_basis[n] @ alpha[b]
+                            + tiny_model.expression_basis[n] @ delta[b])
+                assert_close(verts[b, n], expected)
+                assert_close(albedo[b, n], tiny_model.mean_reflectance[n] + tiny_model.reflectance_basis[n] @ beta[b])
+
+    def test_gradients_wrt_coefficients(self, tiny_model):
+        alpha = torch.randn(2, 80, dtype=torch.float64, requires_grad=True)
+        delta = torch.randn(2, 64, dtype=torch.float64, requires_grad=True)
+        beta = torch.randn(2, 80, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(tiny_model.vertices, (alpha, delta))
+        assert torch.autograd.gradcheck(tiny_model.reflectance, (beta,))
+
+
 class TestFormation:
     def test_zero_code_projects_centred(self, tiny_model):
         cam = Camera(image_size=64)
