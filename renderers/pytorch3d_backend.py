@@ -351,7 +351,7 @@ def rasterize(mesh: ScreenMesh, settings: RasterSettings) -> Fragments:
     max_faces_per_bin = settings.max_faces_per_bin
     if max_faces_per_bin == AUTO_CAPACITY:
         max_faces_per_bin = None
-        if ndc.is_cuda and bin_size != 0:
+        if bin_size != 0:  # binned: CUDA only (0 on the CPU)
             side = default_bin_size(mesh.image_size) if bin_size is None else bin_size
             max_faces_per_bin = bin_capacity(mesh.uv, faces, mesh.image_size, side, margin_px=settings.blur_radius + 1.0)
     pix_to_face, _, _, dists = rasterize_meshes(
@@ -405,12 +405,14 @@ def bin_capacity(uv: torch.Tensor, triangles: torch.Tensor, image_size: tuple[in
     """
     height, width = image_size
     bsz = uv.shape[0]
-    corners = gather_corners(uv.detach(), triangles.to(uv.device).unsqueeze(0).expand(bsz, -1, -1))
+    corners = uv.detach().index_select(1, triangles.to(uv.device).reshape(-1)).view(bsz, -1, 3, 2)
     low = corners.amin(dim=2) - margin_px  # (B, F, 2) as (u, v)
     high = corners.amax(dim=2) + margin_px
     extent = torch.tensor([width, height], device=uv.device, dtype=uv.dtype)
-    on_image = ((high >= 0) & (low <= extent)).all(dim=-1)  # (B, F)
+    weight = ((high >= 0) & (low <= extent)).all(dim=-1).to(torch.int32)  # (B, F): 1 if on the image
     bins_u, bins_v = math.ceil(width / bin_size), math.ceil(height / bin_size)
+    stride = bins_u + 1  # the difference array has one more row and column than the bins
+    image = torch.arange(bsz, device=uv.device).view(bsz, 1) * (bins_v + 1) * stride
     best = 1
     for flipped in (False, True):
         start, stop = (extent - high, extent - low) if flipped else (low, high)
@@ -418,9 +420,6 @@ def bin_capacity(uv: torch.Tensor, triangles: torch.Tensor, image_size: tuple[in
         last = torch.floor(stop / bin_size).long()
         first_u, last_u = first[..., 0].clamp(0, bins_u - 1), last[..., 0].clamp(0, bins_u - 1) + 1
         first_v, last_v = first[..., 1].clamp(0, bins_v - 1), last[..., 1].clamp(0, bins_v - 1) + 1
-        stride = bins_u + 1
-        image = torch.arange(bsz, device=uv.device).view(bsz, 1) * (bins_v + 1) * stride
-        weight = on_image.to(torch.int32)
         diff = torch.zeros(bsz * (bins_v + 1) * stride, dtype=torch.int32, device=uv.device)
         for v, u, sign in ((first_v, first_u, 1), (first_v, last_u, -1), (last_v, first_u, -1), (last_v, last_u, 1)):
             diff.index_add_(0, (image + v * stride + u).reshape(-1), (weight * sign).reshape(-1))

@@ -138,7 +138,7 @@ def run_bin_sweep(spec: BinSweepSpec, out: str | Path) -> tuple[list[dict[str, A
     env = environment_columns(device)
     cell = dict(bench="pytorch3d-bins", backend=spec.backend, device=str(device), batch=spec.batch,
                 resolution=spec.resolution, level=spec.level, vertices=model.num_vertices,
-                faces=int(model.triangles.shape[0]), warmup=spec.warmup, repeats=spec.repeats)
+                faces=model.num_triangles, warmup=spec.warmup, repeats=spec.repeats)
 
     def predicted() -> torch.Tensor:
         with torch.no_grad():

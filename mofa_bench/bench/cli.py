@@ -1,6 +1,6 @@
-"""``mofa-bench bench``: ``renderers``, ``train`` and ``report`` subcommands.
+"""``mofa-bench bench``: ``renderers``, ``train``, ``profile``, ``pytorch3d-bins`` and ``report``.
 
-Each run writes ``<out>/<bench>_<device>.csv`` (overwritten; the source of truth), then
+Each ``renderers`` or ``train`` run writes ``<out>/<bench>_<device>.csv`` (overwritten; the source of truth), then
 re-makes ``.md`` (a table for the README) and ``.png`` from that CSV, exactly as
 ``mofa-bench bench report <csv>`` does.
 """
@@ -55,6 +55,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--append", action="store_true",
                    help="add this run's rows to the existing <out>/<bench>_<device>.csv instead of replacing it")
+
+
+def _add_cell(p: argparse.ArgumentParser, device: str, device_help: str) -> None:
+    """The one-cell options of ``profile`` and ``pytorch3d-bins`` (defaults: the target cell)."""
+    p.add_argument("--batch", type=int, default=64, help="batch size (default: %(default)s)")
+    p.add_argument("--resolution", type=int, default=240, help="image side, px (default: %(default)s)")
+    p.add_argument("--level", type=int, default=3, help="default-model subdivision level (default: %(default)s)")
+    p.add_argument("--device", default=device, help=f"{device_help} (default: %(default)s)")
 
 
 def _set_threads(threads: int | None) -> None:
@@ -188,7 +196,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
-    """Add ``bench`` with its ``renderers``, ``train`` and ``report`` subcommands."""
+    """Add ``bench`` with its subcommands (see the module docstring)."""
     from mofa_bench.bench.renderers import BACKEND_VARIANTS, DEFAULT_BACKENDS
 
     bench = sub.add_parser("bench", help="benchmarks: renderer timings, training throughput (CSV, table, plot)",
@@ -260,10 +268,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
                     "<out>/profile_<backend>_<device>.txt.",
     )
     p.add_argument("--backend", default="per_vertex", help=f"of {', '.join(BACKEND_VARIANTS)} (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=64, help="batch size (default: %(default)s)")
-    p.add_argument("--resolution", type=int, default=240, help="image side, px (default: %(default)s)")
-    p.add_argument("--level", type=int, default=3, help="default-model subdivision level (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i (default: %(default)s)")
+    _add_cell(p, "auto", "auto, cpu, cuda or cuda:i")
     p.add_argument("--steps", type=int, default=5, help="profiled steps (default: %(default)s)")
     p.add_argument("--rows", type=int, default=25, help="operators listed (default: %(default)s)")
     p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
@@ -272,16 +277,14 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p = bench_sub.add_parser(
         "pytorch3d-bins", help="PyTorch3D's bin_size / max_faces_per_bin on one cell (CUDA)",
         description="Time one bench-renderers cell's forward+backward with PyTorch3D for each bin_size × "
-                    "max_faces_per_bin pair, and check that its pixels equal those of PyTorch3D's defaults "
-                    "(a bin that overflows drops triangles). Writes <out>/pytorch3d_bins_<device>.csv and .md.",
+                    "max_faces_per_bin pair, and check its pixels against a reference that cannot overflow "
+                    "(PyTorch3D's bin size, 'auto' capacity): a bin that overflows drops triangles, and such "
+                    "settings are reported, not timed. Writes <out>/pytorch3d_bins_<device>.csv and .md.",
     )
     bins_list = _list_of(_bin_setting, "integers, 'default' or 'auto'")
     p.add_argument("--backend", default="pytorch3d", choices=("pytorch3d", "pytorch3d-soft"),
                    help="(default: %(default)s)")
-    p.add_argument("--batch", type=int, default=64, help="batch size (default: %(default)s)")
-    p.add_argument("--resolution", type=int, default=240, help="image side, px (default: %(default)s)")
-    p.add_argument("--level", type=int, default=3, help="default-model subdivision level (default: %(default)s)")
-    p.add_argument("--device", default="cuda", help="cuda or cuda:i (default: %(default)s)")
+    _add_cell(p, "cuda", "cuda or cuda:i")
     p.add_argument("--bin-sizes", type=bins_list, default=(None, 32, 64), metavar="PX,...",
                    help="bin sides, px, or 'default' (PyTorch3D's heuristic; default: default,32,64)")
     p.add_argument("--max-faces", type=bins_list, default=(None, "auto", 4000), metavar="N,...",
