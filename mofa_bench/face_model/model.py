@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -39,6 +39,25 @@ LANDMARKS_46 = tuple(
 )
 
 
+#: The function behind :meth:`FaceModel.load`; :func:`register_loader` sets it.
+_loader: Callable[..., "FaceModel"] | None = None
+
+
+def register_loader(loader: Callable[..., "FaceModel"]) -> None:
+    """Set the function that :meth:`FaceModel.load` calls.
+
+    ``mofa_bench.face_model`` registers
+    :func:`mofa_bench.face_model.loaders.load_face_model` when it is imported, which
+    happens before this module can be used; the loaders import this module, so this module
+    does not import them.
+
+    Args:
+        loader: called as ``loader(source, **kwargs)``; returns a :class:`FaceModel`.
+    """
+    global _loader
+    _loader = loader
+
+
 def _blend(mean: torch.Tensor | None, basis: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
     """``mean + basis · coefficients`` for a batch, as one matrix product (``F.linear``).
 
@@ -60,7 +79,9 @@ def _blend(mean: torch.Tensor | None, basis: torch.Tensor, coefficients: torch.T
 
 @dataclass
 class FaceModel:
-    """A linear 3D morphable face model (arrays as in ``DESIGN.md``).
+    """A linear 3D morphable face model: means, σ-scaled bases, triangles and landmarks.
+
+    All arrays are torch tensors on one device; floating ones share one dtype.
 
     Attributes:
         mean_shape: ``(N, 3)`` mean geometry A_s, mm.
@@ -209,7 +230,7 @@ class FaceModel:
 
     # ------------------------------------------------------------------ I/O
     def to_numpy_dict(self) -> dict[str, np.ndarray]:
-        """Arrays for the native ``.npz`` format (see :mod:`mofa_bench.face_model.loaders`)."""
+        """Arrays for the native ``.npz`` format (see :mod:`mofa_bench.face_model.loaders.npz`)."""
         out = {name: getattr(self, name).detach().cpu().numpy() for name in self._TENSOR_FIELDS}
         out["name"] = np.array(self.name)
         return out
@@ -263,9 +284,9 @@ class FaceModel:
             **kwargs: forwarded to the loader (e.g. ``subdivisions`` for the default
                 model, ``expression_path`` for BFM 2009).
         """
-        from mofa_bench.face_model.loaders import load_face_model
-
-        return load_face_model(source, **kwargs)
+        if _loader is None:
+            raise RuntimeError("FaceModel.load: no loader registered; import mofa_bench.face_model")
+        return _loader(source, **kwargs)
 
     def summary(self) -> str:
         """One line: name, vertex and triangle counts, basis sizes."""

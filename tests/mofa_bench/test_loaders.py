@@ -544,3 +544,20 @@ def test_default_dispatches_to_builder(monkeypatch):
     assert tuple(model.reflectance_basis.shape[1:]) == (3, 80)
     assert torch.equal(model.triangles, small.triangles)
     assert FaceModel.load("default").num_vertices == small.num_vertices
+
+
+def test_face_model_load_goes_through_the_registered_dispatcher(tmp_path):
+    path = make_model().save_npz(tmp_path / "m.npz")
+    via_class = FaceModel.load(path)
+    direct = load_face_model(path)
+    for name in FaceModel._TENSOR_FIELDS:
+        assert torch.equal(getattr(via_class, name), getattr(direct, name)), name
+    assert via_class.name == direct.name
+
+
+def test_face_model_load_without_registered_loader_says_so(monkeypatch):
+    import mofa_bench.face_model.model as model_module
+
+    monkeypatch.setattr(model_module, "_loader", None)
+    with pytest.raises(RuntimeError, match="no loader registered"):
+        FaceModel.load("default")
