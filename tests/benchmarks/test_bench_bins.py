@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from mofa_bench.bench.bins import BinSweepSpec, run_bin_sweep
-from mofa_bench.bench.measure import BenchSpecError
+from evaluation.bench.bins import BinSweepSpec, run_bin_sweep
+from evaluation.bench.measure import BenchSpecError
 from mofa_bench.cli import main
 from renderers.pytorch3d_backend import PyTorch3DRenderer
 
@@ -33,7 +33,7 @@ class TestSpec:
 def test_native_output_is_silenced_and_restored(capfd):
     import os
 
-    from mofa_bench.bench.bins import native_output_silenced
+    from evaluation.bench.bins import native_output_silenced
 
     with native_output_silenced():
         os.write(1, b"from native code\n")

@@ -5,20 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from mofa_bench.bench import measure
-from mofa_bench.bench import renderers as bench_renderers
-from mofa_bench.bench.measure import (
-    BatchPlanner,
-    BenchSpecError,
-    CellBudget,
-    CellMeasurement,
-    CostHistory,
-    Deadline,
-    PeakMemory,
-    Timing,
-    time_callable,
-)
-from mofa_bench.bench.renderers import (
+from evaluation.bench import measure
+from evaluation.bench import renderers as bench_renderers
+from evaluation.bench.measure import BenchSpecError, CellMeasurement, PeakMemory, Timing, time_callable
+from evaluation.bench.renderers import (
     RENDERER_COLUMNS,
     ReferenceSpec,
     RendererBenchSpec,
@@ -26,7 +16,10 @@ from mofa_bench.bench.renderers import (
     setup_cell,
     target_summary,
 )
-from mofa_bench.bench.results import Column, markdown_table, read_csv, write_csv, write_report
+from evaluation.bench.reports import write_bench_report
+from evaluation.results.budget import BatchPlanner, CellBudget, CostHistory, Deadline
+from evaluation.results.report import Column, markdown_table
+from evaluation.results.rows import read_csv, write_csv
 from mofa_bench.cli import main
 from renderers import available_renderers
 
@@ -171,7 +164,7 @@ class TestBudget:
 
 class TestRendererBench:
     def test_commit_column_is_git_unless_overridden(self, monkeypatch):
-        from mofa_bench.bench.results import environment_columns
+        from evaluation.results.rows import environment_columns
 
         monkeypatch.delenv("MOFA_BENCH_COMMIT", raising=False)
         assert environment_columns(CPU)["commit"] != "abc1234"
@@ -289,7 +282,7 @@ class TestReport:
         frame = read_csv(csv_path)
         assert list(frame.columns[:len(RENDERER_COLUMNS)]) == list(RENDERER_COLUMNS)
         assert len(frame) == len(tiny_rows)
-        md, png = write_report(csv_path, tmp_path / "again")
+        md, png = write_bench_report(csv_path, tmp_path / "again")
         lines = md.read_text().splitlines()
         table = [line for line in lines if line.startswith("|")]
         assert table[0].startswith("| backend | batch |") and set(table[1]) <= set("|-: ")
@@ -354,7 +347,7 @@ class TestRunLimits:
 
 class TestProfile:
     def test_profile_writes_stages_and_operators(self, tmp_path):
-        from mofa_bench.bench.profile import ProfileSpec, profile_cell
+        from evaluation.bench.profile import ProfileSpec, profile_cell
 
         path, text = profile_cell(ProfileSpec(batch=1, resolution=32, level=0, device="cpu", steps=1, warmup=0,
                                               rows=5), tmp_path)

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from mofa_bench.bench.measure import synchronize, time_callable
-from mofa_bench.bench.renderers import cell_inputs, load_default_model
+from evaluation.bench.measure import synchronize, time_callable
+from evaluation.bench.renderers import cell_inputs, load_default_model
 from mofa_bench.environment import resolve_device
 from mofa_bench.losses import photometric_loss
 

@@ -6,10 +6,11 @@ from types import SimpleNamespace
 import pytest
 
 from helpers import tiny_face_model
-from mofa_bench.bench import train as bench_train
-from mofa_bench.bench.measure import BenchSpecError, Deadline
-from mofa_bench.bench.results import read_csv
-from mofa_bench.bench.train import TRAIN_COLUMNS, TrainBenchSpec, run_train_bench
+from evaluation.bench import training_throughput as bench_train
+from evaluation.bench.measure import BenchSpecError
+from evaluation.bench.training_throughput import TRAIN_COLUMNS, TrainBenchSpec, run_train_bench
+from evaluation.results.budget import Deadline
+from evaluation.results.rows import read_csv
 from mofa_bench.cli import main
 from mofa_bench.errors import ConfigError
 from renderers import available_renderers
@@ -166,12 +167,12 @@ class TestModesLimitsAppend:
         assert int(after.iloc[-1]["image_size"]) == 32
 
     def test_report_of_a_csv_without_the_mode_column_reads_it_as_fp32(self, cli_run, tmp_path):
-        from mofa_bench.bench.results import write_report
+        from evaluation.bench.reports import write_bench_report
 
         frame = read_csv(cli_run / "train_cpu.csv").drop(columns=["mode"])
         old = tmp_path / "train_cpu.csv"
         frame.to_csv(old, index=False)
-        md, png = write_report(old)
+        md, png = write_bench_report(old)
         assert "| fp32 |" in md.read_text() and png.exists()
 
 

@@ -12,16 +12,16 @@ settings and compares the predicted pixels with a reference that cannot overflow
 :func:`renderers.pytorch3d_backend.bin_capacity`): too small a capacity silently drops
 triangles, and such settings are reported, not timed.
 
-Rows (``<out>/pytorch3d_bins_<device>.csv`` and ``.md``): ``bin_size``,
-``max_faces_per_bin`` (``default`` = PyTorch3D's choice, ``auto`` = sized from the
-triangles), ``fwdbwd_ms`` (median), ``speedup`` (time with PyTorch3D's defaults / this
-time), ``max_abs_diff`` and ``mismatched_pixels`` of the predicted colours against the
-reference, ``status`` (``ok``; ``mismatch``: pixels differ, not timed; ``error``).
+Rows (``<out>/pytorch3d_bins_<device>.csv``): ``bin_size``, ``max_faces_per_bin``
+(``default`` = PyTorch3D's choice, ``auto`` = sized from the triangles), ``fwdbwd_ms``
+(median), ``speedup`` (time with PyTorch3D's defaults / this time), ``max_abs_diff`` and
+``mismatched_pixels`` of the predicted colours against the reference, ``status`` (``ok``;
+``mismatch``: pixels differ, not timed; ``error``). The table ``.md`` is made from the CSV
+by :data:`BINS_REPORT`, as ``mofa-bench bench report`` re-makes it.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 from contextlib import contextmanager
@@ -31,14 +31,16 @@ from typing import Any, Iterator
 
 import torch
 
-from mofa_bench.bench.measure import BenchSpecError, time_callable
-from mofa_bench.bench.renderers import BACKEND_VARIANTS, cell_inputs, load_default_model
-from mofa_bench.bench.results import Column, environment_columns, make_row, markdown_table, write_csv
+from evaluation.bench.measure import BenchSpecError, bench_row, time_callable
+from evaluation.bench.renderers import BACKEND_VARIANTS, cell_inputs, load_default_model
+from evaluation.results.grid import expand_grid
+from evaluation.results.report import Column, ReportSpec, write_report
+from evaluation.results.rows import environment_columns, write_csv
 from mofa_bench.environment import resolve_device
 from mofa_bench.losses import photometric_loss
 from renderers import get_renderer
 
-__all__ = ["BIN_COLUMNS", "BinSweepSpec", "run_bin_sweep"]
+__all__ = ["BINS_REPORT", "BIN_COLUMNS", "BinSweepSpec", "bins_heading", "run_bin_sweep"]
 
 BIN_COLUMNS = (
     "bench", "backend", "device", "batch", "resolution", "level", "vertices", "faces", "bin_size",
@@ -152,7 +154,8 @@ def run_bin_sweep(spec: BinSweepSpec, out: str | Path) -> tuple[list[dict[str, A
     reference = predicted()
     rows: list[dict[str, Any]] = []
     baseline_ms = float("nan")
-    for bin_size, max_faces in itertools.product(spec.bin_sizes, spec.max_faces):
+    for setting in expand_grid({"bin_size": spec.bin_sizes, "max_faces": spec.max_faces}):
+        bin_size, max_faces = setting["bin_size"], setting["max_faces"]
         decoder.renderer = get_renderer(name, device, **options, bin_size=bin_size, max_faces_per_bin=max_faces)
         values: dict[str, Any] = dict(cell, bin_size=_label(bin_size), max_faces_per_bin=_label(max_faces))
         try:
@@ -161,34 +164,44 @@ def run_bin_sweep(spec: BinSweepSpec, out: str | Path) -> tuple[list[dict[str, A
             mismatched = int((diff > PIXEL_TOLERANCE).sum())
             values.update(max_abs_diff=float(diff.max()), mismatched_pixels=mismatched)
             if mismatched:
-                rows.append(make_row(BIN_COLUMNS, env, **values, status="mismatch",
+                rows.append(bench_row(BIN_COLUMNS, env, **values, status="mismatch",
                                      note="differs from the reference (a bin overflowed and dropped "
                                           "triangles); not timed"))
                 continue
             timing = time_callable(forward_backward, device, spec.warmup, spec.repeats)
         except (RuntimeError, ValueError) as exc:
-            rows.append(make_row(BIN_COLUMNS, env, **values, status="error",
+            rows.append(bench_row(BIN_COLUMNS, env, **values, status="error",
                                  note=f"{type(exc).__name__}: {exc}".splitlines()[0][:200]))
             torch.cuda.empty_cache()
             continue
         if bin_size is None and max_faces is None:
             baseline_ms = timing.median_ms
-        rows.append(make_row(BIN_COLUMNS, env, **values, fwdbwd_ms=timing.median_ms, status="ok"))
+        rows.append(bench_row(BIN_COLUMNS, env, **values, fwdbwd_ms=timing.median_ms, status="ok"))
     for row in rows:
         row["speedup"] = baseline_ms / row["fwdbwd_ms"] if row["status"] == "ok" else float("nan")
     stem = Path(out) / f"pytorch3d_bins_{device.type}"
     csv_path = write_csv(rows, stem.with_suffix(".csv"), BIN_COLUMNS)
-    md_path = stem.with_suffix(".md")
-    md_path.write_text(
-        f"PyTorch3D bin settings, {spec.backend}, batch {spec.batch}, {spec.resolution}² px, level {spec.level} "
-        f"({model.num_vertices:,} vertices), {env['device_name']}; forward+backward of the loss path.\n\n"
-        + markdown_table(rows, BIN_TABLE)
-    )
+    md_path, _ = write_report(csv_path, {BINS_REPORT.name: BINS_REPORT})
     return rows, csv_path, md_path
 
 
-BIN_TABLE = (
-    Column("bin_size", "bin_size"), Column("max_faces_per_bin", "max_faces_per_bin"),
-    Column("fwdbwd_ms", "fwd+bwd ms", ".1f"), Column("speedup", "× defaults", ".2f"),
-    Column("mismatched_pixels", "pixels ≠ reference", ",d"), Column("status", "status"),
+def bins_heading(frame: Any) -> list[str]:
+    """The sentence above the table: the cell (backend, batch, size, level, vertices) and the device."""
+    cell = frame.iloc[0]
+    return [f"PyTorch3D bin settings, {cell['backend']}, batch {int(cell['batch'])}, {int(cell['resolution'])}² px, "
+            f"level {int(cell['level'])} ({int(cell['vertices']):,} vertices), {cell['device_name']}; "
+            "forward+backward of the loss path.", ""]
+
+
+#: How a ``pytorch3d-bins`` CSV becomes its Markdown table (see :mod:`evaluation.bench.reports`); no plot.
+BINS_REPORT = ReportSpec(
+    name="pytorch3d-bins",
+    columns=BIN_COLUMNS,
+    table=(
+        Column("bin_size", "bin_size"), Column("max_faces_per_bin", "max_faces_per_bin"),
+        Column("fwdbwd_ms", "fwd+bwd ms", ".1f"), Column("speedup", "× defaults", ".2f"),
+        Column("mismatched_pixels", "pixels ≠ reference", ",d"), Column("status", "status"),
+    ),
+    title="PyTorch3D bin settings ({device})",
+    heading=bins_heading,
 )

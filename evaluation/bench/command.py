@@ -1,8 +1,9 @@
 """``mofa-bench bench``: ``renderers``, ``train``, ``profile``, ``pytorch3d-bins`` and ``report``.
 
-Each ``renderers`` or ``train`` run writes ``<out>/<bench>_<device>.csv`` (overwritten; the source of truth), then
-re-makes ``.md`` (a table for the README) and ``.png`` from that CSV, exactly as
-``mofa-bench bench report <csv>`` does.
+Each ``renderers`` or ``train`` run writes ``<out>/<bench>_<device>.csv`` (overwritten, or extended with
+``--append``; the source of truth) after every group of cells, then re-makes ``.md`` (a table for the README) and
+``.png`` from that CSV, exactly as ``mofa-bench bench report <csv>`` does; ``pytorch3d-bins`` writes its CSV and
+re-makes its ``.md`` the same way. :func:`register_cli` adds the subcommand to ``mofa-bench``'s parser.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def _set_threads(threads: int | None) -> None:
     """Apply ``--threads`` (torch.set_num_threads)."""
     import torch
 
-    from mofa_bench.bench.measure import BenchSpecError
+    from evaluation.bench.measure import BenchSpecError
 
     if threads is None:
         return
@@ -78,32 +79,12 @@ def _set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
-def _earlier_rows(append: bool, out: str, stem: str) -> list[dict[str, Any]]:
-    """Rows of ``<out>/<stem>.csv`` when ``--append`` is given and the file exists, else none."""
-    from mofa_bench.bench.results import read_csv
+def _write_outputs(rows: list[dict[str, Any]], columns: tuple[str, ...], csv_path: Path) -> Path:
+    from evaluation.bench.reports import write_bench_report
+    from evaluation.results.rows import write_csv
 
-    path = Path(out) / f"{stem}.csv"
-    if not append or not path.is_file():
-        return []
-    return read_csv(path).to_dict("records")
-
-
-def _partial_writer(earlier: list[dict[str, Any]], columns: tuple[str, ...], out: str,
-                    stem: str) -> Callable[[list[dict[str, Any]]], None]:
-    """``on_rows`` callback: rewrite ``<out>/<stem>.csv`` with the rows so far (an interrupted run keeps them)."""
-    from mofa_bench.bench.results import write_csv
-
-    def write(rows: list[dict[str, Any]]) -> None:
-        write_csv(earlier + rows, Path(out) / f"{stem}.csv", columns)
-
-    return write
-
-
-def _write_outputs(rows: list[dict[str, Any]], columns: tuple[str, ...], out: str, stem: str) -> Path:
-    from mofa_bench.bench.results import write_csv, write_report
-
-    csv_path = write_csv(rows, Path(out) / f"{stem}.csv", columns)
-    md, png = write_report(csv_path)
+    write_csv(rows, csv_path, columns)
+    md, png = write_bench_report(csv_path)
     print(md.read_text())
     counts = Counter(row["status"] for row in rows)
     print("cells: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
@@ -118,17 +99,19 @@ def _run(bench: str, spec: Any, run: Callable[..., list[dict[str, Any]]], column
     (the CSV after every group of cells, then the table and plot)."""
     import torch
 
+    from evaluation.results.rows import earlier_rows, partial_writer
+
     _set_threads(args.threads)
-    stem = f"{bench}_{torch.device(spec.device).type}"
-    earlier = _earlier_rows(args.append, args.out, stem)
+    csv_path = Path(args.out) / f"{bench}_{torch.device(spec.device).type}.csv"
+    earlier = earlier_rows(csv_path, args.append)
     print(f"bench {bench} on {spec.device}: {spec.num_cells} cells, budget {spec.budget_s:g} s per cell")
-    rows = run(spec, progress=not args.no_progress, on_rows=_partial_writer(earlier, columns, args.out, stem))
-    _write_outputs(earlier + rows, columns, args.out, stem)
+    rows = run(spec, progress=not args.no_progress, on_rows=partial_writer(csv_path, columns, earlier))
+    _write_outputs(earlier + rows, columns, csv_path)
     return 0
 
 
 def _cmd_renderers(args: argparse.Namespace) -> int:
-    from mofa_bench.bench.renderers import RENDERER_COLUMNS, ReferenceSpec, RendererBenchSpec, run_renderer_bench
+    from evaluation.bench.renderers import RENDERER_COLUMNS, ReferenceSpec, RendererBenchSpec, run_renderer_bench
 
     reference = None if args.no_reference else ReferenceSpec(batch=args.reference_batch,
                                                              resolution=args.reference_size)
@@ -142,7 +125,7 @@ def _cmd_renderers(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from mofa_bench.bench.train import TRAIN_COLUMNS, TrainBenchSpec, run_train_bench
+    from evaluation.bench.training_throughput import TRAIN_COLUMNS, TrainBenchSpec, run_train_bench
 
     spec = TrainBenchSpec.preset(
         args.device, args.quick, renderers=args.renderers, encoders=args.encoders, batches=args.batches,
@@ -154,8 +137,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
-    from mofa_bench.bench.profile import ProfileSpec, profile_cell
-    from mofa_bench.bench.renderers import check_backends
+    from evaluation.bench.profile import ProfileSpec, profile_cell
+    from evaluation.bench.renderers import check_backends
 
     check_backends([args.backend])
     spec = ProfileSpec(backend=args.backend, batch=args.batch, resolution=args.resolution, level=args.level,
@@ -167,8 +150,8 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _cmd_bins(args: argparse.Namespace) -> int:
-    from mofa_bench.bench.bins import BinSweepSpec, run_bin_sweep
-    from mofa_bench.bench.renderers import check_backends
+    from evaluation.bench.bins import BinSweepSpec, run_bin_sweep
+    from evaluation.bench.renderers import check_backends
 
     check_backends([args.backend])
     spec = BinSweepSpec(backend=args.backend, batch=args.batch, resolution=args.resolution, level=args.level,
@@ -187,17 +170,19 @@ def _bin_setting(text: str) -> int | str | None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from mofa_bench.bench.results import write_report
+    from evaluation.bench.reports import write_bench_report
 
-    md, png = write_report(args.csv, args.out)
+    md, png = write_bench_report(args.csv, args.out)
     print(md.read_text())
-    print(f"wrote {md}\nwrote {png}")
+    for path in (md, png):
+        if path is not None:
+            print(f"wrote {path}")
     return 0
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     """Add ``bench`` with its subcommands (see the module docstring)."""
-    from mofa_bench.bench.renderers import BACKEND_VARIANTS, DEFAULT_BACKENDS
+    from evaluation.bench.renderers import BACKEND_VARIANTS, DEFAULT_BACKENDS
 
     bench = sub.add_parser("bench", help="benchmarks: renderer timings, training throughput (CSV, table, plot)",
                            description="Benchmarks with CSV rows tagged by device, versions and commit.")
@@ -294,7 +279,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
     p.set_defaults(func=_cmd_bins)
 
-    p = bench_sub.add_parser("report", help="re-make the Markdown table and plot from a benchmark CSV")
-    p.add_argument("csv", help="a renderers_<device>.csv or train_<device>.csv")
+    p = bench_sub.add_parser("report", help="re-make the Markdown table (and plot) from a benchmark CSV",
+                             description="Re-make <stem>.md (and <stem>.png for renderers and train) from a "
+                                         "benchmark CSV alone.")
+    p.add_argument("csv", help="a renderers_<device>.csv, train_<device>.csv or pytorch3d_bins_<device>.csv")
     p.add_argument("--out", default=None, help="output folder (default: next to the CSV)")
     p.set_defaults(func=_cmd_report)

@@ -10,7 +10,7 @@ by :func:`setup_cell`, which returns closures, PyTorch3D-benchmark style):
 - ``forward_backward``: the same plus ``loss.backward()`` down to the code;
 - ``render`` (with ``time_render``): ``render()`` of the same codes without gradients.
 
-Each is timed as in :mod:`mofa_bench.bench.measure` (warm-up, CUDA sync, median of
+Each is timed as in :mod:`evaluation.bench.measure` (warm-up, CUDA sync, median of
 ``repeats``) under one peak-memory window. ``images_per_s = batch / fwdbwd_ms · 1000``.
 
 The reference (unless disabled) is one **encoder-only AlexNet training step** at
@@ -30,25 +30,18 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from mofa_bench.bench.measure import (
-    CELL_ERRORS,
-    BatchPlanner,
+from evaluation.bench.measure import (
     BenchSpecError,
-    CellBudget,
     CellMeasurement,
-    CostHistory,
-    check_sizes,
-    check_time_limit,
-    check_timing,
-    Deadline,
-    GroupRows,
-    error_note,
+    bench_row,
     free_device_memory,
     measure_cell,
     probe_seconds,
-    spec_preset,
 )
-from mofa_bench.bench.results import Column, ReportSpec, environment_columns, make_row, register_report
+from evaluation.results.budget import BatchPlanner, CellBudget, CostHistory, Deadline, GroupRows
+from evaluation.results.grid import check_sizes, check_time_limit, check_timing, spec_preset
+from evaluation.results.report import Column, ReportSpec
+from evaluation.results.rows import CELL_ERRORS, environment_columns, error_note
 from mofa_bench.camera import Camera
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.environment import resolve_device
@@ -59,6 +52,7 @@ from renderers import Availability, Renderer, available_renderers, get_renderer
 
 __all__ = [
     "BACKEND_VARIANTS",
+    "RENDERERS_REPORT",
     "RENDERER_COLUMNS",
     "ReferenceSpec",
     "RendererBenchSpec",
@@ -300,7 +294,7 @@ def encoder_step_closure(encoder: str, batch: int, resolution: int, device: torc
 
 # ---------------------------------------------------------------------------- rows
 def _row(spec: RendererBenchSpec, env: dict[str, Any], status: str, note: str = "", **values: Any) -> dict[str, Any]:
-    return make_row(RENDERER_COLUMNS, env, bench="renderers", device=torch.device(spec.device).type, status=status,
+    return bench_row(RENDERER_COLUMNS, env, bench="renderers", device=torch.device(spec.device).type, status=status,
                     note=note, warmup=spec.warmup, repeats=spec.repeats, **values)
 
 
@@ -495,8 +489,9 @@ def target_summary(frame: Any, level: int = TARGET_LEVEL, threshold: float = TAR
     return lines + [""]
 
 
-RENDERERS_REPORT = register_report(ReportSpec(
-    bench="renderers",
+#: How a ``renderers`` CSV becomes its Markdown table and plot (see :mod:`evaluation.bench.reports`).
+RENDERERS_REPORT = ReportSpec(
+    name="renderers",
     columns=RENDERER_COLUMNS,
     table=(
         Column("backend", "backend"), Column("batch", "batch", ",.0f"), Column("resolution", "px", ",.0f"),
@@ -510,4 +505,4 @@ RENDERERS_REPORT = register_report(ReportSpec(
           "facet_format": {"resolution": "{:.0f} px", "vertices": "{:,.0f} vertices"}},
     title="Renderer loss path, forward + backward ({device})",
     summary=target_summary,
-))
+)

@@ -7,7 +7,7 @@ run directory, renders one synthetic batch of the largest size once, and times
 :meth:`Trainer.train_step` — encoder forward, image formation, renderer, MoFA loss,
 backward, gradient check and optimiser step, exactly as in training — on its first
 ``batch`` samples. ``samples_per_s = batch / step_ms · 1000``; peak memory as in
-:mod:`mofa_bench.bench.measure`.
+:mod:`evaluation.bench.measure`.
 
 The per-cell budget works as in ``bench renderers``: one probe step at the smallest
 batch of the group gives the seconds per sample, later cells are extrapolated
@@ -24,30 +24,23 @@ from typing import Any, Callable
 
 import torch
 
-from mofa_bench.bench.measure import (
-    CELL_ERRORS,
-    BatchPlanner,
+from evaluation.bench.measure import (
     BenchSpecError,
-    CellBudget,
-    CostHistory,
-    check_sizes,
-    check_time_limit,
-    check_timing,
-    Deadline,
-    GroupRows,
-    error_note,
+    bench_row,
     free_device_memory,
     measure_cell,
     probe_seconds,
-    spec_preset,
 )
-from mofa_bench.bench.renderers import BACKEND_VARIANTS, backend_availability, check_backends, unavailable_note
-from mofa_bench.bench.results import Column, ReportSpec, environment_columns, make_row, register_report
+from evaluation.bench.renderers import BACKEND_VARIANTS, backend_availability, check_backends, unavailable_note
+from evaluation.results.budget import BatchPlanner, CellBudget, CostHistory, Deadline, GroupRows
+from evaluation.results.grid import check_sizes, check_time_limit, check_timing, spec_preset
+from evaluation.results.report import Column, ReportSpec
+from evaluation.results.rows import CELL_ERRORS, environment_columns, error_note
 from mofa_bench.config import TrainConfig, load_config
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.environment import resolve_device
 
-__all__ = ["TRAIN_COLUMNS", "TRAIN_MODES", "TrainBenchSpec", "run_train_bench", "setup_trainer"]
+__all__ = ["TRAIN_COLUMNS", "TRAIN_MODES", "TRAIN_REPORT", "TrainBenchSpec", "run_train_bench", "setup_trainer"]
 
 #: Speed modes: ``mode -> config switches`` (:class:`~mofa_bench.config.TrainConfig`).
 #: ``amp`` runs the encoder under bfloat16 autocast, ``compile`` wraps the encoder in
@@ -74,7 +67,7 @@ class TrainBenchSpec:
 
     Attributes:
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:i"``.
-        renderers: names in :data:`~mofa_bench.bench.renderers.BACKEND_VARIANTS`.
+        renderers: names in :data:`~evaluation.bench.renderers.BACKEND_VARIANTS`.
         encoders: encoder names (:func:`mofa_bench.encoders.encoder_names`).
         batches: batch sizes.
         image_sizes: square image sides, px (``camera.image_size``).
@@ -195,7 +188,7 @@ def setup_trainer(config: TrainConfig, run_dir: str) -> tuple[Any, Callable[[int
 
 # ---------------------------------------------------------------------------- rows
 def _row(spec: TrainBenchSpec, env: dict[str, Any], status: str, note: str = "", **values: Any) -> dict[str, Any]:
-    return make_row(TRAIN_COLUMNS, env, bench="train", device=torch.device(spec.device).type, status=status,
+    return bench_row(TRAIN_COLUMNS, env, bench="train", device=torch.device(spec.device).type, status=status,
                     note=note, warmup=spec.warmup, repeats=spec.repeats, **values)
 
 
@@ -288,8 +281,9 @@ def run_train_bench(spec: TrainBenchSpec, progress: bool = True,
     return rows
 
 
-TRAIN_REPORT = register_report(ReportSpec(
-    bench="train",
+#: How a ``train`` CSV becomes its Markdown table and plot (see :mod:`evaluation.bench.reports`).
+TRAIN_REPORT = ReportSpec(
+    name="train",
     columns=TRAIN_COLUMNS,
     table=(
         Column("renderer", "renderer"), Column("encoder", "encoder"), Column("mode", "mode"),
@@ -303,4 +297,4 @@ TRAIN_REPORT = register_report(ReportSpec(
           "facet_format": {"mode": "{}", "encoder": "{}"}},
     title="Training throughput, one train_step ({device})",
     defaults={"mode": "fp32"},
-))
+)
