@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_train(sub)
 
-    from mofa_bench.bench.cli import register_cli as register_bench
+    from evaluation.bench.command import register_cli as register_bench
 
     register_bench(sub)
     return parser
