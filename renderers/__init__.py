@@ -8,7 +8,7 @@ from renderers.base import Availability, PhotometricSamples, Renderer, RenderRes
 from renderers.errors import InputError, RendererError, RendererUnavailableError
 from renderers.registry import available_renderers, get_renderer, register_renderer, renderer_names
 from renderers import per_vertex as _per_vertex  # noqa: F401  (registers "per_vertex")
-from renderers import pytorch3d_backend as _pytorch3d_backend  # noqa: F401  (registers "pytorch3d")
+from renderers import pytorch3d as _pytorch3d  # noqa: F401  (registers "pytorch3d")
 from renderers import nvdiffrast_backend as _nvdiffrast_backend  # noqa: F401  (registers "nvdiffrast")
 
 __all__ = [

@@ -262,7 +262,8 @@ class NvdiffrastRenderer(Renderer):
         self._topology = (source, source._version, tri, topology)
         return tri, topology
 
-    def shade(self, mesh: ScreenMesh, background: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def rasterize_and_antialias(self, mesh: ScreenMesh,
+                                background: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Rasterize, interpolate, composite and antialias.
 
         Args:
@@ -314,7 +315,7 @@ class NvdiffrastRenderer(Renderer):
         self.check_images(mesh, images)
         if images.device != mesh.colors.device:
             raise InputError(f"images: expected a tensor on {mesh.colors.device} (the mesh's device), got {images.device}")
-        premultiplied, alpha = self.shade(mesh)
+        premultiplied, alpha = self.rasterize_and_antialias(mesh)
         covered = alpha > _MIN_COVERAGE
         rgb = torch.where(covered.unsqueeze(-1), premultiplied / alpha.clamp(min=_MIN_COVERAGE).unsqueeze(-1),
                           torch.zeros_like(premultiplied))
@@ -335,6 +336,6 @@ class NvdiffrastRenderer(Renderer):
         bg = self.background_for(mesh, background)
         if bg.device != mesh.colors.device:
             raise InputError(f"background: expected a tensor on {mesh.colors.device} (the mesh's device), got {bg.device}")
-        rgb, alpha = self.shade(mesh, bg.permute(0, 2, 3, 1).to(torch.float32))
+        rgb, alpha = self.rasterize_and_antialias(mesh, bg.permute(0, 2, 3, 1).to(torch.float32))
         dtype = mesh.colors.dtype
         return RenderResult(image=rgb.permute(0, 3, 1, 2).to(dtype), mask=alpha.unsqueeze(1).to(dtype))

@@ -3,7 +3,8 @@
 ``photometric_samples`` bilinearly samples the input image at every vertex's pixel
 position u_i; a vertex counts (weight 1) when it is front-facing and its position lies
 inside the image. Occlusion by other parts of the face is not modelled, as in the paper.
-``render`` draws pictures with the plain-PyTorch reference rasterizer (Gouraud colours).
+``render`` draws pictures with the plain-PyTorch z-buffer rasterizer of
+:mod:`renderers.torch_raster` (Gouraud colours).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 
 from renderers.base import PhotometricSamples, Renderer, RenderResult, ScreenMesh
 from renderers.registry import register_renderer
-from renderers.torch_raster import interpolate, rasterize
+from renderers.torch_raster import zbuffer_interpolate, zbuffer_rasterize
 
 
 def sample_image(images: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
@@ -49,7 +50,7 @@ class PerVertexRenderer(Renderer):
     def render(self, mesh: ScreenMesh, background: torch.Tensor | None = None) -> RenderResult:
         mesh.validate()
         bg = self.background_for(mesh, background)
-        fragments = rasterize(mesh.uv, mesh.verts_cam[..., 2], mesh.triangles, mesh.image_size)
-        colors = interpolate(mesh.colors, fragments, mesh.triangles)
+        fragments = zbuffer_rasterize(mesh.uv, mesh.verts_cam[..., 2], mesh.triangles, mesh.image_size)
+        colors = zbuffer_interpolate(mesh.colors, fragments, mesh.triangles)
         mask = fragments.mask
         return RenderResult(image=colors * mask + bg * (1.0 - mask), mask=mask)

@@ -1,9 +1,12 @@
-"""A reference triangle rasterizer in plain PyTorch (CPU or CUDA, any float dtype).
+"""A z-buffer triangle rasterizer in plain PyTorch (CPU or CUDA, any float dtype).
 
-Slow-but-obvious hard rasterization with a z-buffer, used by the ``per_vertex`` backend
-to draw pictures and by the tests as the reference every other rasterizer is held
-against. Conventions: a pixel (i, j) is covered when its centre ``(j + 0.5, i + 0.5)``
-lies inside the projected triangle (edges inclusive); depth and barycentrics are
+Slow-but-obvious hard rasterization with a z-buffer: :func:`zbuffer_rasterize` keeps the
+nearest triangle per pixel as :class:`ZBufferFragments`, :func:`zbuffer_interpolate`
+spreads per-vertex values over them. The ``per_vertex`` backend draws its pictures with
+it, and the tests hold every other rasterizer against it.
+
+Conventions: a pixel (i, j) is covered when its centre ``(j + 0.5, i + 0.5)`` lies
+inside the projected triangle (edges inclusive); depth and barycentrics are
 perspective-correct; nearest depth wins, ties go to the higher triangle index. Both
 triangle orientations are drawn (no culling).
 
@@ -24,7 +27,7 @@ _MAX_CANDIDATES = 1 << 22
 
 
 @dataclass(frozen=True)
-class Fragments:
+class ZBufferFragments:
     """Per-pixel rasterization result for the nearest triangle.
 
     Attributes:
@@ -108,8 +111,8 @@ def _candidates(uv_tri: torch.Tensor, height: int, width: int) -> tuple[torch.Te
     return torch.cat(out_t), torch.cat(out_y), torch.cat(out_x)
 
 
-def rasterize(uv: torch.Tensor, depth: torch.Tensor, triangles: torch.Tensor,
-              image_size: tuple[int, int]) -> Fragments:
+def zbuffer_rasterize(uv: torch.Tensor, depth: torch.Tensor, triangles: torch.Tensor,
+                      image_size: tuple[int, int]) -> ZBufferFragments:
     """Hard-rasterize a batch of projected meshes.
 
     Args:
@@ -119,7 +122,7 @@ def rasterize(uv: torch.Tensor, depth: torch.Tensor, triangles: torch.Tensor,
         image_size: ``(H, W)``.
 
     Returns:
-        :class:`Fragments` for the nearest triangle per pixel.
+        :class:`ZBufferFragments` for the nearest triangle per pixel.
     """
     dims: dict[str, int] = {}
     check_tensor("uv", uv, "B N 2", dims, floating=True)
@@ -159,19 +162,20 @@ def rasterize(uv: torch.Tensor, depth: torch.Tensor, triangles: torch.Tensor,
         tri_out[b, hit] = tri_hit
         bary_out = bary_out.index_put((torch.full_like(hit, b), hit), bary_world)
         depth_out = depth_out.index_put((torch.full_like(hit, b), hit), z_hit)
-    return Fragments(
+    return ZBufferFragments(
         triangle=tri_out.view(bsz, height, width),
         bary=bary_out.view(bsz, height, width, 3),
         depth=depth_out.view(bsz, height, width),
     )
 
 
-def interpolate(attributes: torch.Tensor, fragments: Fragments, triangles: torch.Tensor) -> torch.Tensor:
+def zbuffer_interpolate(attributes: torch.Tensor, fragments: ZBufferFragments,
+                        triangles: torch.Tensor) -> torch.Tensor:
     """Interpolate per-vertex attributes over the fragments.
 
     Args:
         attributes: ``(B, N, C)`` per-vertex values.
-        fragments: output of :func:`rasterize`.
+        fragments: output of :func:`zbuffer_rasterize`.
         triangles: ``(F, 3)`` the same triangles.
 
     Returns:
