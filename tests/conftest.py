@@ -1,4 +1,8 @@
-"""pytest configuration: device/dtype fixtures, CUDA gating, shared models."""
+"""pytest configuration: device/dtype fixtures, CUDA gating, shared models.
+
+The face-model fixtures import ``mofa_bench`` when first used, so tests that do not use
+them (the renderer tests) run without it.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,6 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-
-from helpers import tiny_face_model  # noqa: E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,12 +53,16 @@ def dtype(request: pytest.FixtureRequest) -> torch.dtype:
 @pytest.fixture(scope="session")
 def tiny_model():
     """A 162-vertex ellipsoid face model in float64 (fast gradchecks)."""
+    from helpers import tiny_face_model
+
     return tiny_face_model(subdivisions=2)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny ellipsoid model (float32) saved as a native ``.npz`` (for configs)."""
+    from helpers import tiny_face_model
+
     path = tmp_path_factory.mktemp("model") / "tiny.npz"
     tiny_face_model(subdivisions=2, dtype=torch.float32).save_npz(path)
     return path

@@ -1,11 +1,21 @@
-"""Shared test helpers: assert_close with dtype tolerances, tiny models, seeded data."""
+"""Shared test helpers: assert_close with dtype tolerances, tiny models, seeded data.
+
+Only the renderer package is imported at module level, so the renderer tests run
+without ``mofa_bench``; :func:`tiny_face_model` imports it when called.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+import pytest
 import torch
 
-from mofa_bench.face_model.model import FaceModel
+from renderers import Renderer, available_renderers, get_renderer
+
+if TYPE_CHECKING:
+    from mofa_bench.face_model.model import FaceModel
 
 #: (rtol, atol) per dtype.
 TOLERANCES = {
@@ -14,6 +24,22 @@ TOLERANCES = {
     torch.float32: (1e-4, 1e-5),
     torch.float64: (1e-7, 1e-9),
 }
+
+
+#: (renderer name, device, options) of every rasterizing backend case.
+RASTERIZERS = [
+    pytest.param("pytorch3d", "cpu", {}, id="pytorch3d-cpu"),
+    pytest.param("pytorch3d", "cuda", {}, id="pytorch3d-cuda", marks=pytest.mark.cuda),
+    pytest.param("nvdiffrast", "cuda", {}, id="nvdiffrast-cuda", marks=pytest.mark.cuda),
+]
+
+
+def renderer_or_skip(name: str, device: str, options: dict) -> Renderer:
+    """The backend, or a skip carrying its availability reason."""
+    state = available_renderers(device)[name]
+    if not state.available:
+        pytest.skip(f"{name} on {device}: {state}")
+    return get_renderer(name, device, **options)
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, rtol: float | None = None,
@@ -34,6 +60,8 @@ def tiny_face_model(subdivisions: int = 1, dtype: torch.dtype = torch.float64, s
     Landmark indices are the vertices nearest 68 fixed directions on the front half.
     """
     import trimesh
+
+    from mofa_bench.face_model.model import FaceModel
 
     sphere = trimesh.creation.icosphere(subdivisions=subdivisions, radius=1.0)
     verts = np.asarray(sphere.vertices) * np.array([75.0, 95.0, 80.0])

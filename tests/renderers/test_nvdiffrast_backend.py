@@ -1,13 +1,14 @@
 """Tests of the nvdiffrast backend (``renderers.nvdiffrast_backend``).
 
 nvdiffrast needs CUDA, so the real kernels are exercised only by ``cuda``-marked tests,
-which skip with the backend's availability reason elsewhere. On CPU the tests check the
-availability report, option validation, the clip-space convention, and the backend's
-plumbing against :class:`FakeNvdiffrast`, a slow CPU stand-in for ``nvdiffrast.torch``
-built on the reference rasterizer that follows nvdiffrast's documented conventions
-(pixel centres at ``2 (j + 0.5) / W - 1`` in clip x/w, image row 0 at clip y/w = -1,
-``interpolate`` = ``u·a0 + v·a1 + (1 - u - v)·a2``) and input requirements (contiguous
-float32 positions and colours, contiguous int32 triangles).
+which skip with the backend's availability reason elsewhere. On CPU the tests, on meshes
+built without the face model (:mod:`meshes`), check the availability report, option
+validation, the clip-space convention, and the backend's plumbing against
+:class:`FakeNvdiffrast`, a slow CPU stand-in for ``nvdiffrast.torch`` built on the
+z-buffer rasterizer that follows nvdiffrast's documented conventions (pixel centres at
+``2 (j + 0.5) / W - 1`` in clip x/w, image row 0 at clip y/w = -1, ``interpolate`` =
+``u·a0 + v·a1 + (1 - u - v)·a2``) and input requirements (contiguous float32 positions
+and colours, contiguous int32 triangles).
 """
 
 from __future__ import annotations
@@ -19,29 +20,11 @@ import torch
 from torch.utils import cpp_extension
 
 from helpers import assert_close
-from mofa_bench import Camera, MoFADecoder, zero_code
-from mofa_bench.code_vector import CODE_SLICES
-from renderers import InputError, RendererUnavailableError, ScreenMesh, get_renderer
+from meshes import TRI_SIZE, ellipsoid_mesh, to_device, triangle_mesh
+from renderers import InputError, RendererUnavailableError, get_renderer
 from renderers import nvdiffrast_backend as nvb
 from renderers.nvdiffrast_backend import NvdiffrastRenderer, screen_to_clip
-from renderers.torch_raster import interpolate, rasterize
-
-TRI_SIZE = (12, 16)
-#: Pixel (i, j) is covered iff i >= 1, j >= 2 and j + 2 i <= 13 (no centre on an edge).
-TRI_UV = ((2.25, 1.25), (12.25, 1.25), (2.25, 6.25))
-
-
-def triangle_mesh(dtype: torch.dtype = torch.float32, device: str = "cpu") -> ScreenMesh:
-    """One red/green/blue triangle at 500 mm, placed at :data:`TRI_UV`."""
-    k = Camera(image_size=TRI_SIZE).intrinsics(dtype=dtype, device=device)
-    uv = torch.tensor([TRI_UV], dtype=dtype, device=device)
-    z = torch.full((1, 3, 1), 500.0, dtype=dtype, device=device)
-    return ScreenMesh(
-        verts_cam=torch.cat([(uv - k[:2, 2]) / k[0, 0] * z, z], -1), uv=uv,
-        colors=torch.eye(3, dtype=dtype, device=device).unsqueeze(0),
-        visible=torch.ones(1, 3, dtype=torch.bool, device=device),
-        triangles=torch.tensor([[0, 1, 2]], device=device), intrinsics=k, image_size=TRI_SIZE,
-    )
+from renderers.torch_raster import zbuffer_interpolate, zbuffer_rasterize
 
 
 def expected_triangle_mask() -> torch.Tensor:
@@ -50,23 +33,10 @@ def expected_triangle_mask() -> torch.Tensor:
     return ((i >= 1) & (j >= 2) & (j + 2 * i <= 13)).float()
 
 
-def face_mesh(model, size: int = 32, batch: int = 1, dtype: torch.dtype = torch.float32, seed: int = 0):
-    gen = torch.Generator().manual_seed(seed)
-    code = zero_code(batch, dtype=dtype)
-    code[:, CODE_SLICES["rotation"]] = 0.15 * torch.randn(batch, 3, generator=gen, dtype=dtype)
-    code[:, CODE_SLICES["translation"]] = 8.0 * torch.randn(batch, 3, generator=gen, dtype=dtype)
-    code[:, CODE_SLICES["gamma"]] = 0.2 * torch.randn(batch, 27, generator=gen, dtype=dtype)
-    return MoFADecoder(model, Camera(image_size=size)).form(code)
-
-
-def to_device(mesh: ScreenMesh, device: str) -> ScreenMesh:
-    names = ("verts_cam", "uv", "colors", "visible", "triangles", "intrinsics")
-    return ScreenMesh(image_size=mesh.image_size, **{n: getattr(mesh, n).to(device) for n in names})
-
-
-def reference_render(mesh: ScreenMesh) -> tuple[torch.Tensor, torch.Tensor]:
-    frags = rasterize(mesh.uv, mesh.verts_cam[..., 2], mesh.triangles, mesh.image_size)
-    return interpolate(mesh.colors, frags, mesh.triangles), frags.mask
+def reference_render(mesh) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(image (B, 3, H, W), mask (B, 1, H, W))`` of ``mesh`` by the z-buffer rasterizer."""
+    frags = zbuffer_rasterize(mesh.uv, mesh.verts_cam[..., 2], mesh.triangles, mesh.image_size)
+    return zbuffer_interpolate(mesh.colors, frags, mesh.triangles), frags.mask
 
 
 # ============================================================================ fake nvdiffrast
@@ -89,7 +59,7 @@ class FakeNvdiffrast:
         # Clip x/w = 2 (j + 0.5) / W - 1 at the centre of column j; row i at y/w = 2 (i + 0.5) / H - 1.
         px = (pos[..., 0] / w + 1.0) * width / 2.0
         py = (pos[..., 1] / w + 1.0) * height / 2.0
-        frags = rasterize(torch.stack([px, py], -1), w, tri.long(), (height, width))
+        frags = zbuffer_rasterize(torch.stack([px, py], -1), w, tri.long(), (height, width))
         rast = torch.stack([frags.bary[..., 0], frags.bary[..., 1], torch.zeros_like(frags.depth),
                             (frags.triangle + 1).to(torch.float32)], -1)
         return rast.contiguous(), torch.zeros(*rast.shape[:3], 4)
@@ -208,8 +178,8 @@ class TestScreenToClip:
         assert -1.0 < float(z_ndc[0, 1]) < 1.0
         assert_close(clip[..., 3], depth)
 
-    def test_equals_opengl_projection_built_from_k(self, tiny_model):
-        formed = face_mesh(tiny_model, size=24, dtype=torch.float64)
+    def test_equals_opengl_projection_built_from_k(self):
+        formed = ellipsoid_mesh(size=24, dtype=torch.float64)
         h, w = formed.image_size
         k = formed.intrinsics
         n, f = 10.0, 1e4
@@ -233,22 +203,22 @@ class TestPlumbingWithFake:
         reference, _ = reference_render(triangle_mesh())
         assert_close(out.image, reference, rtol=0, atol=1e-5)
 
-    def test_render_matches_reference_on_faces(self, fake, tiny_model):
-        mesh = face_mesh(tiny_model, size=32, batch=2)
+    def test_render_matches_reference_on_faces(self, fake):
+        mesh = ellipsoid_mesh(size=32, batch=2)
         out = NvdiffrastRenderer().render(mesh)
         image, mask = reference_render(mesh)
         assert torch.equal(out.mask, mask)
         assert_close(out.image, image, rtol=0, atol=1e-5)
 
-    def test_background_fills_uncovered_pixels(self, fake, tiny_model):
-        mesh = face_mesh(tiny_model, size=24)
+    def test_background_fills_uncovered_pixels(self, fake):
+        mesh = ellipsoid_mesh(size=24)
         bg = torch.rand(3, 24, 24)
         out = NvdiffrastRenderer().render(mesh, bg)
         off = (out.mask == 0).expand(-1, 3, -1, -1)
         assert_close(out.image[off], bg.expand(1, 3, 24, 24)[off])
 
-    def test_photometric_samples_shapes_and_values(self, fake, tiny_model):
-        mesh = face_mesh(tiny_model, size=24, batch=2)
+    def test_photometric_samples_shapes_and_values(self, fake):
+        mesh = ellipsoid_mesh(size=24, batch=2)
         images = torch.rand(2, 3, 24, 24)
         s = NvdiffrastRenderer().photometric_samples(mesh, images)
         assert s.predicted.shape == (2, 576, 3) and s.observed.shape == (2, 576, 3) and s.weights.shape == (2, 576)
@@ -257,8 +227,8 @@ class TestPlumbingWithFake:
         assert_close(s.weights, mask.reshape(2, -1))
         assert_close(s.predicted, image.permute(0, 2, 3, 1).reshape(2, -1, 3), rtol=0, atol=1e-5)
 
-    def test_float64_mesh_gives_float64_outputs_and_gradients(self, fake, tiny_model):
-        mesh = face_mesh(tiny_model, size=20, dtype=torch.float64)
+    def test_float64_mesh_gives_float64_outputs_and_gradients(self, fake):
+        mesh = ellipsoid_mesh(size=20, dtype=torch.float64)
         uv = mesh.uv.detach().clone().requires_grad_(True)
         colors = mesh.colors.detach().clone().requires_grad_(True)
         m = replace(mesh, uv=uv, colors=colors)
@@ -268,8 +238,8 @@ class TestPlumbingWithFake:
         assert uv.grad.dtype == torch.float64 and float(uv.grad.abs().sum()) > 0
         assert float(colors.grad.abs().sum()) > 0
 
-    def test_topology_hash_is_built_once_per_topology(self, fake, tiny_model):
-        mesh = face_mesh(tiny_model, size=16)
+    def test_topology_hash_is_built_once_per_topology(self, fake):
+        mesh = ellipsoid_mesh(size=16)
         renderer = NvdiffrastRenderer()
         renderer.render(mesh)
         renderer.render(mesh)
@@ -278,13 +248,13 @@ class TestPlumbingWithFake:
         assert fake.topology_hashes == 2
 
     @pytest.mark.parametrize("shape", [(1, 3, 24, 20), (1, 1, 24, 24), (2, 3, 24, 24)])
-    def test_wrong_image_shape_raises_input_error(self, fake, tiny_model, shape):
-        mesh = face_mesh(tiny_model, size=24)
+    def test_wrong_image_shape_raises_input_error(self, fake, shape):
+        mesh = ellipsoid_mesh(size=24)
         with pytest.raises(InputError):
             NvdiffrastRenderer().photometric_samples(mesh, torch.zeros(shape))
 
-    def test_cpu_mesh_raises_input_error_without_the_fake(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=16)
+    def test_cpu_mesh_raises_input_error_without_the_fake(self):
+        mesh = ellipsoid_mesh(size=16)
         with pytest.raises(InputError, match="CUDA"):
             NvdiffrastRenderer().render(mesh)
 
@@ -304,8 +274,8 @@ class TestCuda:
         reference, _ = reference_render(triangle_mesh())
         assert_close(out.image.cpu(), reference, rtol=0, atol=1e-4)
 
-    def test_antialiased_render_matches_reference(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=64, batch=2)
+    def test_antialiased_render_matches_reference(self):
+        mesh = ellipsoid_mesh(size=64, batch=2)
         out = NvdiffrastRenderer().render(to_device(mesh, "cuda"))
         image, mask = reference_render(mesh)
         got = out.mask.cpu() > 0.5
@@ -320,8 +290,8 @@ class TestCuda:
         assert float(diff.max()) < 2e-3
         assert float(diff.mean()) < 5e-5
 
-    def test_antialiasing_gives_silhouette_gradients(self, tiny_model):
-        mesh = to_device(face_mesh(tiny_model, size=48), "cuda")
+    def test_antialiasing_gives_silhouette_gradients(self):
+        mesh = to_device(ellipsoid_mesh(size=48), "cuda")
         uv = mesh.uv.detach().clone().requires_grad_(True)
         s = NvdiffrastRenderer().photometric_samples(replace(mesh, uv=uv), torch.zeros(1, 3, 48, 48, device="cuda"))
         assert s.weights.requires_grad

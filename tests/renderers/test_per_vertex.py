@@ -1,10 +1,14 @@
+"""Tests of the ``per_vertex`` backend (``renderers.per_vertex``) on leaf-built meshes."""
+
+from __future__ import annotations
+
 import pytest
 import torch
 
-from mofa_bench import CODE_DIM, Camera, MoFADecoder
-from renderers import InputError, RendererUnavailableError, available_renderers, get_renderer
-from renderers.per_vertex import sample_image
 from helpers import assert_close
+from meshes import ellipsoid_mesh
+from renderers import Availability, InputError, RendererUnavailableError, available_renderers, get_renderer
+from renderers.per_vertex import PerVertexRenderer, sample_image
 
 
 class TestSampleImage:
@@ -34,45 +38,39 @@ class TestPerVertexRenderer:
         with pytest.raises(InputError, match="known renderers"):
             get_renderer("raytracer")
 
-    def test_samples_of_own_render_equal_vertex_colours(self, tiny_model):
-        decoder = MoFADecoder(tiny_model, Camera(96), renderer="per_vertex")
-        code = torch.zeros(1, CODE_DIM, dtype=torch.float64)
-        code[0, 230:257] = 0.05 * torch.randn(27, dtype=torch.float64)
-        formed = decoder.form(code)
-        image, _ = decoder.render(code)
-        samples = decoder.photometric_samples(formed, image)
+    def test_samples_of_own_render_equal_vertex_colours(self):
+        renderer = PerVertexRenderer()
+        mesh = ellipsoid_mesh(size=96, dtype=torch.float64)
+        image = renderer.render(mesh).image
+        samples = renderer.photometric_samples(mesh, image)
         # Vertices well inside the silhouette (front-facing, facing the camera squarely).
-        facing = -(formed.normals_cam * torch.nn.functional.normalize(formed.verts_cam, dim=-1)).sum(-1)
+        facing = -(mesh.normals_cam * torch.nn.functional.normalize(mesh.verts_cam, dim=-1)).sum(-1)
         good = facing[0] > 0.5
         assert int(good.sum()) > 10
-        assert_close(samples.observed[0, good], formed.colors[0, good], atol=0.02, rtol=0)
+        assert_close(samples.observed[0, good], mesh.colors[0, good], atol=0.02, rtol=0)
 
-    def test_weights_are_front_facing_and_inside(self, tiny_model):
-        decoder = MoFADecoder(tiny_model, Camera(64))
-        code = torch.zeros(1, CODE_DIM, dtype=torch.float64)
-        code[0, 227] = 60.0  # shift right by 60 mm → part of the head leaves the image
-        formed = decoder.form(code)
-        s = decoder.photometric_samples(formed, torch.zeros(1, 3, 64, 64, dtype=torch.float64))
-        inside = (formed.uv[..., 0] <= 64)
+    def test_weights_are_front_facing_and_inside(self):
+        mesh = ellipsoid_mesh(size=64, dtype=torch.float64, shift=(60.0, 0.0, 0.0))  # part leaves the image
+        s = PerVertexRenderer().photometric_samples(mesh, torch.zeros(1, 3, 64, 64, dtype=torch.float64))
+        inside = (mesh.uv[..., 0] <= 64)
+        assert bool((~inside).any())
         assert bool((s.weights[~inside] == 0).all())
-        assert bool((s.weights.bool() == (formed.visible & inside & (formed.uv[..., 0] >= 0))).all())
+        assert bool((s.weights.bool() == (mesh.visible & inside & (mesh.uv[..., 0] >= 0))).all())
 
-    def test_wrong_image_size_raises(self, tiny_model):
-        decoder = MoFADecoder(tiny_model, Camera(64))
-        formed = decoder.form(torch.zeros(1, CODE_DIM, dtype=torch.float64))
+    def test_wrong_image_size_raises(self):
+        mesh = ellipsoid_mesh(size=64, dtype=torch.float64)
         with pytest.raises(InputError, match="images"):
-            decoder.photometric_samples(formed, torch.zeros(1, 3, 32, 32, dtype=torch.float64))
+            PerVertexRenderer().photometric_samples(mesh, torch.zeros(1, 3, 32, 32, dtype=torch.float64))
 
-    def test_background_composited(self, tiny_model):
-        decoder = MoFADecoder(tiny_model, Camera(32))
+    def test_background_composited(self):
+        mesh = ellipsoid_mesh(size=32)
         bg = torch.ones(3, 32, 32)
-        image, mask = decoder.render(torch.zeros(1, CODE_DIM), background=bg)
-        assert_close(image[0][:, mask[0, 0] == 0], torch.ones(3, int((mask[0, 0] == 0).sum())))
+        out = PerVertexRenderer().render(mesh, background=bg)
+        off = out.mask[0, 0] == 0
+        assert bool(off.any())
+        assert_close(out.image[0][:, off], torch.ones(3, int(off.sum())))
 
     def test_unavailable_renderer_error_names_fix(self, monkeypatch):
-        from renderers.base import Availability
-        from renderers.per_vertex import PerVertexRenderer
-
         monkeypatch.setattr(PerVertexRenderer, "availability",
                             classmethod(lambda cls, device=None: Availability(False, "no reason", "do this")))
         with pytest.raises(RendererUnavailableError, match="do this"):

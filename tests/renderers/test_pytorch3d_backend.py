@@ -1,8 +1,8 @@
-"""Tests of the PyTorch3D backend (``renderers.pytorch3d_backend``).
+"""Tests of the PyTorch3D backend (``renderers.pytorch3d``).
 
-Everything runs on CPU with tiny meshes and images (PyTorch3D's CPU rasterizer costs
-pixels × faces forward and pixels × faces-per-pixel, slowly, backward); CUDA tests are
-``cuda``-marked. Without PyTorch3D every test that needs it skips with the reason
+Everything runs on CPU with tiny meshes, built without the face model (:mod:`meshes`),
+and tiny images (PyTorch3D's CPU rasterizer costs pixels × faces forward and pixels ×
+faces-per-pixel, slowly, backward); CUDA tests are ``cuda``-marked. Without PyTorch3D every test that needs it skips with the reason
 reported by the backend's availability check.
 """
 
@@ -12,68 +12,15 @@ import pytest
 import torch
 
 from helpers import assert_close
-from mofa_bench import Camera, MoFADecoder, zero_code
-from mofa_bench.code_vector import CODE_SLICES
+from meshes import TRI_SIZE, as_screen_mesh, ellipsoid_mesh, expected_triangle, triangle_mesh
 from renderers import InputError, RendererUnavailableError, ScreenMesh, get_renderer
-from renderers import pytorch3d_backend as p3b
-from renderers.pytorch3d_backend import PyTorch3DRenderer, RasterSettings, screen_to_ndc
-from renderers.torch_raster import interpolate, rasterize
+from renderers import pytorch3d as p3d
+from renderers.pytorch3d import PyTorch3DRenderer, RasterSettings, screen_to_ndc
+from renderers.pytorch3d import backend as p3d_backend
+from renderers.torch_raster import zbuffer_interpolate, zbuffer_rasterize
 
 AVAILABILITY = PyTorch3DRenderer.availability("cpu")
 needs_pytorch3d = pytest.mark.skipif(not AVAILABILITY.available, reason=str(AVAILABILITY))
-
-#: Image size (H, W) of the pixel-exact triangle; non-square on purpose.
-TRI_SIZE = (12, 16)
-#: A right triangle, not symmetric under any axis flip or transpose; no pixel centre lies
-#: on an edge. Pixel (i, j) is covered iff i >= 1, j >= 2 and j + 2 i <= 13.
-TRI_UV = ((2.25, 1.25), (12.25, 1.25), (2.25, 6.25))
-
-
-def triangle_mesh(dtype: torch.dtype = torch.float64, depth: float = 500.0,
-                  device: torch.device | str = "cpu") -> ScreenMesh:
-    """One red/green/blue triangle at constant depth, placed at :data:`TRI_UV`."""
-    cam = Camera(image_size=TRI_SIZE)
-    k = cam.intrinsics(dtype=dtype, device=device)
-    uv = torch.tensor([TRI_UV], dtype=dtype, device=device)
-    z = torch.full((1, 3, 1), depth, dtype=dtype, device=device)
-    xy = (uv - k[:2, 2]) / k[0, 0] * z
-    return ScreenMesh(
-        verts_cam=torch.cat([xy, z], -1), uv=uv, colors=torch.eye(3, dtype=dtype, device=device).unsqueeze(0),
-        visible=torch.ones(1, 3, dtype=torch.bool, device=device),
-        triangles=torch.tensor([[0, 1, 2]], device=device), intrinsics=k, image_size=TRI_SIZE,
-    )
-
-
-def expected_triangle() -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mask (H, W), colours (3, H, W))`` of :func:`triangle_mesh`, from the definition."""
-    h, w = TRI_SIZE
-    i, j = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
-    mask = (i >= 1) & (j >= 2) & (j + 2 * i <= 13)
-    u, v = j + 0.5, i + 0.5
-    (ax, ay), (bx, by), (cx, cy) = TRI_UV
-    area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
-    b1 = ((u - ax) * (cy - ay) - (v - ay) * (cx - ax)) / area
-    b2 = ((bx - ax) * (v - ay) - (by - ay) * (u - ax)) / area
-    colours = torch.stack([1 - b1 - b2, b1, b2]) * mask
-    return mask.double(), colours
-
-
-def face_mesh(model, size: int = 40, batch: int = 1, dtype: torch.dtype = torch.float32, seed: int = 0):
-    """A formed tiny face with some pose and light per batch item."""
-    gen = torch.Generator().manual_seed(seed)
-    code = zero_code(batch, dtype=dtype)
-    code[:, CODE_SLICES["rotation"]] = 0.15 * torch.randn(batch, 3, generator=gen, dtype=dtype)
-    code[:, CODE_SLICES["translation"]] = 8.0 * torch.randn(batch, 3, generator=gen, dtype=dtype)
-    code[:, CODE_SLICES["gamma"]] = 0.2 * torch.randn(batch, 27, generator=gen, dtype=dtype)
-    return MoFADecoder(model, Camera(image_size=size), renderer="per_vertex").form(code)
-
-
-def as_screen_mesh(mesh: ScreenMesh, **changes: torch.Tensor) -> ScreenMesh:
-    """A plain :class:`ScreenMesh` copy of ``mesh`` with fields replaced."""
-    fields = {name: getattr(mesh, name) for name in
-              ("verts_cam", "uv", "colors", "visible", "triangles", "intrinsics", "image_size")}
-    fields.update(changes)
-    return ScreenMesh(**fields)
 
 
 # ============================================================================ options
@@ -126,20 +73,20 @@ class TestBinCapacity:
         everywhere = [[(-50, -50), (200, -50), (-50, 200)]]
         off_image = [[(-300, -300), (-290, -300), (-300, -290)]]
         uv, triangles = self.uv_of(small + everywhere + off_image)
-        assert p3b.bin_capacity(uv, triangles, (64, 64), 16, margin_px=0.0) == 3
+        assert p3d.bin_capacity(uv, triangles, (64, 64), 16, margin_px=0.0) == 3
 
     def test_margin_reaches_into_the_next_bin(self):
         near_edge = [[(18, 2), (20, 2), (18, 4)]]  # bin (0, 1); 2 px from bin (0, 0)
         uv, triangles = self.uv_of([[(2, 2), (6, 2), (2, 6)]] + near_edge)
-        assert p3b.bin_capacity(uv, triangles, (64, 64), 16, margin_px=1.0) == 1
-        assert p3b.bin_capacity(uv, triangles, (64, 64), 16, margin_px=3.0) == 2
+        assert p3d.bin_capacity(uv, triangles, (64, 64), 16, margin_px=1.0) == 1
+        assert p3d.bin_capacity(uv, triangles, (64, 64), 16, margin_px=3.0) == 2
 
     def test_bounds_a_per_pixel_count_on_a_random_batch(self):
         generator = torch.Generator().manual_seed(3)
         height, width, side = 50, 70, 16
         uv = torch.rand(2, 40, 2, generator=generator) * torch.tensor([width * 1.2, height * 1.2]) - 5.0
         triangles = torch.randint(0, 40, (60, 3), generator=generator)
-        capacity = p3b.bin_capacity(uv, triangles, (height, width), side, margin_px=0.0)
+        capacity = p3d.bin_capacity(uv, triangles, (height, width), side, margin_px=0.0)
         corners = uv[:, triangles]  # (B, F, 3, 2)
         low, high = corners.amin(2), corners.amax(2)
         centres_u = torch.arange(width) + 0.5
@@ -159,7 +106,7 @@ class TestBinCapacity:
 
     @pytest.mark.parametrize("size, side", [(32, 8), (64, 8), (128, 16), (240, 16), (512, 32), (1024, 64)])
     def test_default_bin_size_is_pytorch3d_heuristic(self, size, side):
-        assert p3b.default_bin_size((size, size)) == side
+        assert p3d.default_bin_size((size, size)) == side
 
     def test_auto_is_a_valid_option(self):
         assert PyTorch3DRenderer(max_faces_per_bin="auto").settings.max_faces_per_bin == "auto"
@@ -177,7 +124,7 @@ class TestAvailability:
         def broken():
             raise error
 
-        monkeypatch.setattr(p3b, "_import_pytorch3d", broken)
+        monkeypatch.setattr(p3d_backend, "import_pytorch3d", broken)
         state = PyTorch3DRenderer.availability("cpu")
         assert not state.available
         assert str(error) in state.reason
@@ -219,12 +166,12 @@ class TestScreenToNdc:
 class TestRasterizeConventions:
     def test_convention_pixel_exact_triangle_non_square(self):
         mask, colours = expected_triangle()
-        out = PyTorch3DRenderer().render(triangle_mesh())
+        out = PyTorch3DRenderer().render(triangle_mesh(dtype=torch.float64))
         assert_close(out.mask[0, 0], mask)
         assert_close(out.image[0], colours, rtol=0, atol=1e-5)
 
-    def test_batch_items_render_independently(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=32, batch=2)
+    def test_batch_items_render_independently(self):
+        mesh = ellipsoid_mesh(size=32, batch=2)
         together = PyTorch3DRenderer().render(mesh)
         for b in range(2):
             one = as_screen_mesh(mesh, **{n: getattr(mesh, n)[b:b + 1] for n in ("verts_cam", "uv", "colors", "visible")})
@@ -232,19 +179,19 @@ class TestRasterizeConventions:
             assert_close(together.image[b:b + 1], alone.image)
             assert_close(together.mask[b:b + 1], alone.mask)
 
-    def test_convention_cull_backfaces_keeps_outward_faces(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=32)
-        plain = p3b.rasterize(mesh, RasterSettings())
-        culled = p3b.rasterize(mesh, RasterSettings(cull_backfaces=True))
+    def test_convention_cull_backfaces_keeps_outward_faces(self):
+        mesh = ellipsoid_mesh(size=32)
+        plain = p3d.rasterize(mesh, RasterSettings())
+        culled = p3d.rasterize(mesh, RasterSettings(cull_backfaces=True))
         assert torch.equal(plain.pix_to_face, culled.pix_to_face)
         inside_out = as_screen_mesh(mesh, triangles=mesh.triangles[:, [0, 2, 1]])
-        far_side = p3b.rasterize(inside_out, RasterSettings(cull_backfaces=True))
+        far_side = p3d.rasterize(inside_out, RasterSettings(cull_backfaces=True))
         covered = plain.valid[..., 0] & far_side.valid[..., 0]
         assert bool(covered.any())
         assert bool((far_side.zbuf[..., 0][covered] > plain.zbuf[..., 0][covered]).all())
 
     def test_zbuf_is_camera_depth_and_dists_in_pixels(self):
-        frags = p3b.rasterize(triangle_mesh(depth=420.0), RasterSettings())
+        frags = p3d.rasterize(triangle_mesh(dtype=torch.float64, depth=420.0), RasterSettings())
         valid = frags.valid[..., 0]
         assert_close(frags.zbuf[..., 0][valid], torch.full((int(valid.sum()),), 420.0), rtol=1e-6, atol=1e-3)
         # Pixel (3, 4) has its centre (4.5, 3.5); the nearest edge is v = 1.25 at 2.25 px,
@@ -254,7 +201,7 @@ class TestRasterizeConventions:
     def test_wart_coverage_is_decided_in_float32(self):
         # PyTorch3D's kernels are float32-only: coverage and soft distances are float32
         # even for float64 meshes; barycentrics, depths and colours keep the mesh dtype.
-        frags = p3b.rasterize(triangle_mesh(dtype=torch.float64), RasterSettings())
+        frags = p3d.rasterize(triangle_mesh(dtype=torch.float64), RasterSettings())
         assert frags.dists.dtype == torch.float32
         assert frags.bary.dtype == torch.float64 and frags.zbuf.dtype == torch.float64
         out = PyTorch3DRenderer().render(triangle_mesh(dtype=torch.float64))
@@ -265,15 +212,15 @@ class TestRasterizeConventions:
 @needs_pytorch3d
 class TestRender:
     @pytest.mark.parametrize("float_dtype", [torch.float32, torch.float64])
-    def test_shapes_and_dtype(self, tiny_model, float_dtype):
-        mesh = face_mesh(tiny_model, size=24, batch=2, dtype=float_dtype)
+    def test_shapes_and_dtype(self, float_dtype):
+        mesh = ellipsoid_mesh(size=24, batch=2, dtype=float_dtype)
         out = PyTorch3DRenderer().render(mesh)
         assert out.image.shape == (2, 3, 24, 24) and out.mask.shape == (2, 1, 24, 24)
         assert out.image.dtype == float_dtype and out.mask.dtype == float_dtype
         assert set(out.mask.unique().tolist()) <= {0.0, 1.0}
 
-    def test_background_composited_outside_the_face(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=24)
+    def test_background_composited_outside_the_face(self):
+        mesh = ellipsoid_mesh(size=24)
         bg = torch.rand(3, 24, 24)
         out = PyTorch3DRenderer().render(mesh, bg)
         off = (out.mask == 0).expand(-1, 3, -1, -1)
@@ -281,8 +228,8 @@ class TestRender:
         inside = (out.mask == 1).expand(-1, 3, -1, -1)
         assert_close(out.image[inside], PyTorch3DRenderer().render(mesh).image[inside])
 
-    def test_soft_mask_is_fractional_and_stays_within_blur_radius(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=24)
+    def test_soft_mask_is_fractional_and_stays_within_blur_radius(self):
+        mesh = ellipsoid_mesh(size=24)
         hard = PyTorch3DRenderer().render(mesh)
         soft = PyTorch3DRenderer(blur_radius=1.0, faces_per_pixel=8).render(mesh)
         assert float(soft.mask.min()) >= 0.0 and float(soft.mask.max()) <= 1.0
@@ -291,24 +238,24 @@ class TestRender:
         near = torch.nn.functional.max_pool2d(hard.mask, kernel_size=5, stride=1, padding=2) > 0
         assert float(soft.mask[~near].abs().max()) == 0.0
 
-    def test_soft_colour_matches_hard_colour_inside(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=24)
+    def test_soft_colour_matches_hard_colour_inside(self):
+        mesh = ellipsoid_mesh(size=24)
         hard = PyTorch3DRenderer().render(mesh)
         soft = PyTorch3DRenderer(blur_radius=1.0, faces_per_pixel=8).render(mesh)
         rgb_soft = soft.image / soft.mask.clamp(min=1e-6)
         inside = (hard.mask > 0).expand(-1, 3, -1, -1)
         assert float((rgb_soft - hard.image)[inside].abs().mean()) < 0.02
 
-    def test_bad_background_raises_input_error(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=24)
+    def test_bad_background_raises_input_error(self):
+        mesh = ellipsoid_mesh(size=24)
         with pytest.raises(InputError):
             PyTorch3DRenderer().render(mesh, torch.zeros(3, 20, 24))
 
 
 @needs_pytorch3d
 class TestPhotometricSamples:
-    def test_every_pixel_is_a_sample_in_row_major_order(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=24, batch=2)
+    def test_every_pixel_is_a_sample_in_row_major_order(self):
+        mesh = ellipsoid_mesh(size=24, batch=2)
         images = torch.rand(2, 3, 24, 24)
         renderer = PyTorch3DRenderer()
         s = renderer.photometric_samples(mesh, images)
@@ -320,18 +267,18 @@ class TestPhotometricSamples:
         assert_close(s.predicted, (out.image * out.mask).permute(0, 2, 3, 1).reshape(2, -1, 3))
 
     @pytest.mark.parametrize("shape", [(1, 3, 24, 20), (1, 1, 24, 24), (2, 3, 24, 24), (3, 24, 24)])
-    def test_wrong_image_shape_raises_input_error(self, tiny_model, shape):
-        mesh = face_mesh(tiny_model, size=24)
+    def test_wrong_image_shape_raises_input_error(self, shape):
+        mesh = ellipsoid_mesh(size=24)
         with pytest.raises(InputError):
             PyTorch3DRenderer().photometric_samples(mesh, torch.zeros(shape))
 
-    def test_integer_images_raise_input_error(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=24)
+    def test_integer_images_raise_input_error(self):
+        mesh = ellipsoid_mesh(size=24)
         with pytest.raises(InputError):
             PyTorch3DRenderer().photometric_samples(mesh, torch.zeros(1, 3, 24, 24, dtype=torch.uint8))
 
-    def test_wrong_mesh_shapes_raise_input_error(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=24)
+    def test_wrong_mesh_shapes_raise_input_error(self):
+        mesh = ellipsoid_mesh(size=24)
         bad = as_screen_mesh(mesh, colors=mesh.colors[..., :2])
         with pytest.raises(InputError):
             PyTorch3DRenderer().render(bad)
@@ -344,12 +291,12 @@ class TestGatherCorners:
         values = torch.randn(3, 7, 4, device=device)
         corners = torch.randint(0, 7, (3, 11, 3), device=device)
         batch = torch.arange(3, device=device).view(3, 1, 1)
-        assert torch.equal(p3b.gather_corners(values, corners), values[batch, corners])
+        assert torch.equal(p3d.gather_corners(values, corners), values[batch, corners])
 
     def test_gradcheck_float64_with_repeated_corners(self):
         values = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
         corners = torch.tensor([[[0, 1, 2], [2, 2, 4]], [[4, 3, 0], [0, 0, 0]]])
-        assert torch.autograd.gradcheck(lambda v: p3b.gather_corners(v, corners), (values,))
+        assert torch.autograd.gradcheck(lambda v: p3d.gather_corners(v, corners), (values,))
 
 
 class TestGradients:
@@ -365,8 +312,8 @@ class TestGradients:
 
         assert torch.autograd.gradcheck(fn, (colors,), fast_mode=True)
 
-    def test_hard_gradients_equal_reference_rasterizer(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=20, dtype=torch.float64)
+    def test_hard_gradients_equal_zbuffer_rasterizer(self):
+        mesh = ellipsoid_mesh(size=20, dtype=torch.float64)
         upstream = torch.randn(1, 20 * 20, 3, dtype=torch.float64)
 
         def grads(render):
@@ -382,19 +329,19 @@ class TestGradients:
             return PyTorch3DRenderer().photometric_samples(m, torch.zeros(1, 3, 20, 20, dtype=torch.float64)).predicted
 
         def reference(uv, z, colors):
-            frags = rasterize(uv, z, mesh.triangles, mesh.image_size)
-            return interpolate(colors, frags, mesh.triangles).permute(0, 2, 3, 1).reshape(1, -1, 3)
+            frags = zbuffer_rasterize(uv, z, mesh.triangles, mesh.image_size)
+            return zbuffer_interpolate(colors, frags, mesh.triangles).permute(0, 2, 3, 1).reshape(1, -1, 3)
 
         for name, got, want in zip(("uv", "depth", "colors"), grads(ours), grads(reference)):
             assert float(want.abs().max()) > 0, name
             assert_close(got, want, rtol=1e-3, atol=1e-4 * float(want.abs().max()), msg=name)
 
-    def test_soft_gradients_match_finite_differences(self, tiny_model):
+    def test_soft_gradients_match_finite_differences(self):
         # Soft coverage depends on PyTorch3D's float32 distances, so check directional
         # derivatives of a weighted loss against float32 central differences. Settings
         # keep the function smooth at this scale: no pixel fills all K slots, and a
         # triangle entering the blur radius gets probability sigmoid(-1/0.06) ~ 6e-8.
-        mesh = face_mesh(tiny_model, size=20)
+        mesh = ellipsoid_mesh(size=20)
         renderer = PyTorch3DRenderer(blur_radius=1.0, faces_per_pixel=32, sigma=0.06, gamma=10.0)
         gen = torch.Generator().manual_seed(1)
         upstream = torch.randn(1, 20 * 20, 4, generator=gen)
@@ -428,8 +375,8 @@ class TestGradients:
 
         assert torch.autograd.gradcheck(fn, (uv, z), fast_mode=True)
 
-    def test_hard_mode_has_no_coverage_gradient(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=20)
+    def test_hard_mode_has_no_coverage_gradient(self):
+        mesh = ellipsoid_mesh(size=20)
         uv = mesh.uv.detach().clone().requires_grad_(True)
         s = PyTorch3DRenderer().photometric_samples(as_screen_mesh(mesh, uv=uv), torch.zeros(1, 3, 20, 20))
         assert not s.weights.requires_grad
@@ -447,9 +394,9 @@ class TestCuda:
             pytest.skip(str(state))
 
     @pytest.mark.parametrize("options", [{}, dict(blur_radius=1.0, faces_per_pixel=8)])
-    def test_cpu_and_cuda_agree_on_images_and_gradients(self, tiny_model, options):
+    def test_cpu_and_cuda_agree_on_images_and_gradients(self, options):
         renderer = PyTorch3DRenderer(**options)
-        mesh = face_mesh(tiny_model, size=48, batch=2)
+        mesh = ellipsoid_mesh(size=48, batch=2)
         upstream = torch.randn(2, 48 * 48, 3)
         images = torch.rand(2, 3, 48, 48)
         results = []
@@ -472,8 +419,8 @@ class TestCuda:
         assert_close(out.mask[0, 0].cpu(), mask)
         assert_close(out.image[0].cpu(), colours, rtol=0, atol=1e-5)
 
-    def test_binned_rasterization_matches_naive(self, tiny_model):
-        mesh = face_mesh(tiny_model, size=64)
+    def test_binned_rasterization_matches_naive(self):
+        mesh = ellipsoid_mesh(size=64)
         cuda = ScreenMesh(**{n: (getattr(mesh, n).cuda() if isinstance(getattr(mesh, n), torch.Tensor) else getattr(mesh, n))
                              for n in ("verts_cam", "uv", "colors", "visible", "triangles", "intrinsics", "image_size")})
         naive = PyTorch3DRenderer(bin_size=0).render(cuda)
@@ -482,5 +429,5 @@ class TestCuda:
         for bin_size in (8, 32, None):
             sized = PyTorch3DRenderer(bin_size=bin_size, max_faces_per_bin="auto").render(cuda)
             assert_close(sized.image, naive.image, msg=f"bin_size {bin_size}, auto capacity")
-        side = p3b.default_bin_size(cuda.image_size)
-        assert p3b.bin_capacity(cuda.uv, cuda.triangles, cuda.image_size, side) < 10000
+        side = p3d.default_bin_size(cuda.image_size)
+        assert p3d.bin_capacity(cuda.uv, cuda.triangles, cuda.image_size, side) < 10000

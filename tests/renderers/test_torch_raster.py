@@ -1,7 +1,9 @@
+"""Tests of the plain-PyTorch z-buffer rasterizer (``renderers.torch_raster``)."""
+
 import pytest
 import torch
 
-from renderers.torch_raster import interpolate, rasterize
+from renderers.torch_raster import zbuffer_interpolate, zbuffer_rasterize
 from helpers import assert_close
 
 
@@ -13,10 +15,10 @@ def _quad(dtype=torch.float64):
     return uv, depth, tris
 
 
-class TestRasterize:
+class TestZBufferRasterize:
     def test_convention_pixel_centres_at_half(self):
         uv, depth, tris = _quad()
-        frags = rasterize(uv, depth, tris, (8, 8))
+        frags = zbuffer_rasterize(uv, depth, tris, (8, 8))
         mask = frags.mask[0, 0]
         # Pixel (i, j) is covered iff its centre (j + .5, i + .5) lies in [2, 6] × [1, 5].
         expected = torch.zeros(8, 8, dtype=torch.float64)
@@ -26,8 +28,8 @@ class TestRasterize:
     def test_barycentrics_interpolate_linear_attribute(self):
         uv, depth, tris = _quad()
         attr = torch.cat([uv, torch.ones(1, 4, 1, dtype=torch.float64)], -1)  # value = position
-        frags = rasterize(uv, depth, tris, (8, 8))
-        out = interpolate(attr, frags, tris)
+        frags = zbuffer_rasterize(uv, depth, tris, (8, 8))
+        out = zbuffer_interpolate(attr, frags, tris)
         assert_close(out[0, 0, 2, 3], torch.tensor(3.5, dtype=torch.float64))
         assert_close(out[0, 1, 2, 3], torch.tensor(2.5, dtype=torch.float64))
         assert_close(out[0, 2][frags.triangle[0] >= 0], torch.ones(16, dtype=torch.float64))
@@ -36,7 +38,7 @@ class TestRasterize:
         uv = torch.tensor([[[0.0, 0.0], [8.0, 0.0], [0.0, 8.0], [0.0, 0.0], [8.0, 0.0], [0.0, 8.0]]], dtype=torch.float64)
         depth = torch.tensor([[10.0, 10.0, 10.0, 5.0, 5.0, 5.0]], dtype=torch.float64)
         tris = torch.tensor([[0, 1, 2], [3, 4, 5]])
-        frags = rasterize(uv, depth, tris, (8, 8))
+        frags = zbuffer_rasterize(uv, depth, tris, (8, 8))
         covered = frags.triangle[0] >= 0
         assert bool((frags.triangle[0][covered] == 1).all())
         assert_close(frags.depth[0][covered], torch.full((int(covered.sum()),), 5.0, dtype=torch.float64))
@@ -46,7 +48,7 @@ class TestRasterize:
         # perspective-correct depth is the harmonic mean 2·1·3/(1+3) = 1.5.
         uv = torch.tensor([[[0.0, 0.0], [8.0, 0.0], [0.0, 8.0], [8.0, 8.0]]], dtype=torch.float64)
         depth = torch.tensor([[1.0, 3.0, 1.0, 3.0]], dtype=torch.float64)
-        frags = rasterize(uv, depth, torch.tensor([[0, 1, 3], [0, 3, 2]]), (8, 8))
+        frags = zbuffer_rasterize(uv, depth, torch.tensor([[0, 1, 3], [0, 3, 2]]), (8, 8))
         # pixel centre x = 4.5 → screen fraction 4.5/8
         s = 4.5 / 8
         expected = 1.0 / ((1 - s) / 1.0 + s / 3.0)
@@ -58,7 +60,7 @@ class TestRasterize:
         uv = (uv + 0.1 * torch.rand_like(uv)).requires_grad_()
 
         def fn(c, p):
-            return interpolate(c, rasterize(p, depth, tris, (8, 8)), tris)
+            return zbuffer_interpolate(c, zbuffer_rasterize(p, depth, tris, (8, 8)), tris)
 
         assert torch.autograd.gradcheck(fn, (colors, uv))
 
@@ -66,6 +68,6 @@ class TestRasterize:
         # Exercise several bbox-size buckets in one call.
         uv = torch.tensor([[[0.0, 0.0], [64.0, 0.0], [0.0, 64.0], [40.0, 40.0], [42.0, 40.0], [40.0, 42.0]]], dtype=torch.float64)
         depth = torch.tensor([[10.0, 10.0, 10.0, 1.0, 1.0, 1.0]], dtype=torch.float64)
-        frags = rasterize(uv, depth, torch.tensor([[0, 1, 2], [3, 4, 5]]), (64, 64))
+        frags = zbuffer_rasterize(uv, depth, torch.tensor([[0, 1, 2], [3, 4, 5]]), (64, 64))
         assert int((frags.triangle[0] == 0).sum()) > 1900
         assert int((frags.triangle[0] == 1).sum()) >= 1
