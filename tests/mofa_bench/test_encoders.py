@@ -1,7 +1,8 @@
-"""Tests for mofa_bench.encoders: zero-initialised heads, shapes, pretrained loading, lr groups."""
+"""Tests for the mofa_bench.encoders package: zero-initialised heads, shapes, pretrained loading, lr groups."""
 
 from __future__ import annotations
 
+import importlib
 
 import pytest
 import torch
@@ -421,3 +422,27 @@ class TestParameterGroups:
         assert_close(z_translation / x_translation, torch.full((2,), 5e-4 / 0.1), rtol=1e-3, atol=0.0)
         # The zero head passes no gradient to the backbone on the first step.
         assert torch.equal(encoder.conv1.weight, conv1_before)
+
+
+class TestPackageLayout:
+    @pytest.mark.parametrize("module,names", [
+        ("head", ["OUTPUT_SCALE", "Z_TRANSLATION_INDEX", "CodeHead", "output_scale_vector", "parameter_groups"]),
+        ("base", ["IMAGENET_MEAN", "IMAGENET_STD", "MIN_IMAGE_SIZE", "VGGFACE_MEAN", "VGGFACE_STD", "FaceEncoder"]),
+        ("alexnet", ["AlexNetEncoder"]),
+        ("vgg", ["VGG16Encoder"]),
+        ("resnet", ["BasicBlock", "Bottleneck", "ResNetEncoder"]),
+        ("pretrained", ["LoadReport", "convert_state_dict", "load_pretrained"]),
+        ("registry", ["build_encoder", "encoder_names"]),
+    ])
+    def test_package_reexports_each_submodule_name(self, module, names):
+        package = importlib.import_module("mofa_bench.encoders")
+        submodule = importlib.import_module(f"mofa_bench.encoders.{module}")
+        assert sorted(submodule.__all__) == sorted(names)
+        for name in names:
+            assert name in package.__all__ and getattr(package, name) is getattr(submodule, name), name
+
+    def test_package_all_is_the_union_of_the_submodules(self):
+        package = importlib.import_module("mofa_bench.encoders")
+        modules = ("head", "base", "alexnet", "vgg", "resnet", "pretrained", "registry")
+        names = [n for m in modules for n in importlib.import_module(f"mofa_bench.encoders.{m}").__all__]
+        assert sorted(package.__all__) == sorted(names)
