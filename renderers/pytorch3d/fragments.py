@@ -126,7 +126,6 @@ def fragment_barycentrics(uv: torch.Tensor, depth: torch.Tensor, corners: torch.
     return bary.view(bsz, height, width, k, 3), z.view(bsz, height, width, k)
 
 
-
 def interpolate_colors(colors: torch.Tensor, fragments: Fragments) -> torch.Tensor:
     """Gouraud colours of every fragment: barycentric mix of its triangle's vertex colours.
 

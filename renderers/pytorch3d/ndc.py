@@ -40,4 +40,3 @@ def screen_to_ndc(uv: torch.Tensor, depth: torch.Tensor, image_size: tuple[int, 
     x = (width - 2.0 * uv[..., 0]) / s
     y = (height - 2.0 * uv[..., 1]) / s
     return torch.stack([x, y, depth.to(uv.dtype)], dim=-1)
-

@@ -98,4 +98,3 @@ class RasterSettings:
         if self.sigma is not None:
             return float(self.sigma)
         return self.blur_radius ** 2 / math.log(1.0 / _EDGE_PROBABILITY - 1.0)
-
