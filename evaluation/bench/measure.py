@@ -16,7 +16,6 @@ Peak memory (:class:`PeakMemory`), in MiB:
   earlier cells), so it bounds the cell's need from above. Where the reset is not
   possible (not Linux, no permission) the value is NaN and the kind says why.
 
-
 Budgets, time limits and error rows are generic (:mod:`evaluation.results.budget`,
 :mod:`evaluation.results.rows`); :data:`BenchSpecError` is
 :class:`evaluation.results.grid.SpecError`.

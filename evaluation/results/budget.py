@@ -130,7 +130,7 @@ class CostHistory:
 
 @dataclass
 class Deadline:
-    """The wall-clock limit of a whole benchmark run (``--time-limit-s``).
+    """The wall-clock limit of a whole run (``--time-limit-s``).
 
     Groups of cells that start after the limit are recorded as ``skipped`` with
     :meth:`note`, so a bounded run still writes a complete grid.

@@ -7,8 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from evaluation.bench.bins import BinSweepSpec, run_bin_sweep
-from evaluation.bench.measure import BenchSpecError
+from evaluation.bench.bins import BIN_COLUMNS, BinSweepSpec, run_bin_sweep
+from evaluation.bench.measure import BenchSpecError, bench_row
+from evaluation.results.rows import write_csv
 from mofa_bench.cli import main
 from renderers.pytorch3d_backend import PyTorch3DRenderer
 
@@ -58,6 +59,34 @@ class TestCli:
         with pytest.raises(SystemExit):
             main(["bench", "pytorch3d-bins", "--max-faces", "default,lots"])
         assert "integers, 'default' or 'auto'" in capsys.readouterr().err
+
+
+class TestReport:
+    def test_report_remakes_the_table_from_the_csv_alone(self, tmp_path, capsys):
+        env = {"device_name": "cuda: Test GPU", "commit": "abc1234"}
+        cell = dict(bench="pytorch3d-bins", backend="pytorch3d", device="cuda", batch=64, resolution=240, level=3,
+                    vertices=28881, faces=57472, warmup=2, repeats=5)
+        rows = [
+            bench_row(BIN_COLUMNS, env, **cell, bin_size="default", max_faces_per_bin="default", fwdbwd_ms=200.0,
+                      speedup=1.0, max_abs_diff=0.0, mismatched_pixels=0, status="ok"),
+            bench_row(BIN_COLUMNS, env, **cell, bin_size=32, max_faces_per_bin=4000, max_abs_diff=0.5,
+                      mismatched_pixels=1006, status="mismatch", note="differs from the reference; not timed"),
+            bench_row(BIN_COLUMNS, env, **cell, bin_size=64, max_faces_per_bin="auto", status="error",
+                      note="RuntimeError: out of memory"),
+        ]
+        csv_path = write_csv(rows, tmp_path / "pytorch3d_bins_cuda.csv", BIN_COLUMNS)
+        assert main(["bench", "report", str(csv_path), "--out", str(tmp_path / "re")]) == 0
+        assert not (tmp_path / "re" / "pytorch3d_bins_cuda.png").exists(), "the sweep has no plot"
+        assert (tmp_path / "re" / "pytorch3d_bins_cuda.md").read_text().splitlines() == [
+            "PyTorch3D bin settings, pytorch3d, batch 64, 240² px, level 3 (28,881 vertices), cuda: Test GPU; "
+            "forward+backward of the loss path.",
+            "",
+            "| bin_size | max_faces_per_bin | fwd+bwd ms | × defaults | pixels ≠ reference | status |",
+            "|:---|:---|---:|---:|---:|:---|",
+            "| default | default | 200.0 | 1.00 | 0 | ok |",
+            "| 32 | 4000 | – | – | 1,006 | mismatch |",
+            "| 64 | auto | – | – | – | error |",
+        ]
 
 
 @pytest.mark.cuda
