@@ -6,7 +6,8 @@ differentiable, and runs on any device and floating dtype. Averaging over a test
 left to the caller (``nanmean`` where empty regions give NaN).
 
 - :func:`geometric_error`: mean point-to-point distance after compensating translation
-  and isotropic scale, *not* rotation (the paper's synthetic-data protocol).
+  and isotropic scale, *not* rotation (the paper's synthetic-data protocol), or
+  rotation too (Procrustes); :func:`aligned_distances` gives the per-point distances.
 - :func:`photometric_error`: mean Euclidean RGB distance over a mask (the region covered
   by the rendered face).
 - :func:`landmark_error`: mean 2D distance over the 68 landmarks or a subset (e.g. the
@@ -26,32 +27,34 @@ from renderers.checks import check_tensor
 from renderers.errors import InputError
 
 __all__ = [
+    "aligned_distances",
     "geometric_error",
-    "geometric_error_reference",
     "landmark_error",
     "photometric_error",
 ]
 
 
-def geometric_error(pred: torch.Tensor, target: torch.Tensor, compensate_scale: bool = True) -> torch.Tensor:
-    """Mean point-to-point distance after translation and isotropic-scale compensation.
+def aligned_distances(pred: torch.Tensor, target: torch.Tensor, compensate_scale: bool = True,
+                      compensate_rotation: bool = False) -> torch.Tensor:
+    """Per-point distances after translation (and optionally scale and rotation) compensation.
 
-    Both point sets are centred on their own centroid; then the prediction is scaled by
-    the least-squares factor ``s = ⟨p, t⟩ / ⟨p, p⟩`` (``p``, ``t`` the centred sets,
+    Both point sets are centred on their own centroid. With ``compensate_rotation`` the
+    prediction is then rotated onto the target by the least-squares rotation (Kabsch:
+    SVD of ``pᵀt``, reflections excluded). With ``compensate_scale`` it is scaled by the
+    least-squares factor ``s = ⟨p, t⟩ / ⟨p, p⟩`` (``p``, ``t`` the centred, rotated sets,
     inner product over all points and coordinates), which minimises
-    ``Σ_i ‖s·p_i − t_i‖²``. Rotation is **not** compensated, so a pose error counts. The
-    error is ``(1/N) Σ_i ‖s·p_i − t_i‖₂``. A prediction that collapses to one point
-    (``⟨p, p⟩ = 0``) keeps ``s·p = 0``, giving the target's mean distance to its centroid.
+    ``Σ_i ‖s·p_i − t_i‖²``. A prediction that collapses to one point (``⟨p, p⟩ = 0``)
+    keeps ``s·p = 0``, giving the target's distances to its centroid.
 
     Args:
         pred: ``(B, N, 3)`` predicted vertex positions, mm, any frame shared with
-            ``target`` up to translation and scale (same vertex order).
+            ``target`` up to the compensated transformations (same vertex order).
         target: ``(B, N, 3)`` ground-truth vertex positions, mm.
-        compensate_scale: apply the least-squares scale; ``False`` compensates
-            translation only.
+        compensate_scale: apply the least-squares isotropic scale.
+        compensate_rotation: apply the least-squares rotation first (Procrustes).
 
     Returns:
-        ``(B,)`` mean distance per sample, mm.
+        ``(B, N)`` distance of each point to its target, mm (for heat maps).
 
     Raises:
         InputError: shapes differ or are not ``(B, N, 3)``, non-floating dtype, or N = 0.
@@ -63,42 +66,45 @@ def geometric_error(pred: torch.Tensor, target: torch.Tensor, compensate_scale: 
         raise InputError("pred: expected at least one point, got N = 0")
     p = pred - pred.mean(dim=1, keepdim=True)
     t = target - target.mean(dim=1, keepdim=True)
+    if compensate_rotation:
+        u, _, vh = torch.linalg.svd(p.transpose(1, 2) @ t)
+        d = torch.sign(torch.linalg.det(u @ vh))
+        flip = torch.ones_like(p[:, 0])
+        flip[:, -1] = d
+        rotation = u @ torch.diag_embed(flip) @ vh
+        p = p @ rotation
     if compensate_scale:
         pt = (p * t).sum(dim=(1, 2))
         pp = (p * p).sum(dim=(1, 2))
         tiny = torch.finfo(p.dtype).tiny
         s = pt / pp.clamp_min(tiny)
         p = p * s.view(-1, 1, 1)
-    return (p - t).norm(dim=-1).mean(dim=1)
+    return (p - t).norm(dim=-1)
 
 
-def geometric_error_reference(pred: torch.Tensor, target: torch.Tensor,
-                              compensate_scale: bool = True) -> torch.Tensor:
-    """Slow, loop-based :func:`geometric_error` (one sample and one point at a time), for tests.
+def geometric_error(pred: torch.Tensor, target: torch.Tensor, compensate_scale: bool = True,
+                    compensate_rotation: bool = False) -> torch.Tensor:
+    """Mean point-to-point distance after translation and isotropic-scale compensation.
+
+    The mean over points of :func:`aligned_distances`. By default rotation is **not**
+    compensated, so a pose error counts (the paper's synthetic-data protocol on posed
+    meshes); ``compensate_rotation=True`` gives the Procrustes (rotation + scale +
+    translation) variant.
 
     Args:
-        pred: ``(B, N, 3)`` predicted vertices, mm.
-        target: ``(B, N, 3)`` ground-truth vertices, mm.
-        compensate_scale: apply the least-squares isotropic scale.
+        pred: ``(B, N, 3)`` predicted vertex positions, mm.
+        target: ``(B, N, 3)`` ground-truth vertex positions, mm.
+        compensate_scale: apply the least-squares scale; ``False`` compensates
+            translation only.
+        compensate_rotation: also compensate rotation (least-squares, before scale).
 
     Returns:
-        ``(B,)`` mean distance, mm.
+        ``(B,)`` mean distance per sample, mm.
+
+    Raises:
+        InputError: shapes differ or are not ``(B, N, 3)``, non-floating dtype, or N = 0.
     """
-    out = []
-    for b in range(pred.shape[0]):
-        n = pred.shape[1]
-        cp = sum(pred[b, i] for i in range(n)) / n
-        ct = sum(target[b, i] for i in range(n)) / n
-        p = [pred[b, i] - cp for i in range(n)]
-        t = [target[b, i] - ct for i in range(n)]
-        s = pred.new_tensor(1.0)
-        if compensate_scale:
-            num = sum(torch.dot(p[i], t[i]) for i in range(n))
-            den = sum(torch.dot(p[i], p[i]) for i in range(n))
-            s = num / den if den > 0 else pred.new_tensor(0.0)
-        dists = [torch.sqrt(((s * p[i] - t[i]) ** 2).sum()) for i in range(n)]
-        out.append(sum(dists) / n)
-    return torch.stack(out)
+    return aligned_distances(pred, target, compensate_scale, compensate_rotation).mean(dim=1)
 
 
 def photometric_error(pred_images: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

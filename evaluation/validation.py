@@ -1,12 +1,10 @@
-"""Validation of an encoder + decoder on a dataset: the three paper metrics per sample.
+"""Validation of a trained method on a dataset: the protocol's metrics, averaged.
 
-- ``photometric``: mean RGB distance between the input image and the reconstruction,
-  over the region the *reconstruction* covers (the rendered face's coverage mask).
-- ``geometric_mm``: mean point-to-point distance (mm) of model-space vertices after
-  translation and isotropic scale compensation, rotation not compensated (needs
-  ground-truth vertices: synthetic data).
-- ``landmark_px``: mean pixel distance over the 46 training landmarks (needs
-  ground-truth or detected landmarks).
+:func:`validate` is the trainer's validator (``Trainer(config, validator=validate)``): it
+asks the method for its reconstructions and scores them with
+:func:`evaluation.protocol.evaluate_codes` — every metric whose ground truth the data has,
+and the per-code-part diagnostics on synthetic data. A method without codes (e.g. a
+convolutional autoencoder) gets the photometric error only.
 """
 
 from __future__ import annotations
@@ -15,35 +13,42 @@ from typing import Any
 
 import torch
 
-from evaluation.metrics import geometric_error, landmark_error, photometric_error
-from mofa_bench.decoder import MoFADecoder
+from evaluation.code_parts import CODE_PARTS, summarize_code_part_errors
+from evaluation.metrics import photometric_error
+from evaluation.protocol import evaluate_codes
+from mofa_bench.training.method import Method, code_decoder
 
 
-def evaluate_batch(encoder: torch.nn.Module, decoder: MoFADecoder, batch: Any) -> dict[str, torch.Tensor]:
-    """Per-sample metrics ``{"photometric", "geometric_mm", "landmark_px"}`` → ``(B,)`` each.
+def evaluate_batch(method: Method, batch: Any) -> dict[str, torch.Tensor]:
+    """Per-sample metrics ``{name: (B,)}`` of the method's reconstruction of one batch."""
+    rec = method.reconstruct(batch.images)
+    decoder = code_decoder(method)
+    if rec.code is None or decoder is None:
+        drawn = rec.image + (1 - rec.mask) * batch.images
+        return {"photometric": photometric_error(drawn, batch.images, rec.mask)}
+    return evaluate_codes(decoder, rec.code, batch, rendered=(rec.image, rec.mask))
 
-    Metrics whose ground truth the batch lacks are omitted.
+
+def summarize(per_sample: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Dataset numbers from concatenated per-sample metrics.
+
+    Errors are averaged with ``nanmean`` (an empty reconstruction gives NaN); the
+    code-part diagnostics are reduced by :func:`~evaluation.code_parts.summarize_code_part_errors`.
     """
-    code = encoder(batch.images).float()
-    formed = decoder.form(code)
-    result = decoder.renderer.render(formed, batch.images)
-    out = {"photometric": photometric_error(result.image, batch.images, result.mask)}
-    if batch.vertices is not None:
-        out["geometric_mm"] = geometric_error(formed.vertices, batch.vertices)
-    if batch.landmarks is not None:
-        subset = decoder.model.landmark_subset
-        out["landmark_px"] = landmark_error(formed.landmarks_uv, batch.landmarks, subset=subset)
+    part_keys = {f"{p}_{s}" for p in CODE_PARTS for s in ("cos", "rms", "rms_zero")}
+    out = {name: float(torch.nanmean(values)) for name, values in per_sample.items() if name not in part_keys}
+    if part_keys <= per_sample.keys():
+        out.update(summarize_code_part_errors({k: per_sample[k] for k in part_keys}))
     return out
 
 
-def validate(encoder: torch.nn.Module, decoder: MoFADecoder, dataset: Any, device: torch.device,
-             batch_size: int = 16) -> dict[str, float]:
-    """Mean of each metric over the whole ``dataset`` (NaNs, e.g. empty masks, ignored)."""
-    sums: dict[str, list[torch.Tensor]] = {}
+def validate(method: Method, dataset: Any, device: torch.device, batch_size: int = 16) -> dict[str, float]:
+    """Every protocol metric of ``method`` over the whole ``dataset`` (see :func:`summarize`)."""
+    collected: dict[str, list[torch.Tensor]] = {}
     with torch.no_grad():
         for start in range(0, len(dataset), batch_size):
             idx = torch.arange(start, min(start + batch_size, len(dataset)))
             batch = dataset.batch(idx).to(device)
-            for name, values in evaluate_batch(encoder, decoder, batch).items():
-                sums.setdefault(name, []).append(values.detach().cpu())
-    return {name: float(torch.nanmean(torch.cat(values))) for name, values in sums.items()}
+            for name, values in evaluate_batch(method, batch).items():
+                collected.setdefault(name, []).append(values.detach().cpu())
+    return summarize({name: torch.cat(values) for name, values in collected.items()})

@@ -115,9 +115,22 @@ class Camera:
         Returns:
             ``(B, N, 3)`` camera-space points, mm.
         """
-        r = self.rotation_to_camera(rotation)
+        return self.apply_pose(vertices, self.rotation_to_camera(rotation), translation)
+
+    def apply_pose(self, vertices: torch.Tensor, rotation_to_camera: torch.Tensor,
+                   translation: torch.Tensor) -> torch.Tensor:
+        """:meth:`head_to_camera` with the rotation already built (by :meth:`rotation_to_camera`).
+
+        Args:
+            vertices: ``(B, N, 3)`` model-space points, mm.
+            rotation_to_camera: ``(B, 3, 3)`` model-to-camera rotation ``P · R``.
+            translation: ``(B, 3)`` camera-space offset, mm.
+
+        Returns:
+            ``(B, N, 3)`` camera-space points, mm.
+        """
         offset = translation + translation.new_tensor([0.0, 0.0, self.head_distance])
-        return vertices @ r.transpose(1, 2) + offset.unsqueeze(1)
+        return vertices @ rotation_to_camera.transpose(1, 2) + offset.unsqueeze(1)
 
     def rotation_to_camera(self, rotation: torch.Tensor) -> torch.Tensor:
         """``(B, 3, 3)`` model-to-camera rotation ``P · R(rotation)`` (also rotates normals)."""

@@ -12,12 +12,14 @@ import dataclasses
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from mofa_bench.data.backgrounds import BackgroundConfig
 from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights
 from mofa_bench.sampling import CodePrior
@@ -79,11 +81,14 @@ class EncoderConfig:
 class DataConfig:
     """Training data.
 
-    ``prior`` holds the ranges of synthetic codes (:class:`mofa_bench.sampling.CodePrior`).
     ``kind``: ``synthetic`` (rendered on the fly with ground truth), ``sharded`` (a
     dataset written by ``mofa-bench data write``; ``path`` is its folder) or ``images``
-    (a folder of photos; ``path``). ``train_size``/``val_size`` size the synthetic
-    splits; validation uses ``val_size`` samples of the same kind.
+    (a folder of photos; ``path``). ``train_size`` / ``val_size`` / ``test_size`` size the
+    synthetic splits, which are disjoint index ranges of one seeded stream
+    (:mod:`mofa_bench.data.splits`). ``synthetic_renderer`` is the backend that draws the
+    synthetic images (independent of the renderer being trained), ``prior`` the ranges
+    of their codes (:class:`mofa_bench.sampling.CodePrior`) and ``backgrounds`` their
+    background augmentation (:class:`mofa_bench.data.backgrounds.BackgroundConfig`).
     """
 
     kind: str = "synthetic"
@@ -91,10 +96,11 @@ class DataConfig:
     val_path: str | None = None
     train_size: int = 2000
     val_size: int = 50
+    test_size: int = 5000
     seed: int = 1234
-    render_renderer: str = "per_vertex"
+    synthetic_renderer: str = "per_vertex"
     prior: CodePrior = field(default_factory=CodePrior)
-    backgrounds: dict[str, Any] = field(default_factory=dict)
+    backgrounds: BackgroundConfig = field(default_factory=BackgroundConfig)
 
 
 @dataclass
@@ -120,6 +126,9 @@ class TrainConfig:
     image formation, the renderer's photometric samples and the MoFA loss — in
     ``torch.compile`` on any device, fusing the many small per-vertex operations that
     otherwise bound a GPU step by kernel launches.
+
+    ``best_metric`` names the validation metric (lower is better) whose best value
+    writes ``checkpoints/best.pt``; without validation data the training loss is used.
     """
 
     name: str = "run"
@@ -136,6 +145,7 @@ class TrainConfig:
     keep_every: int = 0
     max_nonfinite: int = 5
     num_val_images: int = 6
+    best_metric: str = "photometric"
     progress: bool = True
     model: ModelConfig = field(default_factory=ModelConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
@@ -165,6 +175,13 @@ class TrainConfig:
             raise ConfigError(f"data.path: required for data.kind={self.data.kind!r}")
         if self.data.kind != "synthetic" and not Path(self.data.path).exists():
             raise ConfigError(f"data.path: {self.data.path} does not exist")
+        from renderers import renderer_names
+
+        for key, name in (("renderer.name", self.renderer.name), ("data.synthetic_renderer", self.data.synthetic_renderer)):
+            if name not in renderer_names():
+                raise ConfigError(f"{key}: unknown renderer {name!r}; known renderers: {', '.join(renderer_names())}")
+        if not self.best_metric:
+            raise ConfigError("best_metric: expected the name of a validation metric, got an empty string")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"device: expected 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
         return self
@@ -195,6 +212,12 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
         return _from_dict(tp, value, key + ".")
+    if origin is tuple or tp is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        item = args[0] if args else Any
+        return tuple(_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value))
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
@@ -218,18 +241,29 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     return value
 
 
+#: Keys renamed since they were first written, ``"section.old": "new"``: configs and
+#: checkpoints that use the old name still load (with a warning).
+RENAMED_KEYS = {"data.render_renderer": "synthetic_renderer"}
+
+
 def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls)]
+    data = dict(data)
+    for key in list(data):
+        new = RENAMED_KEYS.get(prefix + key)
+        if new is not None:
+            if new in data:
+                raise ConfigError(f"{prefix}{key}: renamed to {prefix}{new}, and both are given")
+            warnings.warn(f"config key {prefix}{key} is now {prefix}{new}", DeprecationWarning, stacklevel=4)
+            data[new] = data.pop(key)
     for key in data:
         if key not in known:
             raise ConfigError(f"{prefix}{key}: unknown key; known keys: {', '.join(known)}")
     kwargs = {key: _coerce(prefix + key, value, hints[key]) for key, value in data.items()}
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
-    except ValueError as err:  # value checks of the section's own dataclass
+    except ValueError as err:  # value checks of the section's own dataclass (ConfigError included)
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: {err}") from err
 
 
@@ -241,8 +275,16 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """Nested plain dict (YAML-serialisable) of a config dataclass."""
-    return dataclasses.asdict(config)
+    """Nested plain dict (YAML-serialisable: tuples become lists) of a config dataclass."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        return value
+
+    return plain(dataclasses.asdict(config))
 
 
 class _ConfigLoader(yaml.SafeLoader):

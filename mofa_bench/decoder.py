@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -17,8 +18,12 @@ from renderers import PhotometricSamples, Renderer, get_renderer
 class MoFADecoder(nn.Module):
     """Code → formed face → renderer. Has no learnable parameters.
 
+    The face model's arrays move with the decoder like buffers of any ``nn.Module``:
+    ``decoder.to("cuda")``, ``decoder.double()`` move and cast them (floating arrays
+    only); codes must then be on the same device and dtype.
+
     Args:
-        model: the face model (moved with the decoder by :meth:`to_model`).
+        model: the face model.
         camera: the camera; default ``Camera(240)``.
         renderer: a registered backend name or a :class:`~renderers.base.Renderer`.
         renderer_options: keyword options for the backend.
@@ -38,14 +43,21 @@ class MoFADecoder(nn.Module):
         self.renderer = renderer if isinstance(renderer, Renderer) else get_renderer(renderer, **(renderer_options or {}))
         self.ambient_offset = ambient_offset
 
-    def _model_for(self, code: torch.Tensor) -> FaceModel:
-        if self.model.device != code.device or self.model.dtype != code.dtype:
-            self.model = self.model.to(code.device, code.dtype)
-        return self.model
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> "MoFADecoder":
+        super()._apply(fn, recurse)
+        changes = {f.name: fn(value) for f in dataclasses.fields(self.model)
+                   if isinstance(value := getattr(self.model, f.name), torch.Tensor)}
+        self.model = dataclasses.replace(self.model, **changes)
+        return self
 
     def form(self, code: torch.Tensor) -> FormedFace:
-        """Image formation for ``(B, 257)`` codes (the model follows the code's device/dtype)."""
-        return form_face(self._model_for(code), self.camera, code, self.ambient_offset)
+        """Image formation for ``(B, 257)`` codes on the model's device and dtype.
+
+        Raises:
+            InputError: the code's device or dtype differs from the model's (move the
+                decoder with ``.to(...)`` or the code).
+        """
+        return form_face(self.model, self.camera, code, self.ambient_offset)
 
     def forward(self, code: torch.Tensor) -> FormedFace:
         return self.form(code)

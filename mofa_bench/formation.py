@@ -71,7 +71,7 @@ def form_face(model: FaceModel, camera: Camera, code: torch.Tensor,
     reflectance = model.reflectance(parts.beta)
     normals = model.normals(vertices)
     rot = camera.rotation_to_camera(parts.rotation)
-    verts_cam = camera.head_to_camera(vertices, parts.rotation, parts.translation)
+    verts_cam = camera.apply_pose(vertices, rot, parts.translation)
     normals_cam = normals @ rot.transpose(1, 2)
     uv = camera.project(verts_cam)
     colors = sh_shading(normals_cam, reflectance, parts.gamma, ambient_offset)

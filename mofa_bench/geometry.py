@@ -47,15 +47,3 @@ def vertex_normals(vertices: torch.Tensor, triangles: torch.Tensor, eps: float =
         acc = acc.index_add(1, triangles[:, corner], fn)
     norm = torch.sqrt((acc * acc).sum(-1, keepdim=True) + eps)
     return acc / norm
-
-
-def vertex_normals_reference(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
-    """Slow loop version of :func:`vertex_normals` for tests (same shapes)."""
-    out = torch.zeros_like(vertices)
-    for b in range(vertices.shape[0]):
-        for tri in triangles.tolist():
-            p = vertices[b, tri]
-            n = torch.linalg.cross(p[1] - p[0], p[2] - p[0], dim=-1)
-            for i in tri:
-                out[b, i] += n
-    return torch.nn.functional.normalize(out, dim=-1)

@@ -10,8 +10,8 @@ w_photo = 1.92, w_reg = 2.9e-5 and w_land ∈ {0, 1} as defaults.
 - E_land: ``Σ_j c_j ‖u_{k_j} − s_j‖²`` over the training landmarks (46 of 68), pixels².
 - E_reg: ``Σα² + w_β Σβ² + w_δ Σδ²`` (w_β = 1.7e-3, w_δ = 0.8); pose and light free.
 
-Every term is averaged over the batch. Functions are pure; :class:`MoFALoss` stores
-the weights and calls them.
+Every term is averaged over the batch. Functions are pure; :class:`LossWeights` holds
+the weights.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import torch
-from torch import nn
 
 from mofa_bench.code_vector import split_code
 from renderers.base import PhotometricSamples
@@ -147,16 +146,3 @@ def mofa_loss(code: torch.Tensor, samples: PhotometricSamples, weights: LossWeig
         land = photo.new_zeros(())
     total = weights.photo * photo + weights.reg * reg + weights.landmark * land
     return {"total": total, "photo": photo, "landmark": land, "reg": reg}
-
-
-class MoFALoss(nn.Module):
-    """Module form of :func:`mofa_loss` (stores :class:`LossWeights`)."""
-
-    def __init__(self, weights: LossWeights = LossWeights()) -> None:
-        super().__init__()
-        self.weights = weights
-
-    def forward(self, code: torch.Tensor, samples: PhotometricSamples, landmarks_pred: torch.Tensor | None = None,
-                landmarks_target: torch.Tensor | None = None,
-                landmark_confidence: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        return mofa_loss(code, samples, self.weights, landmarks_pred, landmarks_target, landmark_confidence)

@@ -46,6 +46,7 @@ __all__ = [
     "MESH_FORMATS",
     "Reconstruction",
     "TrainedModel",
+    "encoder_weights",
     "find_images",
     "load_trained_model",
     "reconstruct",
@@ -132,7 +133,7 @@ def load_trained_model(checkpoint: str | Path, device: str | torch.device = "aut
     config = config_from_dict(state["config"])
     encoder = build_encoder(config.encoder.name, image_size=config.camera.image_size)
     try:
-        encoder.load_state_dict(state["encoder"])
+        encoder.load_state_dict(encoder_weights(state))
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint {path}: encoder weights do not fit a {config.encoder.name} "
                               f"encoder ({err})") from err
@@ -142,6 +143,18 @@ def load_trained_model(checkpoint: str | Path, device: str | torch.device = "aut
     options = config.renderer.options if name == config.renderer.name else {}
     decoder = MoFADecoder(face_model, config.camera.build(), renderer=get_renderer(name, target, **options))
     return TrainedModel(config, encoder, decoder, target, int(state.get("step", 0)), path)
+
+
+def encoder_weights(state: dict) -> dict[str, torch.Tensor]:
+    """The encoder's state dict in a trainer checkpoint.
+
+    A MoFA method's state (``state["method"]``) holds the encoder under ``encoder.``;
+    checkpoints written before methods existed hold it as ``state["encoder"]``.
+    """
+    if "method" in state:
+        prefix = "encoder."
+        return {key[len(prefix):]: value for key, value in state["method"].items() if key.startswith(prefix)}
+    return state["encoder"]
 
 
 def find_images(inputs: Sequence[str | Path], recursive: bool = False) -> list[Path]:

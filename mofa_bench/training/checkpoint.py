@@ -48,6 +48,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
         raise CheckpointError(f"checkpoint {path} is truncated or corrupted ({type(err).__name__}: {err})") from err
-    if not isinstance(state, dict) or "encoder" not in state:
-        raise CheckpointError(f"checkpoint {path} is not a mofa-bench checkpoint (no 'encoder' entry)")
+    if not isinstance(state, dict) or not ({"method", "encoder"} & state.keys()):
+        raise CheckpointError(f"checkpoint {path} is not a mofa-bench checkpoint (no 'method' entry)")
     return state

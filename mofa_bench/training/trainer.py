@@ -1,4 +1,4 @@
-"""The MoFA trainer: encoder → code → image formation → renderer → loss, end to end.
+"""The trainer: trains any :class:`~mofa_bench.training.method.Method` from a config.
 
 One :class:`Trainer` owns a run directory::
 
@@ -6,24 +6,27 @@ One :class:`Trainer` owns a run directory::
       config.yaml          resolved config (re-runnable with --config)
       environment.json     versions, device, git commit, seed
       metrics.csv          one row per logged training step (loss terms, samples/s)
-      validation.csv       one row per validation (geometric mm, photometric, landmark px)
+      validation.csv       one row per validation (the validator's metrics)
       checkpoints/         last.pt, best.pt, step_XXXXXXX.pt (every ``keep_every``)
       samples/             step_XXXXXXX.png: input | reconstruction | overlay
       figures/             loss_curve.png, validation_curve.png
 
-Optimisation follows the paper: AdaDelta with lr 0.1 and 0.0005 for z-translation
-(the head's z-translation row is a separate parameter group, see
-:func:`mofa_bench.encoders.parameter_groups`), batch 5; AdamW is available for modern
-runs. Non-finite losses or gradients skip the batch (logged) and abort with
+The method (MoFA by default: :mod:`mofa_bench.training.mofa`) knows its loss; the trainer
+owns the loop, the optimiser, checkpoints and logs. Optimisation follows the paper:
+AdaDelta with lr 0.1 and 0.0005 for z-translation (a separate parameter group, see
+:meth:`Method.parameter_groups`), batch 5; AdamW is available for modern runs.
+Non-finite losses or gradients skip the batch (logged) and abort with
 :class:`~mofa_bench.errors.TrainingDivergedError` after ``max_nonfinite`` in a row.
 ``fit(resume=True)`` continues from ``checkpoints/last.pt`` exactly: the data order is a
 pure function of the step and the RNG state is restored, so on the CPU a resumed run
 ends bit-for-bit where an uninterrupted one does.
+
+Validation is whatever ``validator`` the caller passes (the ``evaluation`` package's,
+from the command line); the trainer never imports ``evaluation``.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -36,21 +39,20 @@ import torch
 from mofa_bench.config import TrainConfig, config_to_dict, save_config
 from mofa_bench.contact_sheet import comparison_tiles, tile_images
 from mofa_bench.data.batch import FaceBatch
+from mofa_bench.data.splits import build_datasets
 from mofa_bench.decoder import MoFADecoder
-from mofa_bench.encoders import build_encoder, parameter_groups
 from mofa_bench.environment import environment_record, resolve_device
-from mofa_bench.errors import ConfigError, TrainingDivergedError
-from mofa_bench.losses import mofa_loss
+from mofa_bench.errors import CheckpointError, ConfigError, TrainingDivergedError
 from mofa_bench.training.checkpoint import load_checkpoint, save_checkpoint
+from mofa_bench.training.method import Method, NonFiniteBatch
+from mofa_bench.training.mofa import build_mofa_method
+from mofa_bench.training.run_files import append_row, truncate_rows
 from mofa_bench.training.schedule import batch_indices
 from renderers import get_renderer
 
-#: ``validator(encoder, decoder, dataset, device) -> {metric: value}``.
-Validator = Callable[[torch.nn.Module, MoFADecoder, Any, torch.device], dict[str, float]]
-
-#: Global index of the first synthetic validation sample (training uses [0, train_size)).
-VALIDATION_START = 1_000_000_000
-
+#: ``validator(method, dataset, device) -> {metric: value}`` (lower is better for the
+#: metric that picks ``best.pt``).
+Validator = Callable[[Method, Any, torch.device], dict[str, float]]
 
 
 @dataclass
@@ -67,17 +69,18 @@ class TrainResult:
 
 
 class Trainer:
-    """Builds everything a config names and trains it.
+    """Builds the data a config names and trains a method on it.
 
     Args:
         config: the resolved config.
         run_dir: run directory (default ``<out_dir>/<name>``).
-        validator: metric function run on the validation set (default: the
-            ``evaluation`` package's geometric / photometric / landmark validator).
+        validator: metric function run on the validation set; ``None`` validates
+            nothing (``best.pt`` then follows the training loss).
+        method: the method to train; default the MoFA method the config describes.
     """
 
     def __init__(self, config: TrainConfig, run_dir: str | Path | None = None,
-                 validator: Validator | None = None) -> None:
+                 validator: Validator | None = None, method: Method | None = None) -> None:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir else Path(config.out_dir) / config.name
         self.device = resolve_device(config.device)
@@ -86,54 +89,18 @@ class Trainer:
         self.camera = config.camera.build()
         renderer = get_renderer(config.renderer.name, self.device, **config.renderer.options)
         self.decoder = MoFADecoder(self.face_model, self.camera, renderer=renderer)
-        self.train_data, self.val_data = self._build_data()
-        self.encoder = build_encoder(config.encoder.name, config.encoder.pretrained,
-                                     image_size=config.camera.image_size).to(self.device)
+        self.train_data, self.val_data = build_datasets(config.data, self.decoder, config.camera.image_size)
+        self.method = (method or build_mofa_method(config, self.decoder)).to(self.device)
         self.optimizer = self._build_optimizer()
-        self.loss_weights = config.loss
-        if validator is None:
-            from evaluation.validation import validate as validator
         self.validator = validator
         self.step = 0
         self.best: float = math.inf
         self.nonfinite_in_row = 0
         self.skipped_total = 0
-        self._encoder_forward = self.encoder
-        if config.compile and self.device.type == "cuda":
-            self._encoder_forward = torch.compile(self.encoder)
-        self._loss_path = torch.compile(self._loss_terms) if config.compile_decoder else self._loss_terms
-
-    # ------------------------------------------------------------------ building
-    def _build_data(self) -> tuple[Any, Any]:
-        cfg = self.config.data
-        if cfg.kind == "synthetic":
-            from mofa_bench.data.backgrounds import BackgroundConfig
-            from mofa_bench.data.synthetic import SyntheticFaces
-
-            render_decoder = MoFADecoder(self.face_model, self.camera,
-                                         renderer=get_renderer(cfg.render_renderer, self.device))
-            prior = cfg.prior
-            backgrounds = BackgroundConfig(**cfg.backgrounds)
-            train = SyntheticFaces(render_decoder, cfg.train_size, seed=cfg.seed, prior=prior, backgrounds=backgrounds)
-            # Validation samples start at a fixed global index, so runs with different
-            # training sizes are validated on the same faces.
-            val = SyntheticFaces(render_decoder, cfg.val_size, seed=cfg.seed, prior=prior, backgrounds=backgrounds,
-                                 start=VALIDATION_START)
-            return train, val
-        if cfg.kind == "sharded":
-            from mofa_bench.data.synthetic import ShardedFaces
-
-            train = ShardedFaces(cfg.path)
-            return train, ShardedFaces(cfg.val_path) if cfg.val_path else None
-        from mofa_bench.data.images import ImageFolder
-
-        size = self.config.camera.image_size
-        train = ImageFolder(cfg.path, size)
-        return train, ImageFolder(cfg.val_path, size) if cfg.val_path else None
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.config.optim
-        groups = parameter_groups(self.encoder, cfg.lr, cfg.z_translation_lr)
+        groups = self.method.parameter_groups(cfg.lr, cfg.z_translation_lr)
         if cfg.optimizer == "adadelta":
             return torch.optim.Adadelta(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
         return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
@@ -151,37 +118,14 @@ class Trainer:
         for sub in ("checkpoints", "samples", "figures"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         save_config(self.config, self.run_dir / "config.yaml")
-        record = {**environment_record(self.device), "seed": self.config.seed,
+        record = {**environment_record(self.device), "seed": self.config.seed, "method": type(self.method).__name__,
                   "face_model": self.face_model.summary(), "renderer": self.config.renderer.name}
         (self.run_dir / "environment.json").write_text(json.dumps(record, indent=2))
-
-    def _append_csv(self, name: str, row: dict[str, Any]) -> None:
-        path = self.run_dir / name
-        new = not path.exists()
-        with path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
-    def _truncate_csv(self, name: str, max_step: int) -> None:
-        """Drop rows logged after the checkpoint we resume from."""
-        path = self.run_dir / name
-        if not path.exists():
-            return
-        with path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        if not rows:
-            return
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(r for r in rows if int(r["step"]) <= max_step)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         state = {
-            "encoder": self.encoder.state_dict(),
+            "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "best": self.best,
@@ -195,7 +139,10 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.encoder.load_state_dict(state["encoder"])
+        if "method" not in state:
+            raise CheckpointError("the checkpoint predates trainable methods (it holds only 'encoder'); "
+                                  "it cannot be resumed, but `mofa-bench reconstruct` still reads it")
+        self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.best = float(state["best"])
@@ -216,18 +163,11 @@ class Trainer:
     # ------------------------------------------------------------------ one step
     def train_step(self, batch: FaceBatch) -> dict[str, float] | None:
         """One optimisation step; returns the loss terms, or ``None`` if the batch was skipped."""
-        self.encoder.train()
-        images = batch.images
-        use_amp = self.config.amp and self.device.type == "cuda"
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_amp):
-            code = self._encoder_forward(images)
-        code = code.float()
-        if not bool(torch.isfinite(code).all()):
-            return self._skip("non-finite code")
-        subset = self.face_model.landmark_subset
-        target = batch.landmarks[:, subset] if batch.landmarks is not None else None
-        confidence = batch.landmark_confidence[:, subset] if batch.landmark_confidence is not None else None
-        terms = self._loss_path(code, images, target, confidence)
+        self.method.train()
+        try:
+            terms = self.method.loss_terms(batch)
+        except NonFiniteBatch as err:
+            return self._skip(str(err))
         total = terms["total"]
         if not bool(torch.isfinite(total)):
             return self._skip("non-finite loss")
@@ -235,7 +175,7 @@ class Trainer:
         total.backward()
         # One fused pass: the total gradient norm is finite iff every gradient is.
         max_norm = self.config.optim.grad_clip or math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.encoder.parameters(), max_norm, foreach=True)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.method.trainable_parameters(), max_norm, foreach=True)
         if not bool(torch.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
             return self._skip("non-finite gradient")
@@ -243,28 +183,10 @@ class Trainer:
         self.nonfinite_in_row = 0
         return {name: float(value.detach()) for name, value in terms.items()}
 
-    def _loss_terms(self, code: torch.Tensor, images: torch.Tensor, landmarks: torch.Tensor | None,
-                    confidence: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """The loss path: image formation, photometric samples and the MoFA loss terms.
-
-        Args:
-            code: ``(B, 257)`` float32 codes.
-            images: ``(B, 3, H, W)`` input images.
-            landmarks: ``(B, L, 2)`` target landmarks (px) of the model's landmark subset, or None.
-            confidence: ``(B, L)`` their confidences, or None.
-
-        Returns:
-            The named loss terms and ``"total"`` (:func:`~mofa_bench.losses.mofa_loss`).
-        """
-        formed = self.decoder.form(code)
-        samples = self.decoder.photometric_samples(formed, images)
-        landmarks_uv = formed.landmarks_uv[:, self.face_model.landmark_subset]
-        return mofa_loss(code, samples, self.loss_weights, landmarks_uv, landmarks, confidence)
-
     def _skip(self, why: str) -> None:
         self.nonfinite_in_row += 1
         self.skipped_total += 1
-        self._append_csv("skipped.csv", {"step": self.step, "reason": why})
+        append_row(self.run_dir / "skipped.csv", {"step": self.step, "reason": why})
         if self.nonfinite_in_row >= self.config.max_nonfinite:
             raise TrainingDivergedError(
                 f"{self.nonfinite_in_row} batches in a row gave a {why} (last at step {self.step}); "
@@ -275,12 +197,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> dict[str, float]:
-        """Run the validator on the validation set (empty dict when there is none)."""
-        if self.val_data is None:
+        """Run the validator on the validation set (empty dict without validator or data)."""
+        if self.validator is None or self.val_data is None:
             return {}
-        self.encoder.eval()
+        self.method.eval()
         with torch.no_grad():
-            return self.validator(self.encoder, self.decoder, self.val_data, self.device)
+            return self.validator(self.method, self.val_data, self.device)
 
     def save_samples(self) -> Path | None:
         """Write ``samples/step_XXXXXXX.png``: rows of input | reconstruction | overlay."""
@@ -289,11 +211,10 @@ class Trainer:
         data = self.val_data if self.val_data is not None else self.train_data
         n = min(self.config.num_val_images, len(data))
         batch = data.batch(torch.arange(n)).to(self.device)
-        self.encoder.eval()
+        self.method.eval()
         with torch.no_grad():
-            code = self.encoder(batch.images).float()
-            face, mask = self.decoder.render(code)
-        tiles = comparison_tiles(batch.images, face, mask).flatten(0, 1)
+            rec = self.method.reconstruct(batch.images)
+        tiles = comparison_tiles(batch.images, rec.image, rec.mask).flatten(0, 1)
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
         Image.fromarray(tile_images(tiles.cpu(), columns=3)).save(path)
         return path
@@ -308,8 +229,8 @@ class Trainer:
             last = self.checkpoint_dir / "last.pt"
             if last.exists():
                 self.load_state_dict(load_checkpoint(last, self.device))
-                self._truncate_csv("metrics.csv", self.step)
-                self._truncate_csv("validation.csv", self.step)
+                truncate_rows(self.run_dir / "metrics.csv", self.step)
+                truncate_rows(self.run_dir / "validation.csv", self.step)
         cfg = self.config
         total_steps = cfg.optim.iterations
         bs = cfg.optim.batch_size
@@ -334,18 +255,18 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == total_steps:
                 elapsed = time.perf_counter() - window_start
                 rate = window_samples / max(elapsed, 1e-9)
-                self._append_csv("metrics.csv", {
-                    "step": self.step, "loss": last_terms.get("total", math.nan),
-                    "photo": last_terms.get("photo", math.nan), "landmark": last_terms.get("landmark", math.nan),
-                    "reg": last_terms.get("reg", math.nan), "samples_per_s": rate,
+                loss_terms = {"loss": last_terms.get("total", math.nan),
+                              **{k: v for k, v in last_terms.items() if k != "total"}}
+                append_row(self.run_dir / "metrics.csv", {
+                    "step": self.step, **loss_terms, "samples_per_s": rate,
                     "skipped": self.skipped_total, "time_s": time.perf_counter() - started,
                 })
-                bar.set_postfix(loss=f"{last_terms.get('total', math.nan):.4f}", samples_s=f"{rate:.1f}")
+                bar.set_postfix(loss=f"{loss_terms['loss']:.4f}", samples_s=f"{rate:.1f}")
                 window_start, window_samples = time.perf_counter(), 0
             is_best = False
             if self.step % cfg.val_every == 0 or self.step == total_steps:
                 validation = self._run_validation()
-                score = validation.get("photometric", last_terms.get("total", math.inf))
+                score = validation.get(cfg.best_metric, last_terms.get("total", math.inf))
                 if math.isfinite(score) and score < self.best:
                     self.best, is_best = score, True
             if self.step % cfg.sample_every == 0 or self.step == total_steps:
@@ -361,7 +282,7 @@ class Trainer:
     def _run_validation(self) -> dict[str, float]:
         metrics = self.validate()
         if metrics:
-            self._append_csv("validation.csv", {"step": self.step, **metrics})
+            append_row(self.run_dir / "validation.csv", {"step": self.step, **metrics})
         return metrics
 
     def write_figures(self) -> list[Path]:

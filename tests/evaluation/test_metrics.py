@@ -9,7 +9,7 @@ import torch
 from helpers import assert_close
 
 from evaluation import geometric_error, landmark_error, photometric_error
-from evaluation.metrics import geometric_error_reference
+from evaluation_references import geometric_error_reference
 from mofa_bench.face_model.model import LANDMARKS_46
 from renderers.errors import InputError
 

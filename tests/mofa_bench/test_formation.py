@@ -7,7 +7,8 @@ import torch
 from mofa_bench import CODE_DIM, Camera, MoFADecoder, join_code
 from mofa_bench.errors import InputError
 from mofa_bench.formation import form_face
-from mofa_bench.geometry import vertex_normals, vertex_normals_reference
+from mofa_bench.geometry import vertex_normals
+from mofa_bench_references import vertex_normals_reference
 from mofa_bench.shading import ambient_irradiance
 from helpers import assert_close, tiny_face_model
 
@@ -118,8 +119,13 @@ class TestFormation:
         with pytest.raises(InputError, match="NaN or Inf"):
             form_face(tiny_model, Camera(32), code)
 
-    def test_decoder_follows_code_dtype_and_renders(self, tiny_model):
+    def test_decoder_moves_its_model_like_a_module_and_renders(self, tiny_model):
         decoder = MoFADecoder(tiny_model, Camera(48))
+        assert decoder.model.dtype == torch.float64
+        with pytest.raises(InputError, match="dtype/device"):
+            decoder.form(torch.zeros(1, CODE_DIM))
+        assert decoder.float() is decoder and decoder.model.dtype == torch.float32
+        assert decoder.model.triangles.dtype == torch.int64 and tiny_model.dtype == torch.float64
         image, mask = decoder.render(torch.zeros(2, CODE_DIM))
         assert image.dtype == torch.float32 and image.shape == (2, 3, 48, 48) and mask.shape == (2, 1, 48, 48)
         assert 0.1 < float(mask.mean()) < 0.9

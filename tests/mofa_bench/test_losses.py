@@ -3,7 +3,7 @@ import torch
 
 from mofa_bench import CODE_DIM, join_code
 from mofa_bench.errors import InputError
-from mofa_bench.losses import (LossWeights, MoFALoss, landmark_loss, mofa_loss, photometric_loss,
+from mofa_bench.losses import (LossWeights, landmark_loss, mofa_loss, photometric_loss,
                                regularization_loss)
 from renderers import PhotometricSamples
 from helpers import assert_close
@@ -83,7 +83,7 @@ class TestMoFALoss:
     def test_landmark_term_included_when_weighted(self):
         code = torch.randn(2, CODE_DIM, dtype=torch.float64)
         pred, target = torch.zeros(2, 46, 2, dtype=torch.float64), torch.ones(2, 46, 2, dtype=torch.float64)
-        out = MoFALoss(LossWeights(landmark=1.0))(code, _samples(), pred, target)
+        out = mofa_loss(code, _samples(), LossWeights(landmark=1.0), pred, target)
         assert float(out["landmark"]) == pytest.approx(92.0)
         assert_close(out["total"], 1.92 * out["photo"] + 2.9e-5 * out["reg"] + out["landmark"])
 

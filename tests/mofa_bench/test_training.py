@@ -5,7 +5,8 @@ import pytest
 import torch
 import yaml
 
-from mofa_bench.config import load_config
+from evaluation.validation import validate
+from mofa_bench.config import config_to_dict, load_config
 from mofa_bench.errors import CheckpointError, ConfigError, TrainingDivergedError
 from mofa_bench.training import Trainer, load_checkpoint, save_checkpoint
 from mofa_bench.training.schedule import batch_indices
@@ -64,7 +65,7 @@ class TestConfig:
     def test_yaml_file_round_trip(self, tmp_path, tiny_model_path):
         cfg = _config(tmp_path, tiny_model_path)
         path = tmp_path / "c.yaml"
-        path.write_text(yaml.safe_dump(__import__("dataclasses").asdict(cfg)))
+        path.write_text(yaml.safe_dump(config_to_dict(cfg)))
         assert load_config(path) == cfg
 
     def test_shipped_configs_load(self):
@@ -90,14 +91,14 @@ def test_tiny_run_lowers_loss_and_writes_run_directory(tmp_path, tiny_model_path
     cfg = _config(tmp_path, tiny_model_path, "optim.iterations=16", "optim.lr=0.0003", "val_every=16",
                   "data.train_size=2", f"renderer.options={TRAIN_OPTIONS.get(renderer, '{}')}",
                   name=f"tiny_{renderer}", renderer__name=renderer)
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, validator=validate)
     probe = trainer.train_data.batch(torch.arange(2))
 
     def photo_loss() -> float:
         # Batch statistics (train mode): running BN statistics lag after a dozen steps.
-        trainer.encoder.train()
+        trainer.method.train()
         with torch.no_grad():
-            code = trainer.encoder(probe.images)
+            code = trainer.method.encoder(probe.images)
             samples = trainer.decoder.photometric_samples(trainer.decoder.form(code), probe.images)
             from mofa_bench.losses import photometric_loss
 
@@ -112,7 +113,9 @@ def test_tiny_run_lowers_loss_and_writes_run_directory(tmp_path, tiny_model_path
                  "checkpoints/last.pt", "checkpoints/best.pt", "figures/loss_curve.png", "samples/step_0000016.png"):
         assert (run / name).exists(), name
     assert load_config(run / "config.yaml") == cfg
-    assert set(result.validation) == {"photometric", "geometric_mm", "landmark_px"}
+    assert {"photometric", "geometric_mm", "geometric_model_mm", "landmark_px", "alpha_cos"} <= set(result.validation)
+    validation = (run / "validation.csv").read_text().splitlines()
+    assert len(validation) == 1 + 2 and validation[0].startswith("step,photometric")
     # The face stays in view (an empty render would give a NaN photometric error).
     assert math.isfinite(result.validation["photometric"]) and result.validation["landmark_px"] < 20
 
@@ -125,7 +128,7 @@ def test_resume_equals_uninterrupted_bit_for_bit(tmp_path, tiny_model_path):
     resumed = Trainer(_config(tmp_path, tiny_model_path, "optim.iterations=4", name="part"))
     resumed.fit(resume=True)
     assert resumed.step == 4
-    a, b = full.encoder.state_dict(), resumed.encoder.state_dict()
+    a, b = full.method.state_dict(), resumed.method.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     rows = (tmp_path / "part" / "metrics.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]
@@ -182,11 +185,7 @@ class TestCheckpoints:
 def test_nan_batches_are_skipped_then_abort(tmp_path, tiny_model_path):
     trainer = Trainer(_config(tmp_path, tiny_model_path, "optim.iterations=10", "max_nonfinite=3", name="nan"))
 
-    class NaNEncoder(torch.nn.Module):
-        def forward(self, images):
-            return torch.full((images.shape[0], 257), math.nan)
-
-    trainer._encoder_forward = NaNEncoder()
+    trainer.method.encode = lambda images: torch.full((images.shape[0], 257), math.nan)
     with pytest.raises(TrainingDivergedError, match="3 batches in a row"):
         trainer.fit()
     skipped = (tmp_path / "nan" / "skipped.csv").read_text().strip().splitlines()
@@ -202,11 +201,11 @@ def test_section_value_errors_name_the_section(tmp_path, tiny_model_path):
 
 class TestCompiledLossPath:
     def test_eager_by_default_and_compiled_when_asked(self, tmp_path, tiny_model_path):
-        eager = Trainer(_config(tmp_path, tiny_model_path, name="eager"))
-        assert eager._loss_path == eager._loss_terms
-        compiled = Trainer(_config(tmp_path, tiny_model_path, "compile_decoder=true", name="compiled"))
-        assert compiled._loss_path != compiled._loss_terms
-        assert getattr(compiled._loss_path, "_torchdynamo_orig_callable", None) == compiled._loss_terms
+        eager = Trainer(_config(tmp_path, tiny_model_path, name="eager")).method
+        assert eager.loss_path_fn == eager.loss_path
+        compiled = Trainer(_config(tmp_path, tiny_model_path, "compile_decoder=true", name="compiled")).method
+        assert compiled.loss_path_fn != compiled.loss_path
+        assert getattr(compiled.loss_path_fn, "_torchdynamo_orig_callable", None) == compiled.loss_path
 
     @pytest.mark.slow
     def test_compiled_loss_path_trains_like_the_eager_one(self, tmp_path, tiny_model_path):
@@ -219,7 +218,7 @@ class TestCompiledLossPath:
                                       f"compile_decoder={flag}", name=name))
             batch = trainer.train_data.batch(torch.arange(2))
             first = trainer.train_step(batch)
-            grads = [p.grad.clone() for p in trainer.encoder.parameters() if p.grad is not None]
+            grads = [p.grad.clone() for p in trainer.method.parameters() if p.grad is not None]
             runs[name] = (first, grads, trainer.train_step(batch))
         (e1, eg, e2), (c1, cg, c2) = runs["eager"], runs["compiled"]
         for eager_terms, compiled_terms in ((e1, c1), (e2, c2)):

@@ -1,0 +1,105 @@
+"""The evaluation protocol: score predicted codes against a batch's ground truth.
+
+:func:`evaluate_codes` is the one function validation, suites and baselines use. Metrics
+(one value per sample, ``(B,)``; a metric is left out when the batch lacks its ground
+truth):
+
+- ``photometric``: mean RGB distance between the input and the reconstruction over the
+  region the *reconstruction* covers (its coverage mask), channels in [0, 1].
+- ``geometric_mm``: the paper's synthetic-data protocol — point-to-point distance (mm) of
+  the **posed** meshes (each code's rotation applied to its model-space vertices), after
+  translation and isotropic-scale compensation; rotation is not compensated, so a pose
+  error counts. Needs ground-truth codes.
+- ``geometric_model_mm``: the same on model-space vertices (identity + expression only;
+  the pose is excluded). Needs ground-truth codes or vertices.
+- ``geometric_procrustes_mm``: posed meshes after rotation, scale and translation
+  compensation (shape error alone). Needs ground-truth codes.
+- ``landmark_px`` / ``landmark_px_68``: mean 2D distance (px) over the model's 46
+  training landmarks / all 68; ``landmark_nme`` / ``landmark_nme_68``: the same divided
+  by the target's outer-eye-corner distance (iBUG 36–45). Needs ground-truth landmarks.
+- per code part (with ground-truth codes), from :func:`evaluation.code_parts.code_part_errors`.
+
+:func:`vertex_errors` gives the per-vertex posed distances for heat maps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from evaluation.code_parts import code_part_errors
+from evaluation.metrics import aligned_distances, geometric_error, landmark_error, photometric_error
+from mofa_bench.decoder import MoFADecoder
+from mofa_bench.formation import FormedFace
+from renderers.checks import check_tensor
+
+#: iBUG-68 indices of the outer eye corners (right eye 36, left eye 45), 0-based.
+OUTER_EYE_CORNERS = (36, 45)
+
+
+def eye_distance(landmarks: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` outer-eye-corner distance (px) of ``(B, 68, 2)`` iBUG landmarks."""
+    right, left = OUTER_EYE_CORNERS
+    return (landmarks[:, right] - landmarks[:, left]).norm(dim=-1)
+
+
+def vertex_errors(decoder: MoFADecoder, codes: torch.Tensor, true_codes: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` per-vertex distance (mm) of the posed meshes, as in ``geometric_mm``."""
+    pred, true = decoder.form(codes), decoder.form(true_codes)
+    return aligned_distances(pred.verts_cam, true.verts_cam)
+
+
+def evaluate_codes(decoder: MoFADecoder, codes: torch.Tensor, batch: Any,
+                   rendered: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Every protocol metric of predicted codes against a batch.
+
+    Args:
+        decoder: the analytic decoder (face model, camera, renderer) the codes belong to;
+            its renderer draws the reconstruction for the photometric error.
+        codes: ``(B, 257)`` predicted codes, on the decoder's device and dtype.
+        batch: a :class:`~mofa_bench.data.batch.FaceBatch` (images; ground truth from
+            ``codes``, else ``vertices``; ``landmarks`` and ``landmark_confidence``).
+        rendered: the reconstruction already drawn over black and its coverage,
+            ``(B, 3, H, W)`` and ``(B, 1, H, W)``, to reuse instead of rendering again.
+
+    Returns:
+        ``{metric: (B,)}`` (names in the module docstring).
+    """
+    check_tensor("codes", codes, f"{batch.images.shape[0]} 257", floating=True)
+    formed = decoder.form(codes)
+    if rendered is None:
+        result = decoder.renderer.render(formed)
+        rendered = (result.image, result.mask)
+    face, mask = rendered
+    drawn = face + (1 - mask) * batch.images
+    out = {"photometric": photometric_error(drawn, batch.images, mask)}
+    if batch.codes is not None:
+        true = decoder.form(batch.codes.to(codes.dtype))
+        out.update(_geometry(formed, true))
+        out.update(code_part_errors(codes, batch.codes.to(codes.dtype)))
+    elif batch.vertices is not None:
+        out["geometric_model_mm"] = geometric_error(formed.vertices, batch.vertices.to(codes.dtype))
+    if batch.landmarks is not None:
+        out.update(_landmarks(formed.landmarks_uv, batch.landmarks.to(codes.dtype), batch.landmark_confidence,
+                              decoder.model.landmark_subset))
+    return out
+
+
+def _geometry(pred: FormedFace, true: FormedFace) -> dict[str, torch.Tensor]:
+    # Camera-space vertices are the posed meshes plus a translation (and a fixed axis
+    # flip shared by both), which the protocol compensates anyway.
+    return {
+        "geometric_mm": geometric_error(pred.verts_cam, true.verts_cam),
+        "geometric_model_mm": geometric_error(pred.vertices, true.vertices),
+        "geometric_procrustes_mm": geometric_error(pred.verts_cam, true.verts_cam, compensate_rotation=True),
+    }
+
+
+def _landmarks(pred: torch.Tensor, target: torch.Tensor, confidence: torch.Tensor | None,
+               subset: torch.Tensor) -> dict[str, torch.Tensor]:
+    eyes = eye_distance(target)
+    on_subset = landmark_error(pred, target, subset=subset, confidence=confidence)
+    on_all = landmark_error(pred, target, confidence=confidence)
+    return {"landmark_px": on_subset, "landmark_px_68": on_all,
+            "landmark_nme": on_subset / eyes, "landmark_nme_68": on_all / eyes}

@@ -1,0 +1,74 @@
+"""The datasets a config names, and the fixed index ranges of the synthetic splits.
+
+Synthetic sample ``i`` of a split is a pure function of ``(data.seed, start + i)``, so the
+splits are disjoint by construction and the same for every run with the same seed:
+
+- training: global indices ``[0, train_size)``;
+- validation: ``[VALIDATION_START, VALIDATION_START + val_size)`` — the same faces
+  whatever the training size;
+- test: ``[TEST_START, TEST_START + test_size)`` — never seen by training or validation;
+  suites and reports score on it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from mofa_bench.decoder import MoFADecoder
+
+if TYPE_CHECKING:
+    from mofa_bench.config import DataConfig
+
+#: Global index of the first synthetic validation sample.
+VALIDATION_START = 1_000_000_000
+#: Global index of the first synthetic test sample.
+TEST_START = 2_000_000_000
+
+Split = Literal["train", "val", "test"]
+_STARTS: dict[str, int] = {"train": 0, "val": VALIDATION_START, "test": TEST_START}
+
+
+def synthetic_split(decoder: MoFADecoder, data: "DataConfig", split: Split, size: int | None = None) -> Any:
+    """One split of the synthetic data a config describes.
+
+    Args:
+        decoder: draws the images (its model, camera and renderer; on its model's device).
+        data: the config's ``data`` section (seed, prior, backgrounds, split sizes).
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        size: number of samples (default: the config's size of that split).
+
+    Returns:
+        A :class:`~mofa_bench.data.synthetic.SyntheticFaces`.
+    """
+    from mofa_bench.data.synthetic import SyntheticFaces
+
+    default = {"train": data.train_size, "val": data.val_size, "test": data.test_size}[split]
+    return SyntheticFaces(decoder, size or default, seed=data.seed, prior=data.prior,
+                          backgrounds=data.backgrounds, start=_STARTS[split])
+
+
+def build_datasets(data: "DataConfig", decoder: MoFADecoder, image_size: int) -> tuple[Any, Any]:
+    """The training and validation datasets of a config's ``data`` section.
+
+    Args:
+        data: the ``data`` section.
+        decoder: the training decoder; synthetic images are drawn with its model and
+            camera and the ``data.synthetic_renderer`` backend.
+        image_size: side of the square crops of photo folders, px.
+
+    Returns:
+        ``(train, val)``; ``val`` is ``None`` when the config names no validation data.
+    """
+    if data.kind == "synthetic":
+        from renderers import get_renderer
+
+        device = decoder.model.device
+        drawer = MoFADecoder(decoder.model, decoder.camera, renderer=get_renderer(data.synthetic_renderer, device))
+        return synthetic_split(drawer, data, "train"), synthetic_split(drawer, data, "val")
+    if data.kind == "sharded":
+        from mofa_bench.data.synthetic import ShardedFaces
+
+        return ShardedFaces(data.path), ShardedFaces(data.val_path) if data.val_path else None
+    from mofa_bench.data.images import ImageFolder
+
+    return ImageFolder(data.path, image_size), ImageFolder(data.val_path, image_size) if data.val_path else None
