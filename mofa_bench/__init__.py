@@ -1,6 +1,6 @@
 """mofa-bench: model-based face autoencoders (MoFA) with interchangeable renderers.
 
-Public API (see ``DESIGN.md``)::
+Public API::
 
     from mofa_bench import FaceModel, Camera, MoFADecoder, CODE_DIM, split_code, join_code
 """
