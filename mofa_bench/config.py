@@ -37,6 +37,24 @@ class ModelConfig:
     subdivisions: int = 2
     options: dict[str, Any] = field(default_factory=dict)
 
+    def check_options(self) -> None:
+        """Check ``options`` against the selected loader's options (without loading).
+
+        Raises:
+            ConfigError: an option the loader does not have, or a source of unknown format.
+        """
+        from mofa_bench.errors import ModelFileError
+        from mofa_bench.face_model.loaders.dispatch import loader_options
+
+        try:
+            known = [name for name in loader_options(self.source) if name != "subdivisions"]
+        except ModelFileError as err:
+            raise ConfigError(f"model.source: {err}") from err
+        for key in self.options:
+            if key not in known:
+                raise ConfigError(f"model.options.{key}: unknown option of the {self.source!r} model loader; "
+                                  f"known options: {', '.join(known) or 'none'}")
+
     def load(self) -> "FaceModel":
         """The face model this section names (``subdivisions`` applies to the default model only)."""
         from mofa_bench.face_model.model import FaceModel
@@ -67,6 +85,25 @@ class RendererConfig:
 
     name: str = "per_vertex"
     options: dict[str, Any] = field(default_factory=dict)
+
+    def check_options(self) -> None:
+        """Check ``options`` against the backend's own (names and values) without running it.
+
+        Raises:
+            ConfigError: an option the backend does not have, or a value it refuses,
+                named as ``renderer.options.<key>``.
+        """
+        from renderers import renderer_class, renderer_options
+
+        known = renderer_options(self.name)
+        for key in self.options:
+            if key not in known:
+                raise ConfigError(f"renderer.options.{key}: unknown option of the {self.name} renderer; "
+                                  f"known options: {', '.join(known) or 'none'}")
+        try:
+            renderer_class(self.name)(**self.options)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"renderer.options: {err}") from err
 
 
 @dataclass
@@ -180,6 +217,8 @@ class TrainConfig:
         for key, name in (("renderer.name", self.renderer.name), ("data.synthetic_renderer", self.data.synthetic_renderer)):
             if name not in renderer_names():
                 raise ConfigError(f"{key}: unknown renderer {name!r}; known renderers: {', '.join(renderer_names())}")
+        self.renderer.check_options()
+        self.model.check_options()
         if not self.best_metric:
             raise ConfigError("best_metric: expected the name of a validation metric, got an empty string")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):

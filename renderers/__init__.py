@@ -6,7 +6,8 @@ Backends register by name; :func:`get_renderer` builds one and raises
 
 from renderers.base import Availability, PhotometricSamples, Renderer, RenderResult, ScreenMesh
 from renderers.errors import InputError, RendererError, RendererUnavailableError
-from renderers.registry import available_renderers, get_renderer, register_renderer, renderer_names
+from renderers.registry import (available_renderers, get_renderer, register_renderer, renderer_class, renderer_names,
+                                renderer_options)
 from renderers import per_vertex as _per_vertex  # noqa: F401  (registers "per_vertex")
 from renderers import pytorch3d as _pytorch3d  # noqa: F401  (registers "pytorch3d")
 from renderers import nvdiffrast_backend as _nvdiffrast_backend  # noqa: F401  (registers "nvdiffrast")
@@ -23,5 +24,7 @@ __all__ = [
     "available_renderers",
     "get_renderer",
     "register_renderer",
+    "renderer_class",
     "renderer_names",
+    "renderer_options",
 ]

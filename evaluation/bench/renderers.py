@@ -228,7 +228,7 @@ def cell_inputs(model: FaceModel, backend: str, batch: int, resolution: int, dev
     generator = torch.Generator().manual_seed(seed)
     codes = sample_codes(batch, generator=generator).to(device).requires_grad_(True)
     images = torch.rand(batch, 3, resolution, resolution, generator=generator).to(device)
-    decoder = MoFADecoder(model, Camera(image_size=resolution), renderer=build_backend(backend, device))
+    decoder = MoFADecoder(model, Camera(image_size=resolution), renderer=build_backend(backend, device)).to(device)
     return decoder, codes, images
 
 

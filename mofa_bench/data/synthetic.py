@@ -134,7 +134,7 @@ class SyntheticFaces:
 
     Args:
         decoder: the analytic decoder; renders on the device and dtype of
-            ``decoder.model`` (move it with ``decoder.model = decoder.model.to("cuda")``).
+            ``decoder.model`` (move it with ``decoder.to("cuda")``).
         size: number of samples.
         seed: dataset seed; sample ``i`` depends only on ``(seed, start + i)``.
         prior: ranges of the sampled codes.

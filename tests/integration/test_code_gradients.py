@@ -41,8 +41,8 @@ class TestPhotometricGradients:
         name, on, options = request.param
         renderer = renderer_or_skip(name, on, options)
         camera = Camera(image_size=48)
-        decoders = {"per_vertex": MoFADecoder(tiny_model, camera, renderer="per_vertex"),
-                    name: MoFADecoder(tiny_model, camera, renderer=renderer)}
+        decoders = {"per_vertex": MoFADecoder(tiny_model, camera, renderer="per_vertex").to(on, torch.float32),
+                    name: MoFADecoder(tiny_model, camera, renderer=renderer).to(on, torch.float32)}
         true = posed_code(seed=3)
         true[:, CODE_SLICES["translation"]] = torch.tensor([[4.0, -3.0, 0.0]])
         true = true.to(on)
@@ -95,7 +95,7 @@ class TestFitting:
     @pytest.mark.parametrize("name, on, options", RASTERIZERS)
     def test_fitting_translation_and_ambient_light_converges(self, tiny_model, one_thread, name, on, options):
         renderer = renderer_or_skip(name, on, options)
-        decoder = MoFADecoder(tiny_model, Camera(image_size=32), renderer=renderer)
+        decoder = MoFADecoder(tiny_model, Camera(image_size=32), renderer=renderer).to(on, torch.float32)
         xy = slice(CODE_SLICES["translation"].start, CODE_SLICES["translation"].start + 2)
         ambient = slice(CODE_SLICES["gamma"].start, CODE_SLICES["gamma"].start + 3)  # band 0, RGB
         base = zero_code(1)

@@ -41,7 +41,7 @@ class TestDecoderWithPerVertex:
             decoder.photometric_samples(formed, torch.zeros(1, 3, 32, 32, dtype=torch.float64))
 
     def test_background_composited(self, tiny_model):
-        decoder = MoFADecoder(tiny_model, Camera(32))
+        decoder = MoFADecoder(tiny_model, Camera(32)).float()
         bg = torch.ones(3, 32, 32)
         image, mask = decoder.render(torch.zeros(1, CODE_DIM), background=bg)
         assert_close(image[0][:, mask[0, 0] == 0], torch.ones(3, int((mask[0, 0] == 0).sum())))

@@ -13,7 +13,44 @@ from mofa_bench.face_model.loaders.common import finalize
 from mofa_bench.face_model.loaders.npz import load_npz
 from mofa_bench.face_model.model import FaceModel
 
-__all__ = ["load_face_model"]
+__all__ = ["load_face_model", "loader_for", "loader_options"]
+
+#: File suffix (lower case) → loader.
+FILE_LOADERS: dict[str, Callable[..., FaceModel]] = {
+    ".npz": load_npz,
+    ".mat": load_bfm2009,
+    ".h5": load_bfm2017,
+    ".hdf5": load_bfm2017,
+}
+
+
+def loader_for(source: str | Path) -> Callable[..., FaceModel]:
+    """The loader :func:`load_face_model` uses for ``source`` (``"default"`` or a path).
+
+    Raises:
+        ModelFileError: a path with an unknown suffix.
+    """
+    if isinstance(source, str) and source == "default":
+        # Imported on use: file loaders do not need the default model's builder.
+        from mofa_bench.face_model.default_model import build_default_model
+
+        return build_default_model
+    path = Path(source).expanduser()
+    suffix = path.suffix.lower()
+    if suffix not in FILE_LOADERS:
+        raise ModelFileError(
+            f"{path}: unknown face-model format {path.suffix or '(no suffix)'!r}; expected "
+            "'default', a native .npz, a Basel Face Model 2009 .mat or a BFM 2017/2019 .h5"
+        )
+    return FILE_LOADERS[suffix]
+
+
+def loader_options(source: str | Path) -> list[str]:
+    """The options (keyword arguments) the loader of ``source`` accepts."""
+    parameters = inspect.signature(loader_for(source)).parameters.values()
+    if isinstance(source, str) and source == "default":
+        return [p.name for p in parameters]
+    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
 def load_face_model(source: str | Path = "default", **kwargs: Any) -> FaceModel:
@@ -37,31 +74,14 @@ def load_face_model(source: str | Path = "default", **kwargs: Any) -> FaceModel:
         InputError: an option the selected loader does not accept.
     """
     if isinstance(source, str) and source == "default":
-        # Imported on use: file loaders do not need the default model's builder.
-        from mofa_bench.face_model.default_model import build_default_model
-
-        return finalize(build_default_model(**kwargs), fix_orientation=False)
+        return finalize(loader_for(source)(**kwargs), fix_orientation=False)
     path = Path(source).expanduser()
-    loaders: dict[str, Callable[..., FaceModel]] = {
-        ".npz": load_npz,
-        ".mat": load_bfm2009,
-        ".h5": load_bfm2017,
-        ".hdf5": load_bfm2017,
-    }
     suffix = path.suffix.lower()
-    if suffix not in loaders:
-        raise ModelFileError(
-            f"{path}: unknown face-model format {path.suffix or '(no suffix)'!r}; expected "
-            "'default', a native .npz, a Basel Face Model 2009 .mat or a BFM 2017/2019 .h5"
-        )
-    loader = loaders[suffix]
+    loader = loader_for(path)
     try:
         inspect.signature(loader).bind(path, **kwargs)
     except TypeError:
-        accepted = [
-            name for name, p in inspect.signature(loader).parameters.items()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY
-        ]
+        accepted = loader_options(path)
         unknown = sorted(set(kwargs) - set(accepted))
         raise InputError(
             f"load_face_model: option(s) {unknown} are not accepted for {suffix} files "
