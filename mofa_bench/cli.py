@@ -161,7 +161,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.set, renderer__name=args.renderer, device=args.device,
                          name=args.name, out_dir=args.out, optim__iterations=args.iterations,
                          encoder__name=args.encoder)
-    trainer = Trainer(config, validator=validate)
+    builder = None
+    if config.method != "mofa":
+        from evaluation.baselines import method_builder
+
+        builder = method_builder(config.method)
+    trainer = Trainer(config, validator=validate, method_builder=builder)
     print(f"run directory: {trainer.run_dir}")
     print(f"face model: {trainer.face_model.summary()}")
     print(f"renderer: {config.renderer.name} · encoder: {config.encoder.name} · device: {trainer.device}")

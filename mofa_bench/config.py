@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from mofa_bench.face_model.model import FaceModel
 
 
+#: Methods a config can name: MoFA, and the study's baselines (built by ``evaluation``).
+METHOD_NAMES: tuple[str, ...] = ("mofa", "conv_autoencoder", "learned_decoder", "fit")
+
+
 @dataclass
 class ModelConfig:
     """Face model: ``source`` is ``"default"`` or a path (.npz, BFM2009 .mat, BFM2017 .h5)."""
@@ -164,12 +168,18 @@ class TrainConfig:
     ``torch.compile`` on any device, fusing the many small per-vertex operations that
     otherwise bound a GPU step by kernel launches.
 
+    ``method`` names what is trained (:data:`METHOD_NAMES`): ``mofa`` (the config's
+    encoder through the analytic decoder and renderer), or one of the study's baselines
+    (built by the ``evaluation`` package, which checks ``method_options``).
+
     ``best_metric`` names the validation metric (lower is better) whose best value
     writes ``checkpoints/best.pt``; without validation data the training loss is used.
     """
 
     name: str = "run"
     out_dir: str = "runs"
+    method: str = "mofa"
+    method_options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     device: str = "auto"
     amp: bool = False
@@ -219,6 +229,11 @@ class TrainConfig:
                 raise ConfigError(f"{key}: unknown renderer {name!r}; known renderers: {', '.join(renderer_names())}")
         self.renderer.check_options()
         self.model.check_options()
+        if self.method not in METHOD_NAMES:
+            raise ConfigError(f"method: expected one of {', '.join(METHOD_NAMES)}, got {self.method!r}")
+        if self.method == "mofa" and self.method_options:
+            raise ConfigError(f"method_options: the mofa method has no options (its settings are the encoder, "
+                              f"renderer, loss and optim sections), got {sorted(self.method_options)}")
         if not self.best_metric:
             raise ConfigError("best_metric: expected the name of a validation metric, got an empty string")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -50,10 +50,15 @@ class Reconstruction:
 class Method(nn.Module, ABC):
     """A trainable face autoencoder: its parameters, its loss and its reconstructions.
 
+    ``trains`` is ``False`` for a method with nothing to learn (per-image optimisation):
+    it is evaluated as it is, never handed to the trainer.
+
     A method that predicts codes has a ``decoder`` attribute: the analytic
     :class:`~mofa_bench.decoder.MoFADecoder` that turns its codes into faces (used to
     score codes against ground truth); :func:`code_decoder` reads it.
     """
+
+    trains: ClassVar[bool] = True
 
     @abstractmethod
     def parameter_groups(self, lr: float, z_translation_lr: float) -> list[dict[str, Any]]:

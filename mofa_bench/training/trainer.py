@@ -6,7 +6,7 @@ One :class:`Trainer` owns a run directory::
       config.yaml          resolved config (re-runnable with --config)
       environment.json     versions, device, git commit, seed
       metrics.csv          one row per logged training step (loss terms, samples/s)
-      validation.csv       one row per validation (the validator's metrics)
+      validation.csv       one row per validation (training time so far, the validator's metrics)
       checkpoints/         last.pt, best.pt, step_XXXXXXX.pt (every ``keep_every``)
       samples/             step_XXXXXXX.png: input | reconstruction | overlay
       figures/             loss_curve.png, validation_curve.png
@@ -53,6 +53,9 @@ from renderers import get_renderer
 #: ``validator(method, dataset, device) -> {metric: value}`` (lower is better for the
 #: metric that picks ``best.pt``).
 Validator = Callable[[Method, Any, torch.device], dict[str, float]]
+#: ``builder(config, decoder) -> method``: makes the method a config names around the
+#: trainer's decoder (face model, camera and renderer of the config, on its device).
+MethodBuilder = Callable[[TrainConfig, MoFADecoder], Method]
 
 
 @dataclass
@@ -76,11 +79,14 @@ class Trainer:
         run_dir: run directory (default ``<out_dir>/<name>``).
         validator: metric function run on the validation set; ``None`` validates
             nothing (``best.pt`` then follows the training loss).
-        method: the method to train; default the MoFA method the config describes.
+        method_builder: makes the method to train; default
+            :func:`~mofa_bench.training.mofa.build_mofa_method` (the config's encoder
+            around the analytic decoder). Other methods (the study's baselines) come with
+            their own builder.
     """
 
     def __init__(self, config: TrainConfig, run_dir: str | Path | None = None,
-                 validator: Validator | None = None, method: Method | None = None) -> None:
+                 validator: Validator | None = None, method_builder: MethodBuilder | None = None) -> None:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir else Path(config.out_dir) / config.name
         self.device = resolve_device(config.device)
@@ -90,13 +96,18 @@ class Trainer:
         renderer = get_renderer(config.renderer.name, self.device, **config.renderer.options)
         self.decoder = MoFADecoder(self.face_model, self.camera, renderer=renderer)
         self.train_data, self.val_data = build_datasets(config.data, self.decoder, config.camera.image_size)
-        self.method = (method or build_mofa_method(config, self.decoder)).to(self.device)
+        self.method = (method_builder or build_mofa_method)(config, self.decoder).to(self.device)
+        if not self.method.trains:
+            raise ConfigError(f"method {config.method!r} has nothing to train: evaluate it directly "
+                              f"(a suite, or `mofa-bench reconstruct --method {config.method}`)")
         self.optimizer = self._build_optimizer()
         self.validator = validator
         self.step = 0
         self.best: float = math.inf
         self.nonfinite_in_row = 0
         self.skipped_total = 0
+        self.train_time_s = 0.0
+        """Wall time spent in training steps so far, s (carried across resumes)."""
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.config.optim
@@ -118,7 +129,7 @@ class Trainer:
         for sub in ("checkpoints", "samples", "figures"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         save_config(self.config, self.run_dir / "config.yaml")
-        record = {**environment_record(self.device), "seed": self.config.seed, "method": type(self.method).__name__,
+        record = {**environment_record(self.device), "seed": self.config.seed, "method": self.config.method, "method_class": type(self.method).__name__,
                   "face_model": self.face_model.summary(), "renderer": self.config.renderer.name}
         (self.run_dir / "environment.json").write_text(json.dumps(record, indent=2))
 
@@ -131,6 +142,7 @@ class Trainer:
             "best": self.best,
             "nonfinite_in_row": self.nonfinite_in_row,
             "skipped_total": self.skipped_total,
+            "train_time_s": self.train_time_s,
             "rng_cpu": torch.get_rng_state(),
             "config": config_to_dict(self.config),
         }
@@ -148,6 +160,7 @@ class Trainer:
         self.best = float(state["best"])
         self.nonfinite_in_row = int(state["nonfinite_in_row"])
         self.skipped_total = int(state["skipped_total"])
+        self.train_time_s = float(state.get("train_time_s", 0.0))
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
@@ -246,8 +259,10 @@ class Trainer:
         started = time.perf_counter()
         while self.step < total_steps:
             indices = batch_indices(self.step, bs, size, cfg.data.seed)
+            step_start = time.perf_counter()
             batch = self.train_data.batch(indices).to(self.device)
             terms = self.train_step(batch)
+            self.train_time_s += time.perf_counter() - step_start
             self.step += 1
             window_samples += bs
             if terms is not None:
@@ -282,7 +297,8 @@ class Trainer:
     def _run_validation(self) -> dict[str, float]:
         metrics = self.validate()
         if metrics:
-            append_row(self.run_dir / "validation.csv", {"step": self.step, **metrics})
+            append_row(self.run_dir / "validation.csv",
+                       {"step": self.step, "train_time_s": self.train_time_s, **metrics})
         return metrics
 
     def write_figures(self) -> list[Path]:

@@ -115,7 +115,7 @@ def test_tiny_run_lowers_loss_and_writes_run_directory(tmp_path, tiny_model_path
     assert load_config(run / "config.yaml") == cfg
     assert {"photometric", "geometric_mm", "geometric_model_mm", "landmark_px", "alpha_cos"} <= set(result.validation)
     validation = (run / "validation.csv").read_text().splitlines()
-    assert len(validation) == 1 + 2 and validation[0].startswith("step,photometric")
+    assert len(validation) == 1 + 2 and validation[0].startswith("step,train_time_s,photometric")
     # The face stays in view (an empty render would give a NaN photometric error).
     assert math.isfinite(result.validation["photometric"]) and result.validation["landmark_px"] < 20
 
