@@ -9,7 +9,7 @@ a face drawn small packs its triangles into few bins. This benchmark times the `
 renderers`` loss path (formation → photometric samples → loss → backward) for each pair of
 settings and compares the predicted pixels with a reference that cannot overflow
 (PyTorch3D's bin side with the ``"auto"`` capacity of
-:func:`renderers.pytorch3d_backend.bin_capacity`): too small a capacity silently drops
+:func:`renderers.pytorch3d.bin_capacity`): too small a capacity silently drops
 triangles, and such settings are reported, not timed.
 
 Rows (``<out>/pytorch3d_bins_<device>.csv``): ``bin_size``, ``max_faces_per_bin``
@@ -65,7 +65,7 @@ class BinSweepSpec:
         bin_sizes: bin sides in px; ``None`` = PyTorch3D's heuristic. PyTorch3D allows
             fewer than 22 bins per image side.
         max_faces: bin capacities; ``None`` = PyTorch3D's ``max(10000, F / 5)``, ``"auto"`` =
-            sized per call from the triangles (:func:`renderers.pytorch3d_backend.bin_capacity`).
+            sized per call from the triangles (:func:`renderers.pytorch3d.bin_capacity`).
         warmup: untimed calls per setting.
         repeats: timed calls per setting (median reported).
         seed: seed of the codes and the target image.

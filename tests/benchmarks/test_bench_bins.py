@@ -11,7 +11,7 @@ from evaluation.bench.bins import BIN_COLUMNS, BinSweepSpec, run_bin_sweep
 from evaluation.bench.measure import BenchSpecError, bench_row
 from evaluation.results.rows import write_csv
 from mofa_bench.cli import main
-from renderers.pytorch3d_backend import PyTorch3DRenderer
+from renderers.pytorch3d import PyTorch3DRenderer
 
 
 class TestSpec:
