@@ -18,6 +18,7 @@ The zero pose therefore shows the face frontally, centred, ``head_distance`` mm 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -69,13 +70,25 @@ class Camera:
     head_distance: float = 600.0
 
     def __post_init__(self) -> None:
-        h, w = self.size
-        if h <= 0 or w <= 0:
-            raise InputError(f"Camera.image_size: expected positive sizes, got {self.image_size!r}")
-        if self.focal_length is not None and self.focal_length <= 0:
-            raise InputError(f"Camera.focal_length: expected > 0 px, got {self.focal_length}")
-        if self.head_distance <= 0:
-            raise InputError(f"Camera.head_distance: expected > 0 mm, got {self.head_distance}")
+        def positive_int(value: object) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+        def positive_number(value: object) -> bool:
+            return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and value > 0)
+
+        size = self.image_size
+        pair = isinstance(size, (tuple, list)) and len(size) == 2 and all(positive_int(v) for v in size)
+        if not (positive_int(size) or pair):
+            raise InputError(f"Camera.image_size: expected a positive int or an (H, W) pair of them, got {size!r}")
+        if self.focal_length is not None and not positive_number(self.focal_length):
+            raise InputError(f"Camera.focal_length: expected a finite number > 0 px, got {self.focal_length!r}")
+        if not positive_number(self.head_distance):
+            raise InputError(f"Camera.head_distance: expected a finite number > 0 mm, got {self.head_distance!r}")
+        point = self.principal_point
+        if point is not None and not (isinstance(point, (tuple, list)) and len(point) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in point)):
+            raise InputError(f"Camera.principal_point: expected a finite (c_x, c_y) pair in px, got {point!r}")
 
     @property
     def size(self) -> tuple[int, int]:

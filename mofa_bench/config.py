@@ -9,6 +9,7 @@ overrides use dotted keys (``--set optim.lr=0.05``) parsed as YAML scalars.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -204,16 +205,32 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Value checks beyond types; raises :class:`ConfigError` naming the key."""
-        positive = {
+        def check(key: str, value: float | int | None, low: float, strict: bool = True,
+                  optional: bool = False, high: float = math.inf) -> None:
+            if value is None and optional:
+                return
+            ok = value is not None and math.isfinite(value) and (value > low if strict else value >= low)
+            if not ok or value >= high:
+                bound = f"> {low}" if strict else f">= {low}"
+                limit = f" and < {high:g}" if math.isfinite(high) else ""
+                raise ConfigError(f"{key}: expected a finite value {bound}{limit}, got {value}")
+
+        for key, value in {
             "optim.batch_size": self.optim.batch_size, "optim.iterations": self.optim.iterations,
-            "optim.lr": self.optim.lr, "camera.image_size": self.camera.image_size,
-            "data.train_size": self.data.train_size, "log_every": self.log_every,
-            "val_every": self.val_every, "sample_every": self.sample_every,
-            "checkpoint_every": self.checkpoint_every, "max_nonfinite": self.max_nonfinite,
-        }
-        for key, value in positive.items():
-            if value <= 0:
-                raise ConfigError(f"{key}: expected a value > 0, got {value}")
+            "optim.lr": self.optim.lr, "optim.z_translation_lr": self.optim.z_translation_lr,
+            "camera.image_size": self.camera.image_size, "camera.head_distance": self.camera.head_distance,
+            "data.train_size": self.data.train_size, "data.val_size": self.data.val_size,
+            "data.test_size": self.data.test_size, "log_every": self.log_every, "val_every": self.val_every,
+            "sample_every": self.sample_every, "checkpoint_every": self.checkpoint_every,
+            "max_nonfinite": self.max_nonfinite, "num_val_images": self.num_val_images,
+        }.items():
+            check(key, value, 0)
+        check("camera.focal_length", self.camera.focal_length, 0, optional=True)
+        check("optim.grad_clip", self.optim.grad_clip, 0, optional=True)
+        check("optim.weight_decay", self.optim.weight_decay, 0, strict=False)
+        check("keep_every", self.keep_every, 0, strict=False)
+        for key, value in (("seed", self.seed), ("data.seed", self.data.seed)):
+            check(key, value, 0, strict=False, high=2**63)
         if self.optim.optimizer not in ("adadelta", "adamw"):
             raise ConfigError(f"optim.optimizer: expected 'adadelta' or 'adamw', got {self.optim.optimizer!r}")
         if self.data.kind not in ("synthetic", "sharded", "images"):
@@ -342,7 +359,18 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 class _ConfigLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 floats: ``1e-4`` is a number, not a string."""
+    """PyYAML's safe loader with YAML 1.2 floats (``1e-4`` is a number, not a string) that
+    refuses a key given twice in one mapping (PyYAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _ConfigLoader.add_implicit_resolver(

@@ -72,3 +72,21 @@ class TestCamera:
     def test_bad_camera_raises(self, kwargs):
         with pytest.raises(InputError):
             Camera(**kwargs)
+
+
+class TestCameraChecks:
+    @pytest.mark.parametrize("kwargs, message", [
+        ({"image_size": 1.5}, "image_size"), ({"image_size": None}, "image_size"),
+        ({"image_size": (64, 64, 3)}, "image_size"), ({"image_size": "64"}, "image_size"),
+        ({"image_size": True}, "image_size"), ({"image_size": 0}, "image_size"),
+        ({"focal_length": float("nan")}, "focal_length"), ({"focal_length": -3.0}, "focal_length"),
+        ({"head_distance": float("inf")}, "head_distance"), ({"principal_point": (1.0,)}, "principal_point"),
+        ({"principal_point": (float("nan"), 2.0)}, "principal_point"),
+    ])
+    def test_bad_argument_is_named(self, kwargs, message):
+        with pytest.raises(InputError, match=f"Camera.{message}"):
+            Camera(**kwargs)
+
+    def test_pairs_are_accepted(self):
+        assert Camera(image_size=(48, 64)).size == (48, 64)
+        assert Camera(image_size=[48, 64], principal_point=(20, 30.5)).center == (20.0, 30.5)

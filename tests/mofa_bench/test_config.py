@@ -25,6 +25,20 @@ class TestNestedOptions:
         (["data.backgrounds={noise: -1}"], r"data.backgrounds: .*noise"),
         (["data.backgrounds={photos: astronaut}"], r"data.backgrounds.photos: expected a list"),
         (["best_metric=''"], r"best_metric"),
+        (["optim.lr=.nan"], r"optim.lr: expected a finite value > 0"),
+        (["optim.lr=.inf"], r"optim.lr: expected a finite value > 0"),
+        (["optim.weight_decay=-0.1"], r"optim.weight_decay: expected a finite value >= 0"),
+        (["optim.grad_clip=-1"], r"optim.grad_clip: expected a finite value > 0"),
+        (["optim.z_translation_lr=0"], r"optim.z_translation_lr"),
+        (["seed=18446744073709551616"], r"seed: expected a finite value >= 0 and < 9.22337e\+18"),
+        (["data.seed=-1"], r"data.seed"),
+        (["num_val_images=-2"], r"num_val_images"),
+        (["keep_every=-1"], r"keep_every"),
+        (["data.val_size=0"], r"data.val_size: expected a finite value > 0"),
+        (["camera.focal_length=-5"], r"camera.focal_length"),
+        (["camera.head_distance=.inf"], r"camera.head_distance"),
+        (["method=autoencoder"], r"method: expected one of mofa, conv_autoencoder"),
+        (["method_options={steps: 3}"], r"method_options: the mofa method has no options"),
     ])
     def test_bad_option_is_a_config_error_naming_it(self, overrides, message):
         with pytest.raises(ConfigError, match=message):
@@ -46,3 +60,10 @@ class TestNestedOptions:
     def test_renderer_options_are_the_backend_constructor_keywords(self):
         assert renderer_options("per_vertex") == []
         assert "antialias" in renderer_options("nvdiffrast")
+
+
+def test_a_key_given_twice_is_an_error(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("optim:\n  lr: 0.1\n  lr: 0.2\n")
+    with pytest.raises(ConfigError, match="duplicate key 'lr'"):
+        load_config(path)
