@@ -1,0 +1,76 @@
+"""The study's baselines, each a :class:`~mofa_bench.training.method.Method` on the same data and metrics.
+
+- ``conv_autoencoder`` (:mod:`~evaluation.baselines.conv_autoencoder`): the paper's
+  convolutional autoencoder, photometric error only (no geometry).
+- ``learned_decoder`` (:mod:`~evaluation.baselines.learned_decoder`): a deconvolutional
+  decoder trained on (code → render) pairs, then an encoder trained through it (paper
+  Fig. 13); :func:`decoder_fidelity` scores the network against the analytic decoder.
+- ``fit`` (:mod:`~evaluation.baselines.fit`): per-image optimisation of the code from
+  zero, MoFA's loss, any renderer; nothing to train.
+
+:func:`method_builder` gives the trainer's builder for a config's ``method``::
+
+    Trainer(config, method_builder=method_builder(config.method))
+"""
+
+from evaluation.baselines.conv_autoencoder import ConvAutoencoder, build_conv_autoencoder
+from evaluation.baselines.fit import DEFAULT_LR, DEFAULT_STEPS, FitMethod, FitResult, build_fit, code_loss, fit_codes
+from evaluation.baselines.learned_decoder import (
+    COVERAGE_THRESHOLD,
+    DecoderStage,
+    EncoderStage,
+    LearnedDecoder,
+    build_learned_decoder,
+    decoder_fidelity,
+    load_learned_decoder,
+    prior_codes,
+)
+from evaluation.baselines.networks import ConvEncoder, DeconvDecoder
+from mofa_bench.errors import ConfigError
+from mofa_bench.training.mofa import MoFAMethod, build_mofa_method
+from mofa_bench.training.trainer import MethodBuilder
+
+__all__ = [
+    "COVERAGE_THRESHOLD",
+    "DEFAULT_LR",
+    "DEFAULT_STEPS",
+    "BUILDERS",
+    "ConvAutoencoder",
+    "ConvEncoder",
+    "DecoderStage",
+    "DeconvDecoder",
+    "EncoderStage",
+    "FitMethod",
+    "FitResult",
+    "LearnedDecoder",
+    "MoFAMethod",
+    "build_conv_autoencoder",
+    "build_fit",
+    "build_learned_decoder",
+    "build_mofa_method",
+    "code_loss",
+    "decoder_fidelity",
+    "fit_codes",
+    "load_learned_decoder",
+    "method_builder",
+    "prior_codes",
+]
+
+#: Method name (a config's ``method``) → the builder of that method.
+BUILDERS: dict[str, MethodBuilder] = {
+    "mofa": build_mofa_method,
+    "conv_autoencoder": build_conv_autoencoder,
+    "learned_decoder": build_learned_decoder,
+    "fit": build_fit,
+}
+
+
+def method_builder(name: str) -> MethodBuilder:
+    """The builder ``(config, decoder) -> Method`` of a method name.
+
+    Raises:
+        ConfigError: an unknown name (the message lists the known ones).
+    """
+    if name not in BUILDERS:
+        raise ConfigError(f"method: unknown method {name!r}; known methods: {', '.join(BUILDERS)}")
+    return BUILDERS[name]

@@ -1,0 +1,238 @@
+"""Per-image optimisation baseline: fit a code to each image, no network.
+
+Each image's code starts at zero (the mean face, frontal, centred, ambient-lit) and Adam
+minimises MoFA's own loss (:func:`~mofa_bench.losses.mofa_loss`: photometric through the
+decoder's renderer — any backend that gives gradients — plus landmarks when the caller
+gives them, plus the statistical regulariser) for a fixed number of steps. Each code
+part has its own learning rate (Adam moves each entry by about its rate per step, in the
+part's units): translation in mm needs a larger rate than the SH coefficients, and
+z-translation a small one, as in the paper (depth trades off against face size).
+
+Options (``method_options``): ``steps`` (int, default 100) and ``lr`` (a mapping of code
+part → rate; parts not given keep :data:`DEFAULT_LR`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+import torch
+
+from evaluation.baselines.options import check_method_options, positive_int
+from mofa_bench.code_vector import CODE_LAYOUT
+from mofa_bench.config import TrainConfig
+from mofa_bench.data.batch import FaceBatch
+from mofa_bench.decoder import MoFADecoder
+from mofa_bench.errors import ConfigError
+from mofa_bench.losses import LossWeights, mofa_loss
+from mofa_bench.training.method import Method, Reconstruction
+from renderers.checks import check_tensor
+
+__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FitMethod", "FitResult", "build_fit", "code_loss", "fit_codes"]
+
+#: Adam learning rate per code part (per step, in the part's units): α, δ, β in prior
+#: standard deviations, rotation in rad, translation (x, y) and z-translation in mm, γ
+#: in SH units.
+DEFAULT_LR: dict[str, float] = {
+    "alpha": 0.05,
+    "delta": 0.05,
+    "beta": 0.05,
+    "rotation": 0.01,
+    "translation": 1.0,
+    "z_translation": 0.1,
+    "gamma": 0.01,
+}
+#: Adam steps per batch.
+DEFAULT_STEPS: int = 100
+#: The leaves optimised, in code order: ``translation`` is split into x, y and z.
+_LEAVES: tuple[tuple[str, int], ...] = tuple(
+    item for name, size in CODE_LAYOUT
+    for item in ((("translation", 2), ("z_translation", 1)) if name == "translation" else ((name, size),)))
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The outcome of :func:`fit_codes` on one batch.
+
+    Attributes:
+        code: ``(B, 257)`` fitted codes (detached).
+        losses: ``total`` loss (batch mean) before each step and after the last one;
+            shorter than ``steps + 1`` when a step made the loss non-finite (the code is
+            then the last one with a finite loss).
+        seconds_per_image: wall time of the fit divided by B, s.
+    """
+
+    code: torch.Tensor
+    losses: list[float]
+    seconds_per_image: float
+
+
+def code_loss(decoder: MoFADecoder, code: torch.Tensor, images: torch.Tensor, weights: LossWeights,
+              landmarks: torch.Tensor | None = None,
+              confidence: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """MoFA loss terms of ``(B, 257)`` codes against ``(B, 3, H, W)`` images.
+
+    Args:
+        decoder: face model, camera and renderer (its photometric samples).
+        code: ``(B, 257)`` codes on the decoder's device.
+        images: ``(B, 3, H, W)`` RGB in [0, 1].
+        weights: the loss weights; the landmark weight is used only when ``landmarks``
+            are given.
+        landmarks: ``(B, 68, 2)`` iBUG-68 target positions, px (the model's landmark
+            subset is compared), or ``None``.
+        confidence: ``(B, 68)`` their confidences, or ``None``.
+
+    Returns:
+        ``{"total", "photo", "landmark", "reg"}`` (see :func:`~mofa_bench.losses.mofa_loss`).
+    """
+    formed = decoder.form(code)
+    samples = decoder.photometric_samples(formed, images)
+    if landmarks is None:
+        return mofa_loss(code, samples, replace(weights, landmark=0.0))
+    subset = decoder.model.landmark_subset
+    dims: dict[str, int] = {"B": code.shape[0]}
+    check_tensor("landmarks", landmarks, "B 68 2", dims, floating=True)
+    target_confidence = None
+    if confidence is not None:
+        target_confidence = check_tensor("landmark_confidence", confidence, "B 68", dims, floating=True)[:, subset]
+    return mofa_loss(code, samples, weights, formed.landmarks_uv[:, subset], landmarks[:, subset],
+                     target_confidence)
+
+
+def _assemble(leaves: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([leaves[name] for name, _ in _LEAVES], dim=1)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights = LossWeights(),
+              steps: int = DEFAULT_STEPS, lr: Mapping[str, float] | None = None,
+              landmarks: torch.Tensor | None = None, confidence: torch.Tensor | None = None) -> FitResult:
+    """Fit one code per image from the zero code with Adam (gradients on even under ``no_grad``).
+
+    Args:
+        decoder: face model, camera and renderer.
+        images: ``(B, 3, H, W)`` RGB in [0, 1] on the decoder's device.
+        weights: MoFA loss weights.
+        steps: Adam steps.
+        lr: per-part rates (:data:`DEFAULT_LR` for parts not given).
+        landmarks: ``(B, 68, 2)`` target landmarks, px, or ``None``.
+        confidence: ``(B, 68)`` landmark confidences, or ``None``.
+
+    Returns:
+        The fitted codes, the loss per step and the time per image.
+    """
+    check_tensor("images", images, "B 3 H W", floating=True)
+    rates = {**DEFAULT_LR, **(lr or {})}
+    model = decoder.model
+    device = model.device
+    images = images.detach()
+    batch = images.shape[0]
+    _synchronize(device)
+    start = time.perf_counter()
+    with torch.enable_grad():
+        leaves = {name: torch.zeros(batch, size, device=device, dtype=images.dtype, requires_grad=True)
+                  for name, size in _LEAVES}
+        optimizer = torch.optim.Adam([{"params": [leaves[name]], "lr": rates[name]} for name, _ in _LEAVES])
+        losses: list[float] = []
+        code = _assemble(leaves).detach()
+        for step in range(steps + 1):
+            current = _assemble(leaves)
+            total = code_loss(decoder, current, images, weights, landmarks, confidence)["total"]
+            if not bool(torch.isfinite(total)):
+                break
+            losses.append(float(total.detach()))
+            code = current.detach()
+            if step == steps:
+                break
+            optimizer.zero_grad(set_to_none=True)
+            # Summed over the batch: each image's code gets its own gradient, whatever B is.
+            (total * batch).backward()
+            optimizer.step()
+    _synchronize(device)
+    return FitResult(code=code, losses=losses, seconds_per_image=(time.perf_counter() - start) / batch)
+
+
+class FitMethod(Method):
+    """Per-image optimisation as a method: nothing to train, codes fitted at reconstruction.
+
+    Args:
+        decoder: the analytic decoder whose renderer the loss goes through (and which
+            scores the codes).
+        loss_weights: MoFA loss weights.
+        steps: Adam steps per batch.
+        lr: per-part learning rates (see :data:`DEFAULT_LR`).
+
+    Attributes:
+        last_fit_seconds_per_image: wall time per image of the last fit, s (NaN before any).
+        last_fit: the last :class:`FitResult`, or ``None``.
+    """
+
+    trains = False
+
+    def __init__(self, decoder: MoFADecoder, loss_weights: LossWeights = LossWeights(), steps: int = DEFAULT_STEPS,
+                 lr: Mapping[str, float] | None = None) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.loss_weights = loss_weights
+        self.steps = steps
+        self.lr = {**DEFAULT_LR, **(lr or {})}
+        self.last_fit_seconds_per_image = math.nan
+        self.last_fit: FitResult | None = None
+
+    def parameter_groups(self, lr: float, z_translation_lr: float) -> list[dict[str, Any]]:
+        """None: every code is fitted afresh per image."""
+        return []
+
+    def encode(self, images: torch.Tensor, landmarks: torch.Tensor | None = None,
+               landmark_confidence: torch.Tensor | None = None) -> torch.Tensor:
+        """Fit ``(B, 257)`` codes to ``(B, 3, H, W)`` images (landmarks ``(B, 68, 2)`` px if given)."""
+        result = fit_codes(self.decoder, images, self.loss_weights, self.steps, self.lr, landmarks,
+                           landmark_confidence)
+        self.last_fit = result
+        self.last_fit_seconds_per_image = result.seconds_per_image
+        return result.code
+
+    def loss_terms(self, batch: FaceBatch) -> dict[str, torch.Tensor]:
+        """The loss terms of the codes fitted to ``batch`` (its landmarks used when it has them)."""
+        code = self.encode(batch.images, batch.landmarks, batch.landmark_confidence)
+        with torch.no_grad():
+            return code_loss(self.decoder, code, batch.images, self.loss_weights, batch.landmarks,
+                             batch.landmark_confidence)
+
+    def reconstruct(self, images: torch.Tensor, landmarks: torch.Tensor | None = None,
+                    landmark_confidence: torch.Tensor | None = None) -> Reconstruction:
+        """Fitted codes of ``(B, 3, H, W)`` images and their analytic rendering over black."""
+        code = self.encode(images, landmarks, landmark_confidence)
+        with torch.no_grad():
+            image, mask = self.decoder.render(code)
+        return Reconstruction(image=image, mask=mask, code=code)
+
+
+def _check_rates(value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"method_options.lr: expected a mapping of code part → learning rate "
+                          f"({', '.join(DEFAULT_LR)}), got {value!r}")
+    for part, rate in value.items():
+        if part not in DEFAULT_LR:
+            raise ConfigError(f"method_options.lr.{part}: unknown code part; known: {', '.join(DEFAULT_LR)}")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf:
+            raise ConfigError(f"method_options.lr.{part}: expected a number > 0, got {rate!r}")
+    return {part: float(rate) for part, rate in value.items()}
+
+
+def build_fit(config: TrainConfig, decoder: MoFADecoder) -> FitMethod:
+    """Per-image optimisation with the config's loss weights and ``method_options``.
+
+    Raises:
+        ConfigError: an unknown ``method_options`` key, or a bad ``steps`` / ``lr``.
+    """
+    options = check_method_options("fit", config.method_options, {"steps": DEFAULT_STEPS, "lr": {}})
+    steps = positive_int("steps", options["steps"])
+    return FitMethod(decoder, config.loss, steps, _check_rates(options["lr"])).to(decoder.model.device)
