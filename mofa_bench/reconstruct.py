@@ -1,9 +1,12 @@
-"""Reconstruct faces from photos with a trained encoder: code, coloured mesh, overlay.
+"""Reconstruct faces from photos: code, coloured mesh, overlay.
 
 Per photo: load → square face crop (the Haar cascade when OpenCV is installed, else the
-centre square with a warning; see :mod:`mofa_bench.data.images`) → encoder → 257-d code
-→ the analytic decoder. Photos are processed in batches. Written to the output folder,
-named after each photo's file stem:
+centre square with a warning; see :mod:`mofa_bench.data.images`) → a code predictor →
+257-d code → the analytic decoder. The predictor is anything that maps a batch of crops
+to codes (:class:`CodePredictor`): a trained encoder restored by
+:func:`load_trained_model`, or any function wrapped in a :class:`CodeModel` (e.g. a
+per-image fit). Photos are processed in batches. Written to the output folder, named
+after each photo's file stem:
 
 - ``<stem>.obj`` / ``<stem>.ply``: the reconstructed mesh with vertex colours. Vertices
   are model space (identity + expression, mm, no head pose) unless ``posed``, then
@@ -26,12 +29,12 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
 
-from mofa_bench.code_vector import CODE_SLICES
+from mofa_bench.code_vector import CODE_DIM, CODE_SLICES
 from mofa_bench.config import TrainConfig, config_from_dict
 from mofa_bench.contact_sheet import comparison_tiles, tile_images
 from mofa_bench.data.images import IMAGE_EXTENSIONS, CropBox, Detector, crop_face, load_image
@@ -41,11 +44,15 @@ from mofa_bench.environment import resolve_device
 from mofa_bench.errors import CheckpointError, DatasetError, InputError
 from mofa_bench.training.checkpoint import load_checkpoint
 from renderers import get_renderer
+from renderers.checks import check_tensor
 
 __all__ = [
     "MESH_FORMATS",
+    "CodeModel",
+    "CodePredictor",
     "Reconstruction",
     "TrainedModel",
+    "build_decoder",
     "encoder_weights",
     "find_images",
     "load_trained_model",
@@ -55,6 +62,45 @@ __all__ = [
 
 #: Mesh file formats :func:`reconstruct` can write.
 MESH_FORMATS: tuple[str, ...] = ("obj", "ply")
+
+
+class CodePredictor(Protocol):
+    """What :func:`reconstruct` needs: crops → codes, and the decoder of those codes.
+
+    Attributes:
+        decoder: the analytic decoder (face model, camera, renderer) of the codes.
+        device: where crops are sent.
+        image_size: side of the square crops, px.
+    """
+
+    decoder: MoFADecoder
+    device: torch.device
+
+    @property
+    def image_size(self) -> int: ...
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, S, S)`` crops, RGB in [0, 1] → ``(B, 257)`` codes (called under ``no_grad``)."""
+        ...
+
+
+@dataclass
+class CodeModel:
+    """Any function from crops to codes, with the decoder of its codes (a :class:`CodePredictor`).
+
+    Attributes:
+        encode: ``(B, 3, S, S)`` crops → ``(B, 257)`` codes. It is called under
+            ``torch.no_grad``; a function that optimises (a per-image fit) enables
+            gradients itself.
+        decoder: the analytic decoder of the codes.
+        image_size: S, the side of the crops, px.
+        device: where crops are sent.
+    """
+
+    encode: Callable[[torch.Tensor], torch.Tensor]
+    decoder: MoFADecoder
+    image_size: int
+    device: torch.device
 
 
 @dataclass
@@ -81,6 +127,10 @@ class TrainedModel:
     def image_size(self) -> int:
         """Side of the square crops the encoder takes, px."""
         return self.config.camera.image_size
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, S, S)`` crops → ``(B, 257)`` float32 codes of the encoder."""
+        return self.encoder(images).float()
 
 
 @dataclass
@@ -138,11 +188,25 @@ def load_trained_model(checkpoint: str | Path, device: str | torch.device = "aut
         raise CheckpointError(f"checkpoint {path}: encoder weights do not fit a {config.encoder.name} "
                               f"encoder ({err})") from err
     encoder.to(target).eval()
-    face_model = config.model.load().to(target, torch.float32)
+    decoder = build_decoder(config, target, renderer)
+    return TrainedModel(config, encoder, decoder, target, int(state.get("step", 0)), path)
+
+
+def build_decoder(config: TrainConfig, device: torch.device, renderer: str | None = None) -> MoFADecoder:
+    """The analytic decoder a config names (face model, camera, renderer), on ``device``.
+
+    Args:
+        config: a resolved config.
+        device: where the face model and renderer run.
+        renderer: use this backend (with its default options) instead of the config's.
+
+    Raises:
+        RendererUnavailableError: the renderer cannot run on ``device``.
+    """
+    face_model = config.model.load().to(device, torch.float32)
     name = renderer or config.renderer.name
     options = config.renderer.options if name == config.renderer.name else {}
-    decoder = MoFADecoder(face_model, config.camera.build(), renderer=get_renderer(name, target, **options))
-    return TrainedModel(config, encoder, decoder, target, int(state.get("step", 0)), path)
+    return MoFADecoder(face_model, config.camera.build(), renderer=get_renderer(name, device, **options))
 
 
 def encoder_weights(state: dict) -> dict[str, torch.Tensor]:
@@ -208,17 +272,17 @@ def _write_code(code: torch.Tensor, box: CropBox, source: Path, image_size: int,
     return [npz, js]
 
 
-def reconstruct(model: TrainedModel, inputs: Sequence[str | Path], out_dir: str | Path, *,
+def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str | Path, *,
                 batch_size: int = 16, detector: Detector = "auto", allow_no_face: bool = False,
                 mesh_formats: Sequence[str] = MESH_FORMATS, colors: str = "reflectance", posed: bool = False,
                 recursive: bool = False, progress: bool = True) -> list[Reconstruction]:
     """Reconstruct every photo in ``inputs`` (files or folders) into ``out_dir``.
 
     Args:
-        model: from :func:`load_trained_model`.
+        model: the code predictor: from :func:`load_trained_model`, or a :class:`CodeModel`.
         inputs: image files and/or folders of images.
         out_dir: output folder (created).
-        batch_size: photos per encoder batch.
+        batch_size: photos per batch of the predictor.
         detector: face detector for the crops (see :func:`~mofa_bench.data.images.crop_face`).
         allow_no_face: use the centre square, with a warning, when no face is detected.
         mesh_formats: any of ``"obj"``, ``"ply"``.
@@ -275,7 +339,7 @@ def reconstruct(model: TrainedModel, inputs: Sequence[str | Path], out_dir: str 
         if crops:
             images = torch.stack(crops).to(model.device)
             with torch.no_grad():
-                code = model.encoder(images).float()
+                code = check_tensor("codes", model.encode(images).float(), f"{len(kept)} {CODE_DIM}")
                 formed = model.decoder.form(code)
                 face, mask = model.decoder.render(code)
                 tiles = comparison_tiles(images, face, mask).cpu()

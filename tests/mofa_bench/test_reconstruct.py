@@ -13,7 +13,14 @@ from mofa_bench.data.images import face_detector_available
 from mofa_bench.encoders import Z_TRANSLATION_INDEX, build_encoder
 from mofa_bench.errors import CheckpointError, DatasetError, InputError
 from mofa_bench.face_model.model import FaceModel
-from mofa_bench.reconstruct import find_images, load_trained_model, reconstruct, resolve_checkpoint
+from mofa_bench.reconstruct import (
+    CodeModel,
+    build_decoder,
+    find_images,
+    load_trained_model,
+    reconstruct,
+    resolve_checkpoint,
+)
 from mofa_bench.training import save_checkpoint
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -164,6 +171,29 @@ class TestReconstruct:
                               detector="haar", progress=False)
         assert results[0].status == "ok" and results[0].crop_box[2] < 400  # a face crop, not the whole photo
         assert results[1].status == "failed" and "no face found" in results[1].message
+
+    def test_any_code_predictor(self, tmp_path, photos, tiny_model_path):
+        # No encoder: a function from crops to codes, with the decoder of its codes.
+        config = load_config(None, [f"model.source={tiny_model_path}", f"camera.image_size={IMAGE_SIZE}"])
+        seen = []
+
+        def encode(images: torch.Tensor) -> torch.Tensor:
+            seen.append(tuple(images.shape))
+            return _code_bias().expand(images.shape[0], CODE_DIM)
+
+        model = CodeModel(encode, build_decoder(config, torch.device("cpu")), IMAGE_SIZE, torch.device("cpu"))
+        results = reconstruct(model, [photos], tmp_path, detector="none", batch_size=2, progress=False)
+        assert [r.status for r in results] == ["ok", "failed", "ok"]
+        assert seen == [(1, 3, IMAGE_SIZE, IMAGE_SIZE), (1, 3, IMAGE_SIZE, IMAGE_SIZE)]
+        saved = np.load(tmp_path / "chelsea_code.npz")
+        np.testing.assert_allclose(saved["code"], _code_bias().numpy())
+
+    def test_predictor_must_give_one_code_per_crop(self, tmp_path, photos, tiny_model_path):
+        config = load_config(None, [f"model.source={tiny_model_path}", f"camera.image_size={IMAGE_SIZE}"])
+        model = CodeModel(lambda images: torch.zeros(images.shape[0], 7),
+                          build_decoder(config, torch.device("cpu")), IMAGE_SIZE, torch.device("cpu"))
+        with pytest.raises(InputError, match="codes: expected shape"):
+            reconstruct(model, [photos / "astronaut.png"], tmp_path, detector="none", progress=False)
 
     def test_bad_options(self, tmp_path, photos, checkpoint):
         model = load_trained_model(checkpoint, "cpu")
