@@ -118,7 +118,7 @@ def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights =
 
     Args:
         decoder: face model, camera and renderer.
-        images: ``(B, 3, H, W)`` RGB in [0, 1] on the decoder's device.
+        images: ``(B, 3, H, W)`` RGB in [0, 1] (moved to the decoder's device and dtype).
         weights: MoFA loss weights.
         steps: Adam steps.
         lr: per-part rates (:data:`DEFAULT_LR` for parts not given).
@@ -132,12 +132,12 @@ def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights =
     rates = {**DEFAULT_LR, **(lr or {})}
     model = decoder.model
     device = model.device
-    images = images.detach()
+    images = images.detach().to(device, model.dtype)
     batch = images.shape[0]
     _synchronize(device)
     start = time.perf_counter()
     with torch.enable_grad():
-        leaves = {name: torch.zeros(batch, size, device=device, dtype=images.dtype, requires_grad=True)
+        leaves = {name: torch.zeros(batch, size, device=device, dtype=model.dtype, requires_grad=True)
                   for name, size in _LEAVES}
         optimizer = torch.optim.Adam([{"params": [leaves[name]], "lr": rates[name]} for name, _ in _LEAVES])
         losses: list[float] = []
