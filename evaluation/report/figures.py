@@ -1,0 +1,179 @@
+"""The report's plots (matplotlib, Agg): error curves over training and wall-clock time, bars, throughput.
+
+Every function writes one PNG from the suite's files alone and returns its path, or
+``None`` when the suite has nothing to draw (e.g. no run wrote ``validation.csv``). Each
+series (one configuration, seeds pooled) keeps one colour in every figure
+(:func:`series_colors`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from evaluation.report.load import Suite
+from evaluation.report.tables import HEADLINE_METRICS, METRIC_TITLES, NO_GEOMETRY_METHODS
+
+__all__ = ["DPI", "plot_bars", "plot_curves", "plot_throughput_csv", "pyplot", "save_figure", "series_colors"]
+
+#: Resolution of every figure, dots per inch.
+DPI = 110
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def series_colors(series: Sequence[str]) -> dict[str, Any]:
+    """``{series: RGBA}`` from the ``tab10`` cycle, in the given order."""
+    cmap = pyplot().get_cmap("tab10")
+    return {name: cmap(i % 10) for i, name in enumerate(series)}
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    pyplot().close(fig)
+    return path
+
+
+def _curve_metrics(curves: dict[str, list[Any]], metrics: Sequence[str]) -> list[str]:
+    return [m for m in metrics if any(m in f.columns and f[m].notna().any() for fs in curves.values() for f in fs)]
+
+
+def plot_curves(suite: Suite, path: str | Path, x: str = "step",
+                metrics: Sequence[str] = HEADLINE_METRICS) -> Path | None:
+    """Validation error over training, one panel per metric, one colour per series.
+
+    Args:
+        suite: the loaded suite.
+        path: output PNG.
+        x: ``"step"`` (training steps; mean over seeds with a band of ± one standard
+            deviation where seeds share steps) or ``"train_time_s"`` (cumulative training
+            wall-clock time, s; one line per seed, since seeds' times differ).
+        metrics: ``validation.csv`` columns to draw.
+
+    Returns:
+        the PNG, or ``None`` when no ok run has validation rows with ``x``.
+    """
+    import pandas as pd
+
+    curves: dict[str, list[Any]] = {}
+    for run in suite.ok_runs():
+        frame = run.validation()
+        if frame is not None and x in frame.columns and frame[x].notna().any():
+            curves.setdefault(run.series, []).append(frame)
+    drawn = _curve_metrics(curves, metrics)
+    if not drawn:
+        return None
+    plt = pyplot()
+    colors = series_colors(suite.series_order())
+    fig, axes = plt.subplots(1, len(drawn), figsize=(4.2 * len(drawn) + 1.8, 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], drawn):
+        for series, frames in curves.items():
+            frames = [f for f in frames if metric in f.columns and f[metric].notna().any()]
+            if not frames:
+                continue
+            color = colors[series]
+            if x == "step":
+                stats = pd.concat(frames).groupby("step")[metric].agg(["mean", "std", "count"]).reset_index()
+                ax.plot(stats["step"], stats["mean"], color=color, marker="o", markersize=3, label=series)
+                band = stats[stats["count"] > 1]
+                ax.fill_between(band["step"], band["mean"] - band["std"], band["mean"] + band["std"],
+                                color=color, alpha=0.2, linewidth=0)
+            else:
+                for i, frame in enumerate(frames):
+                    frame = frame.dropna(subset=[x, metric]).sort_values(x)
+                    ax.plot(frame[x], frame[metric], color=color, marker="o", markersize=3, alpha=0.85,
+                            label=series if i == 0 else None)
+        ax.set_xlabel("training step" if x == "step" else "training wall-clock time (s)")
+        ax.set_ylabel(METRIC_TITLES.get(metric, metric))
+        ax.grid(True, alpha=0.3)
+    legend: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
+               frameon=False)
+    fig.suptitle("Validation error over training steps (mean ± std over seeds)" if x == "step"
+                 else "Validation error over training wall-clock time (one line per seed)")
+    fig.tight_layout()
+    return save_figure(fig, Path(path))
+
+
+def plot_bars(summary: Any, path: str | Path, results: Any,
+              metrics: Sequence[str] = HEADLINE_METRICS) -> Path | None:
+    """Test error per series with a finished run: bars at the mean over seeds, error bars ± one std, dots per seed.
+
+    Args:
+        summary: :func:`~evaluation.report.tables.seed_summary` of the same metrics.
+        path: output PNG.
+        results: :attr:`Suite.results` (the per-seed dots; ok runs only).
+        metrics: metrics to draw, one panel each.
+
+    Returns:
+        the PNG, or ``None`` when no series has a finite mean.
+    """
+    import numpy as np
+    import pandas as pd
+
+    colors = series_colors(list(dict.fromkeys(results["series"])))
+    summary = summary[summary["ok"] > 0]
+    drawn = [m for m in metrics if f"{m}_mean" in summary.columns and summary[f"{m}_mean"].notna().any()]
+    if not drawn:
+        return None
+    plt = pyplot()
+    names = list(summary["series"])
+    ok = results[results["status"] == "ok"]
+    fig, axes = plt.subplots(1, len(drawn), figsize=(max(3.2, 0.75 * len(names) + 1.2) * len(drawn), 4.0),
+                             squeeze=False)
+    positions = np.arange(len(names))
+    for ax, metric in zip(axes[0], drawn):
+        means = summary[f"{metric}_mean"].to_numpy(dtype=float)
+        stds = np.nan_to_num(summary[f"{metric}_std"].to_numpy(dtype=float))
+        ax.bar(positions, np.nan_to_num(means), yerr=stds, capsize=4, color=[colors[n] for n in names],
+               alpha=0.8, edgecolor="black", linewidth=0.5)
+        for i, row in enumerate(summary.to_dict("records")):
+            if not math.isfinite(row[f"{metric}_mean"]):
+                note = "no geometry" if row["method"] in NO_GEOMETRY_METHODS else "no value"
+                ax.text(i, 0, note, rotation=90, ha="center", va="bottom", fontsize=8, color="grey")
+                continue
+            if metric in ok.columns:
+                seeds = pd.to_numeric(ok.loc[ok["series"] == row["series"], metric], errors="coerce").dropna()
+                jitter = np.linspace(-0.15, 0.15, len(seeds)) if len(seeds) > 1 else np.zeros(len(seeds))
+                ax.scatter(i + jitter, seeds, color="black", s=10, zorder=3)
+        ax.set_xticks(positions)
+        ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
+        ax.set_ylabel(METRIC_TITLES.get(metric, metric))
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle("Test error (bar: mean over seeds, whisker: ± std, dots: seeds)")
+    fig.tight_layout()
+    return save_figure(fig, Path(path))
+
+
+def plot_throughput_csv(csv_path: str | Path, path: str | Path) -> Path | None:
+    """Renderer images/s against batch, by resolution and vertex count, from a ``renderers_<device>.csv``.
+
+    Uses the renderer benchmark's own plot settings (the same figure ``mofa-bench bench
+    report`` makes). Returns ``None`` when the CSV has no renderer-benchmark rows.
+    """
+    from evaluation.bench.renderers import RENDERERS_REPORT
+    from evaluation.results import plot_throughput, read_csv
+
+    frame = read_csv(csv_path)
+    if "bench" not in frame.columns or "backend" not in frame.columns:
+        return None
+    reference = frame["backend"].astype(str).str.startswith("reference:")
+    frame = frame[(frame["bench"] == RENDERERS_REPORT.name) & ~reference]
+    if frame.empty:
+        return None
+    device = next((str(v) for c in ("device_name", "device") if c in frame.columns for v in frame[c].dropna()), "")
+    return plot_throughput(frame, path, title=f"Renderer throughput, forward + backward ({device})",
+                           **RENDERERS_REPORT.plot)

@@ -1,0 +1,274 @@
+"""A suite output directory → its results table and each run's files.
+
+The layout (written by ``mofa-bench suite``)::
+
+    <suite>/results.csv                one row per run: run_id, method, renderer, encoder, landmark_loss,
+                                       seed, status, error, test means of every metric, costs, environment
+    <suite>/inputs.pt                  {"images": (K, 3, H, W) in [0, 1], "indices": (K,)} first K test images
+    <suite>/runs/<run_id>/status.json  {"status": "ok"|"error"|"running", "error": str|null, ...}
+    <suite>/runs/<run_id>/test_metrics.csv, validation.csv, config.yaml, cell.json,
+                          test_reconstructions.pt, vertex_error_mm.npy
+
+Everything is read lazily and nothing is required beyond ``results.csv``: a run that
+failed or is still running keeps its row (with its status and error), and a missing file
+of a finished run reads as ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mofa_bench.errors import MofaBenchError
+
+__all__ = [
+    "GROUP_KEYS",
+    "METHOD_TITLES",
+    "REFERENCE_RENDERER",
+    "ReportError",
+    "Suite",
+    "SuiteRun",
+    "load_suite",
+    "series_labels",
+]
+
+#: Columns that name a configuration; runs that differ only in ``seed`` form one series.
+GROUP_KEYS: tuple[str, ...] = ("method", "renderer", "encoder", "landmark_loss")
+#: Renderer every other renderer is compared with.
+REFERENCE_RENDERER = "per_vertex"
+#: Display names of the methods, in report order.
+METHOD_TITLES: dict[str, str] = {
+    "mofa": "MoFA",
+    "conv_autoencoder": "conv autoencoder",
+    "learned_decoder": "learned decoder",
+    "fit": "optimisation",
+}
+#: Renderers in report order (others follow by name).
+RENDERER_ORDER: tuple[str, ...] = ("per_vertex", "pytorch3d", "nvdiffrast")
+
+
+class ReportError(MofaBenchError):
+    """A suite directory cannot be reported (no results table, or an unreadable one)."""
+
+
+def _label(value: Any) -> str:
+    """A grid value as text: ``""`` when missing, ``1.0`` → ``"1"``."""
+    if value is None or (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value)):
+        return ""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """One run of a suite: its results row and its directory.
+
+    Attributes:
+        run_id: the run's id (its directory name under ``runs/``).
+        directory: ``<suite>/runs/<run_id>`` (it may be missing for a run that failed early).
+        row: the run's ``results.csv`` row (grid values as text, metrics as floats).
+    """
+
+    run_id: str
+    directory: Path
+    row: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``error``, ``running`` (or whatever the suite wrote)."""
+        return str(self.row.get("status", ""))
+
+    @property
+    def series(self) -> str:
+        """The display label of the run's configuration (see :func:`series_labels`)."""
+        return str(self.row.get("series", self.run_id))
+
+    def _file(self, name: str) -> Path | None:
+        path = self.directory / name
+        return path if path.is_file() else None
+
+    def test_metrics(self) -> Any:
+        """``test_metrics.csv`` as a DataFrame (``index`` + one column per metric), or ``None``."""
+        import pandas as pd
+
+        path = self._file("test_metrics.csv")
+        return pd.read_csv(path) if path else None
+
+    def validation(self) -> Any:
+        """``validation.csv`` (``step``, ``train_time_s`` s, metrics) as a DataFrame, or ``None``."""
+        import pandas as pd
+
+        path = self._file("validation.csv")
+        if path is None:
+            return None
+        frame = pd.read_csv(path)
+        return frame if len(frame) else None
+
+    def config(self) -> dict[str, Any] | None:
+        """The run's ``config.yaml`` as a plain dict, or ``None`` (e.g. per-image optimisation)."""
+        import yaml
+
+        path = self._file("config.yaml")
+        if path is None:
+            return None
+        data = yaml.safe_load(path.read_text())
+        return data if isinstance(data, dict) else None
+
+    def reconstructions(self) -> dict[str, Any] | None:
+        """``{"image": (K, 3, H, W) over black, "mask": (K, 1, H, W) in [0, 1]}``, or ``None``."""
+        import torch
+
+        path = self._file("test_reconstructions.pt")
+        return torch.load(path, map_location="cpu", weights_only=True) if path else None
+
+    def vertex_error_mm(self) -> Any:
+        """``(N,)`` float32 mean posed per-vertex error over the test set, mm, or ``None``."""
+        import numpy as np
+
+        path = self._file("vertex_error_mm.npy")
+        return np.load(path) if path else None
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A suite output directory, read.
+
+    Attributes:
+        root: the suite directory.
+        results: one row per run (``results.csv`` plus runs found only under ``runs/``),
+            grid values (:data:`GROUP_KEYS`) as text, ``seed`` as an integer, and a
+            ``series`` label per configuration; in report order.
+        runs: ``{run_id: SuiteRun}`` in the same order.
+    """
+
+    root: Path
+    results: Any
+    runs: dict[str, SuiteRun]
+
+    @property
+    def name(self) -> str:
+        return self.root.resolve().name
+
+    def ok_runs(self) -> list[SuiteRun]:
+        """The runs whose status is ``ok``, in report order."""
+        return [run for run in self.runs.values() if run.status == "ok"]
+
+    def series_order(self) -> list[str]:
+        """Every series label, in report order."""
+        return list(dict.fromkeys(self.results["series"]))
+
+    def inputs(self) -> dict[str, Any] | None:
+        """``inputs.pt``: ``{"images": (K, 3, H, W) in [0, 1], "indices": (K,)}``, or ``None``."""
+        import torch
+
+        path = self.root / "inputs.pt"
+        return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _row_from_run_dir(directory: Path) -> dict[str, Any]:
+    """A results row for a run that ``results.csv`` does not list yet (from cell.json and status.json)."""
+    cell = _read_json(directory / "cell.json")
+    values = cell.get("values", cell) if isinstance(cell.get("values", cell), dict) else {}
+    status = _read_json(directory / "status.json")
+    row: dict[str, Any] = {key: values.get(key) for key in (*GROUP_KEYS, "seed")}
+    row.update(run_id=directory.name, status=status.get("status") or "running", error=status.get("error"))
+    return row
+
+
+def _sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    methods = list(METHOD_TITLES)
+    method, renderer = row["method"], row["renderer"]
+    return (methods.index(method) if method in methods else len(methods), method,
+            RENDERER_ORDER.index(renderer) if renderer in RENDERER_ORDER else len(RENDERER_ORDER), renderer,
+            row["encoder"], row["landmark_loss"], row["seed"] if row["seed"] is not None else -1, row["run_id"])
+
+
+def series_labels(results: Any) -> list[str]:
+    """A short label per row naming its configuration (seed left out).
+
+    ``MoFA · <renderer>`` for MoFA; the method's title for a baseline, with its renderer
+    when the baseline was run with several; then the encoder and ``landmark loss <w>``
+    when the suite varies them: e.g. ``MoFA · pytorch3d``, ``conv autoencoder``,
+    ``MoFA · nvdiffrast · resnet18 · landmark loss 0``.
+    """
+    encoders = set(results["encoder"]) - {""}
+    landmarks = set(results["landmark_loss"]) - {""}
+    renderers_of = results.groupby("method")["renderer"].agg(lambda values: set(values) - {""})
+    labels = []
+    for row in results.to_dict("records"):
+        method = row["method"]
+        parts = [METHOD_TITLES.get(method, method or "?")]
+        if row["renderer"] and (method == "mofa" or len(renderers_of.get(method, ())) > 1):
+            parts.append(row["renderer"])
+        if len(encoders) > 1 and row["encoder"]:
+            parts.append(row["encoder"])
+        if len(landmarks) > 1 and row["landmark_loss"]:
+            parts.append(f"landmark loss {row['landmark_loss']}")
+        labels.append(" · ".join(parts))
+    return labels
+
+
+def load_suite(root: str | Path) -> Suite:
+    """Read a suite output directory.
+
+    Args:
+        root: the suite's output folder (the one holding ``results.csv``).
+
+    Returns:
+        the :class:`Suite`; runs with status ``error`` or ``running`` are kept as such.
+
+    Raises:
+        ReportError: ``root`` holds no ``results.csv`` and no ``runs/`` folder, or the
+            table has no ``run_id`` column.
+    """
+    import pandas as pd
+
+    from evaluation.results.rows import read_csv
+
+    root = Path(root)
+    csv = root / "results.csv"
+    runs_dir = root / "runs"
+    if not csv.is_file() and not runs_dir.is_dir():
+        raise ReportError(f"{root} is not a suite output directory: it has neither results.csv nor runs/ "
+                          f"(make one with `mofa-bench suite`)")
+    rows: list[dict[str, Any]] = []
+    if csv.is_file():
+        frame = read_csv(csv)
+        if "run_id" not in frame.columns:
+            raise ReportError(f"{csv} has no run_id column; is it a suite results table?")
+        rows = frame.to_dict("records")
+    listed = {str(row["run_id"]) for row in rows}
+    if runs_dir.is_dir():
+        rows += [_row_from_run_dir(d) for d in sorted(runs_dir.iterdir()) if d.is_dir() and d.name not in listed]
+    for row in rows:
+        row["run_id"] = str(row["run_id"])
+        for key in GROUP_KEYS:
+            row[key] = _label(row.get(key))
+        seed = row.get("seed")
+        row["seed"] = int(seed) if _label(seed).lstrip("-").isdigit() else None
+        status = _read_json(runs_dir / row["run_id"] / "status.json")
+        row["status"] = _label(row.get("status")) or status.get("status") or "unknown"
+        row["error"] = _label(row.get("error")) or (status.get("error") or "")
+    rows.sort(key=_sort_key)
+    results = pd.DataFrame(rows, columns=list(dict.fromkeys(k for row in rows for k in row)) or ["run_id", *GROUP_KEYS])
+    if len(results):
+        results["seed"] = results["seed"].astype("Int64")
+        results["series"] = series_labels(results)
+    else:
+        results["series"] = pd.Series(dtype=str)
+    runs = {row["run_id"]: SuiteRun(row["run_id"], runs_dir / row["run_id"], row)
+            for row in results.to_dict("records")}
+    return Suite(root=root, results=results, runs=runs)
