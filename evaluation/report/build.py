@@ -177,7 +177,8 @@ def _figures(suite: Suite, fig_dir: Path, bench_csvs: Sequence[Path]) -> list[Bl
     blocks += [Heading("Geometric error on the face", 3)]
     heat_map, notes = plot_vertex_errors(suite, fig_dir / "vertex_error.png")
     blocks += _figure_or_note(heat_map, "Mean posed per-vertex error over the test set (mean over seeds), coloured on "
-                              "the mean face of the run's face model; one colour scale for all panels.",
+                              "the mean face of the run's face model (lightly shaded so the shape shows); one colour "
+                              "scale for all panels.",
                               "no finished run wrote vertex_error_mm.npy")
     if notes:
         blocks.append(Bullets(tuple(notes)))

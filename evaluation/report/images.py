@@ -17,10 +17,12 @@ from typing import Any
 from evaluation.report.figures import pyplot, save_figure
 from evaluation.report.load import Suite, SuiteRun
 
-__all__ = ["HEAT_MAP_SIZE", "composite", "mean_face_heat_map", "plot_qualitative", "plot_vertex_errors"]
+__all__ = ["HEAT_MAP_SHADE", "HEAT_MAP_SIZE", "composite", "mean_face_heat_map", "plot_qualitative", "plot_vertex_errors"]
 
 #: Smallest side of a heat-map render, px (the camera is scaled up to it).
 HEAT_MAP_SIZE = 256
+#: Share of a heat-map colour modulated by head-on light, so the face's shape stays readable.
+HEAT_MAP_SHADE = 0.35
 
 
 def composite(image: Any, mask: Any, background: Any) -> Any:
@@ -110,8 +112,13 @@ def _scaled_camera(camera: Any, min_size: int) -> Any:
 
 
 def mean_face_heat_map(config: dict[str, Any], errors_mm: Any, cmap: Any, norm: Any,
-                       min_size: int = HEAT_MAP_SIZE, models: dict[str, Any] | None = None) -> Any:
+                       min_size: int = HEAT_MAP_SIZE, models: dict[str, Any] | None = None,
+                       shade: float = HEAT_MAP_SHADE) -> Any:
     """Per-vertex values coloured on the mean face, over white.
+
+    A vertex's colour is ``cmap(norm(value)) · (1 − shade + shade · max(0, −n_z))`` with
+    ``n_z`` the camera-space normal's z (−1 facing the camera): full colour where the face
+    looks at the camera, down to ``1 − shade`` of it at grazing angles.
 
     Args:
         config: a run's config as a dict (its ``model`` and ``camera`` sections are used).
@@ -119,6 +126,7 @@ def mean_face_heat_map(config: dict[str, Any], errors_mm: Any, cmap: Any, norm: 
         cmap: a matplotlib colormap; ``norm``: its normalisation (mm → [0, 1]).
         min_size: smallest side of the picture, px.
         models: cache ``{model section as text: FaceModel}`` shared across calls.
+        shade: share of the colour modulated by head-on light, in [0, 1] (0: flat colours).
 
     Returns:
         ``(H, W, 3)`` float numpy RGB in [0, 1].
@@ -147,6 +155,8 @@ def mean_face_heat_map(config: dict[str, Any], errors_mm: Any, cmap: Any, norm: 
     decoder = MoFADecoder(model, _scaled_camera(cfg.camera.build(), min_size), "per_vertex")
     formed = decoder.form(zero_code(1, dtype=model.dtype, device=model.device))
     colors = torch.as_tensor(cmap(norm(errors))[:, :3], dtype=model.dtype, device=model.device)[None]
+    facing = (-formed.normals_cam[..., 2:]).clamp(0, 1)
+    colors = colors * (1 - shade + shade * facing)
     drawn = decoder.renderer.render(dataclasses.replace(formed, colors=colors))
     picture = drawn.image + (1 - drawn.mask)
     return picture[0].permute(1, 2, 0).clamp(0, 1).detach().cpu().numpy()

@@ -242,13 +242,28 @@ class TestHeatMaps:
         run = load_suite(suite_dir).runs["mofa-per_vertex-resnet18-land1-s0"]
         errors = np.full(run.vertex_error_mm().shape, 3.0)
         cmap, norm = matplotlib.colormaps["viridis"], matplotlib.colors.Normalize(0.0, 3.0)
-        picture = mean_face_heat_map(run.config(), errors, cmap, norm, min_size=64)
+        picture = mean_face_heat_map(run.config(), errors, cmap, norm, min_size=64, shade=0.0)
         assert picture.shape == (64, 64, 3)
         white = np.all(picture == 1.0, axis=-1)
         face = ~white
         assert 0.1 < face.mean() < 0.9
         assert white[0, 0] and face[32, 32]
         np.testing.assert_allclose(picture[32, 32], cmap(1.0)[:3], atol=1e-6)
+
+    def test_shading_darkens_at_most_by_its_share(self, suite_dir):
+        import matplotlib
+
+        from evaluation.report.images import mean_face_heat_map
+
+        run = load_suite(suite_dir).runs["mofa-per_vertex-resnet18-land1-s0"]
+        errors = np.full(run.vertex_error_mm().shape, 3.0)
+        cmap, norm = matplotlib.colormaps["viridis"], matplotlib.colors.Normalize(0.0, 3.0)
+        flat = mean_face_heat_map(run.config(), errors, cmap, norm, min_size=64, shade=0.0)
+        shaded = mean_face_heat_map(run.config(), errors, cmap, norm, min_size=64, shade=0.4)
+        face = ~np.all(flat == 1.0, axis=-1)
+        ratio = shaded[face] / flat[face]
+        assert ratio.min() >= 0.6 - 1e-6 and ratio.max() <= 1 + 1e-6
+        assert ratio.max() > 0.95 and ratio.min() < 0.9
 
     def test_exception_vertex_count_differs_from_the_model(self, suite_dir):
         import matplotlib
