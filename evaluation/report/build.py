@@ -73,7 +73,8 @@ def _overview(suite: Suite) -> list[Block]:
     results = suite.results
     counts = results["status"].value_counts().to_dict() if len(results) else {}
     status = ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"
-    lines = [f"Suite `{suite.root}`: {len(results)} runs ({status}).",
+    runs = f"{len(results)} run" + ("s" if len(results) != 1 else "")
+    lines = [f"Suite `{suite.root}`: {runs} ({status}).",
              f"Test set: {_test_set(results)}, the same images for every run."]
     protocols = _values(results, "protocol")
     if protocols:

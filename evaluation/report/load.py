@@ -231,8 +231,8 @@ def load_suite(root: str | Path) -> Suite:
         the :class:`Suite`; runs with status ``error`` or ``running`` are kept as such.
 
     Raises:
-        ReportError: ``root`` holds no ``results.csv`` and no ``runs/`` folder, or the
-            table has no ``run_id`` column.
+        ReportError: ``root`` holds no ``results.csv`` and no ``runs/`` folder, the table
+            has no ``run_id`` column, or there is no run at all.
     """
     import pandas as pd
 
@@ -253,6 +253,8 @@ def load_suite(root: str | Path) -> Suite:
     listed = {str(row["run_id"]) for row in rows}
     if runs_dir.is_dir():
         rows += [_row_from_run_dir(d) for d in sorted(runs_dir.iterdir()) if d.is_dir() and d.name not in listed]
+    if not rows:
+        raise ReportError(f"{root} has no runs yet: results.csv lists none and runs/ holds no run directory")
     for row in rows:
         row["run_id"] = str(row["run_id"])
         for key in GROUP_KEYS:
@@ -263,12 +265,9 @@ def load_suite(root: str | Path) -> Suite:
         row["status"] = _label(row.get("status")) or status.get("status") or "unknown"
         row["error"] = _label(row.get("error")) or (status.get("error") or "")
     rows.sort(key=_sort_key)
-    results = pd.DataFrame(rows, columns=list(dict.fromkeys(k for row in rows for k in row)) or ["run_id", *GROUP_KEYS])
-    if len(results):
-        results["seed"] = results["seed"].astype("Int64")
-        results["series"] = series_labels(results)
-    else:
-        results["series"] = pd.Series(dtype=str)
+    results = pd.DataFrame(rows, columns=list(dict.fromkeys(k for row in rows for k in row)))
+    results["seed"] = results["seed"].astype("Int64")
+    results["series"] = series_labels(results)
     runs = {row["run_id"]: SuiteRun(row["run_id"], runs_dir / row["run_id"], row)
             for row in results.to_dict("records")}
     return Suite(root=root, results=results, runs=runs)

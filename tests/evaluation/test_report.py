@@ -172,6 +172,11 @@ class TestLoadSuite:
         with pytest.raises(ReportError, match="not a suite output directory"):
             load_suite(tmp_path)
 
+    def test_exception_suite_without_runs(self, tmp_path):
+        (tmp_path / "runs").mkdir()
+        with pytest.raises(ReportError, match="has no runs yet"):
+            load_suite(tmp_path)
+
 
 class TestTables:
     def test_seed_summary_is_mean_and_std_over_ok_seeds(self, suite_dir):
@@ -354,6 +359,20 @@ class TestWriteReport:
         text = report.markdown.read_text()
         for name in self.FIGURES:
             assert f"(report_figures/{name})" in text
+
+
+def test_suite_with_only_a_running_run_still_reports(tmp_path):
+    run = tmp_path / "runs" / "mofa-per_vertex-resnet18-land1-s0"
+    run.mkdir(parents=True)
+    values = {"method": "mofa", "renderer": "per_vertex", "encoder": "resnet18", "landmark_loss": 1.0, "seed": 0}
+    (run / "cell.json").write_text(json.dumps({"run_id": run.name, "values": values}))
+    (run / "status.json").write_text(json.dumps({"status": "running", "error": None}))
+    files = write_report(tmp_path, bench_csvs=[])
+    text = files.markdown.read_text()
+    assert "1 run (1 running)" in text
+    assert "| mofa-per_vertex-resnet18-land1-s0 | MoFA · per_vertex | 0 | running | – |" in text
+    assert files.figures == ()
+    assert "<img" not in files.html.read_text()
 
 
 class TestCommand:
