@@ -17,7 +17,14 @@ from typing import Any
 from evaluation.report.figures import pyplot, save_figure
 from evaluation.report.load import Suite, SuiteRun
 
-__all__ = ["HEAT_MAP_SHADE", "HEAT_MAP_SIZE", "composite", "mean_face_heat_map", "plot_qualitative", "plot_vertex_errors"]
+__all__ = [
+    "HEAT_MAP_SHADE",
+    "HEAT_MAP_SIZE",
+    "composite",
+    "mean_face_heat_map",
+    "plot_qualitative",
+    "plot_vertex_errors",
+]
 
 #: Smallest side of a heat-map render, px (the camera is scaled up to it).
 HEAT_MAP_SIZE = 256
