@@ -106,11 +106,38 @@ def _cmd_model_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
-    from mofa_bench.reconstruct import load_trained_model, reconstruct
+    from mofa_bench.reconstruct import CodeModel, build_decoder, load_trained_model, reconstruct
 
-    model = load_trained_model(args.checkpoint, args.device, renderer=args.renderer)
-    print(f"checkpoint: {model.checkpoint} (step {model.step}, encoder {model.config.encoder.name}, "
-          f"{model.image_size} px crops, renderer {model.decoder.renderer.name}, device {model.device})")
+    fit = None
+    if args.method == "fit":
+        import dataclasses
+
+        from evaluation.baselines import method_builder
+        from mofa_bench.config import load_config
+        from mofa_bench.environment import resolve_device
+
+        if args.checkpoint is not None:
+            raise InputError("--checkpoint: --method fit uses no trained model (it fits each photo from the zero "
+                             "code); give --config for its face model, camera, renderer and loss")
+        config = load_config(args.config)
+        options = dict(config.method_options) if config.method == "fit" else {}
+        if args.fit_steps is not None:
+            options["steps"] = args.fit_steps
+        config = dataclasses.replace(config, method="fit", method_options=options)
+        device = resolve_device(args.device)
+        decoder = build_decoder(config, device, args.renderer)
+        fit = method_builder("fit")(config, decoder)
+        model = CodeModel(encode=fit.encode, decoder=decoder, image_size=config.camera.image_size, device=device)
+        print(f"fit: {fit.steps} Adam steps per photo from the zero code, {model.image_size} px crops, "
+              f"renderer {decoder.renderer.name}, device {device}")
+    else:
+        if args.checkpoint is None:
+            raise InputError("--checkpoint: required (a trained run), unless --method fit fits each photo instead")
+        if args.config is not None or args.fit_steps is not None:
+            raise InputError("--config and --fit-steps go with --method fit; a checkpoint brings its own config")
+        model = load_trained_model(args.checkpoint, args.device, renderer=args.renderer)
+        print(f"checkpoint: {model.checkpoint} (step {model.step}, encoder {model.config.encoder.name}, "
+              f"{model.image_size} px crops, renderer {model.decoder.renderer.name}, device {model.device})")
     print(f"face model: {model.decoder.model.summary()}")
     results = reconstruct(model, args.inputs, args.out, batch_size=args.batch_size, detector=args.detector,
                           allow_no_face=args.allow_no_face, mesh_formats=args.mesh_format, colors=args.colors,
@@ -120,24 +147,37 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         print(f"failed: {r.message}", file=sys.stderr)
     print(f"reconstructed {len(results) - len(failed)} of {len(results)} photos into {args.out} "
           f"(index: {Path(args.out) / 'reconstructions.csv'})")
+    if fit is not None and fit.last_fit is not None:
+        print(f"fit: {fit.last_fit_seconds_per_image:.3f} s per photo (last batch), loss "
+              f"{fit.last_fit.losses[0]:.4f} → {fit.last_fit.losses[-1]:.4f}")
     return 1 if failed else 0
 
 
 def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "reconstruct", help="photos → 257-d code, coloured mesh (.obj/.ply), overlay PNG",
-        description="Reconstruct faces with a trained encoder. Each photo is cropped around its face "
+        description="Reconstruct faces with a trained encoder (--checkpoint), or by fitting a code to each "
+                    "photo (--method fit: no trained model needed). Each photo is cropped around its face "
                     "(Haar cascade when OpenCV is installed, else the centre square with a warning) and "
                     "written as <stem>.obj/.ply, <stem>_overlay.png (crop | reconstruction | overlay), "
                     "<stem>_code.npz/.json, plus reconstructions.csv listing every photo. A photo that "
                     "fails is reported and the others still run; the exit status is 1 if any failed.",
     )
     p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
-    p.add_argument("--checkpoint", required=True,
-                   help="a checkpoint .pt from mofa-bench train, or its run directory (uses best.pt, else last.pt)")
+    p.add_argument("--method", default="encoder", choices=["encoder", "fit"],
+                   help="encoder: the trained encoder of --checkpoint; fit: optimise each photo's code from zero "
+                        "(Adam on the MoFA loss through the renderer) (default: %(default)s)")
+    p.add_argument("--checkpoint", default=None,
+                   help="a checkpoint .pt from mofa-bench train, or its run directory (uses best.pt, else last.pt); "
+                        "required for --method encoder")
+    p.add_argument("--config", default=None,
+                   help="--method fit: YAML config naming the face model, camera, renderer, loss and method_options "
+                        "(default: built-in defaults)")
+    p.add_argument("--fit-steps", type=int, default=None,
+                   help="--method fit: Adam steps per photo (default: method_options.steps, else 100)")
     p.add_argument("--out", default="out/reconstruct", help="output folder (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i] (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=16, help="photos per encoder batch (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=16, help="photos per batch (default: %(default)s)")
     p.add_argument("--detector", default="auto", choices=["auto", "haar", "none"],
                    help="face crops: auto = Haar if OpenCV is installed, none = centre square (default: %(default)s)")
     p.add_argument("--allow-no-face", action="store_true",
@@ -148,7 +188,9 @@ def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
                    help="vertex colours: albedo, or lit by the estimated illumination (default: %(default)s)")
     p.add_argument("--posed", action="store_true",
                    help="write camera-space vertices (head pose applied) instead of model space")
-    p.add_argument("--renderer", default=None, help="draw overlays with this renderer (default: the run's)")
+    p.add_argument("--renderer", default=None,
+                   help="draw overlays (and with --method fit, fit) with this renderer (default: the run's or "
+                        "the config's)")
     p.add_argument("--recursive", action="store_true", help="search folders recursively")
     p.set_defaults(func=_cmd_reconstruct)
 
