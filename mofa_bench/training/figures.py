@@ -6,9 +6,14 @@ from pathlib import Path
 
 _VAL_LABELS = {
     "photometric": "photometric error (RGB distance)",
-    "geometric_mm": "geometric error (mm)",
+    "geometric_mm": "geometric error, posed (mm)",
+    "geometric_model_mm": "geometric error, model space (mm)",
     "landmark_px": "landmark error (px)",
 }
+
+
+#: metrics.csv columns that are not loss terms.
+_NOT_TERMS = ("step", "loss", "samples_per_s", "skipped", "time_s")
 
 
 def plot_run_curves(run_dir: str | Path) -> list[Path]:
@@ -26,15 +31,23 @@ def plot_run_curves(run_dir: str | Path) -> list[Path]:
     metrics = run_dir / "metrics.csv"
     if metrics.exists():
         df = pd.read_csv(metrics)
+        # Every method logs its own terms; MoFA's are photo, landmark and reg.
+        terms = [c for c in df.columns if c not in _NOT_TERMS and df[c].notna().any()]
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
         axes[0].plot(df["step"], df["loss"], label="total")
-        axes[0].plot(df["step"], 1.92 * df["photo"], label="1.92 · E_photo", alpha=0.7)
+        for term in terms:
+            if term != "reg":
+                axes[0].plot(df["step"], df[term], label=f"E_{term}", alpha=0.7)
         axes[0].set_xlabel("step")
         axes[0].set_ylabel("training loss")
         axes[0].legend()
-        axes[1].plot(df["step"], df["reg"])
+        if "reg" in terms:
+            axes[1].plot(df["step"], df["reg"])
+            axes[1].set_ylabel("E_reg")
+        else:
+            axes[1].plot(df["step"], df["samples_per_s"])
+            axes[1].set_ylabel("samples/s")
         axes[1].set_xlabel("step")
-        axes[1].set_ylabel("E_reg")
         fig.suptitle(run_dir.name)
         fig.tight_layout()
         path = out_dir / "loss_curve.png"
