@@ -1,0 +1,101 @@
+"""Run directories → one tidy results table → ``results.csv`` and ``results.parquet``.
+
+Each finished or failed run leaves ``result.json`` (its row, written by
+:mod:`evaluation.suite.run`); a run that stopped without one (killed, out of memory,
+timed out) is rebuilt from ``cell.json`` and ``status.json`` with status ``error``.
+
+Columns, in order: :data:`ID_COLUMNS`; for every metric ``M`` in first-seen order ``M``,
+``M_ci_low``, ``M_ci_high``; :data:`RUN_COLUMNS`; then the environment columns of
+:func:`evaluation.results.rows.environment_columns` and ``timestamp``. A metric a run
+does not have (e.g. geometry for a method without codes) is empty.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from evaluation.results.rows import is_missing
+
+__all__ = [
+    "ID_COLUMNS",
+    "RUN_COLUMNS",
+    "base_row",
+    "collect_results",
+    "read_run_row",
+    "results_frame",
+    "write_results",
+]
+
+#: The run's coordinates, status and error (``""`` when none).
+ID_COLUMNS = ("run_id", "method", "renderer", "encoder", "landmark_loss", "seed", "protocol", "status", "error")
+#: Test set and measurements of the run.
+RUN_COLUMNS = ("test_size", "test_seed", "train_steps", "train_wall_s", "samples_per_s", "inference_ms_per_image",
+               "peak_mem_mb", "peak_mem_kind", "device")
+_CI_SUFFIXES = ("_ci_low", "_ci_high")
+
+
+def base_row(record: Mapping[str, Any], status: str, error: str = "") -> dict[str, Any]:
+    """The identity columns of a run from its ``cell.json`` record, with ``status`` and ``error``."""
+    values = record["values"]
+    return {"run_id": record["run_id"], "method": values["method"], "renderer": values["renderer"],
+            "encoder": values["encoder"], "landmark_loss": values["landmark_loss"], "seed": values["seed"],
+            "protocol": record["protocol"], "status": status, "error": error,
+            "test_size": record["test_size"], "test_seed": record["test_seed"]}
+
+
+def read_run_row(run_dir: str | Path) -> dict[str, Any] | None:
+    """The results row of one run directory, or ``None`` when the run never started."""
+    run_dir = Path(run_dir)
+    result, cell, status = run_dir / "result.json", run_dir / "cell.json", run_dir / "status.json"
+    if result.is_file():
+        return json.loads(result.read_text())
+    if not (cell.is_file() and status.is_file()):
+        return None
+    state = json.loads(status.read_text())
+    error = state.get("error") or "the run stopped without recording its end (killed, out of memory or timed out)"
+    return base_row(json.loads(cell.read_text()), "error", error.splitlines()[0][:300])
+
+
+def _ordered_columns(rows: list[dict[str, Any]]) -> list[str]:
+    seen: list[str] = []
+    for row in rows:
+        seen.extend(c for c in row if c not in seen)
+    metrics = [c for c in seen if f"{c}_ci_low" in seen]
+    taken = set(ID_COLUMNS) | set(RUN_COLUMNS) | {m + s for m in metrics for s in _CI_SUFFIXES} | set(metrics)
+    return ([c for c in ID_COLUMNS if c in seen] + [m + s for m in metrics for s in ("", *_CI_SUFFIXES)]
+            + [c for c in RUN_COLUMNS if c in seen] + [c for c in seen if c not in taken])
+
+
+def results_frame(rows: Iterable[dict[str, Any]]) -> Any:
+    """Rows → a pandas DataFrame in column order (integer columns nullable ``Int64``)."""
+    import pandas as pd
+
+    rows = list(rows)
+    columns = _ordered_columns(rows)
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in columns:
+        given = [row[column] for row in rows if column in row and not is_missing(row[column])]
+        if given and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in given):
+            frame[column] = frame[column].astype("Int64")
+        elif given and all(isinstance(v, str) for v in given):
+            frame[column] = frame[column].where(frame[column].notna(), "").astype(str)
+    return frame
+
+
+def collect_results(out: str | Path, run_ids: Iterable[str]) -> Any:
+    """The results table of the runs ``run_ids`` under ``<out>/runs`` (runs never started left out)."""
+    rows = [row for run_id in run_ids if (row := read_run_row(Path(out) / "runs" / run_id)) is not None]
+    return results_frame(rows)
+
+
+def write_results(frame: Any, out: str | Path) -> tuple[Path, Path]:
+    """Write ``<out>/results.csv`` and ``<out>/results.parquet``; returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, parquet_path = out / "results.csv", out / "results.parquet"
+    frame.to_csv(csv_path, index=False)
+    frame.to_parquet(parquet_path, index=False)
+    return csv_path, parquet_path
