@@ -210,18 +210,22 @@ def test_learned_decoder_trains_its_decoder_then_its_encoder(tiny_model_path, tm
     assert (run / "checkpoints" / "last.pt").exists() and row["train_steps"] == 4
 
 
-def test_fit_baseline_in_the_grid(tiny_model_path, tmp_path):
+def test_the_baselines_in_the_grid(tiny_model_path, tmp_path):
     baselines = pytest.importorskip("evaluation.baselines", reason="the baselines package is not here yet")
     try:
-        baselines.method_builder("fit")
-    except Exception as err:  # noqa: BLE001 - any failure means the fit baseline is not available
-        pytest.skip(f"no fit baseline: {err}")
-    suite = tiny_suite(tiny_model_path, grid={"method": ["mofa", "fit"]},
+        for name in ("conv_autoencoder", "learned_decoder", "fit"):
+            baselines.method_builder(name)
+    except Exception as err:  # noqa: BLE001 - any failure means a baseline is not available
+        pytest.skip(f"a baseline is missing: {err}")
+    suite = tiny_suite(tiny_model_path, grid={"method": ["conv_autoencoder", "learned_decoder", "fit"]},
                        cells=[{"match": {"method": "fit"}, "set": {"method_options": {"steps": 2}}}])
-    frame = run_suite(suite_from_dict(suite), tmp_path, progress=False)
-    assert frame["status"].tolist() == ["ok", "ok"], frame["error"].tolist()
-    fit = frame[frame["method"] == "fit"].iloc[0]
-    assert fit["train_steps"] == 0 and fit["geometric_mm"] > 0
+    frame = run_suite(suite_from_dict(suite), tmp_path, progress=False).set_index("method")
+    assert frame["status"].tolist() == ["ok"] * 3, frame["error"].tolist()
+    assert frame["train_steps"].to_dict() == {"conv_autoencoder": 2, "learned_decoder": 4, "fit": 0}
+    assert math.isnan(frame.loc["conv_autoencoder", "geometric_mm"])
+    assert frame.loc["learned_decoder", "geometric_mm"] > 0 and frame.loc["fit", "geometric_mm"] > 0
+    stage = tmp_path / "runs" / frame.loc["learned_decoder", "run_id"] / "stage_decoder" / "checkpoints" / "last.pt"
+    assert stage.is_file()
 
 
 def test_a_changed_cell_under_an_existing_run_is_an_error(tiny_model_path, tmp_path):
