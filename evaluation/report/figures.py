@@ -87,7 +87,7 @@ def plot_curves(suite: Suite, path: str | Path, x: str = "step",
                 ax.plot(stats["step"], stats["mean"], color=color, marker="o", markersize=3, label=series)
                 band = stats[stats["count"] > 1]
                 ax.fill_between(band["step"], band["mean"] - band["std"], band["mean"] + band["std"],
-                                color=color, alpha=0.2, linewidth=0)
+                                color=color, alpha=0.12, linewidth=0)
             else:
                 for i, frame in enumerate(frames):
                     frame = frame.dropna(subset=[x, metric]).sort_values(x)

@@ -62,22 +62,33 @@ _DASH = "–"
 
 
 def decimals_for(values: Sequence[float], spreads: Sequence[float] = ()) -> int:
-    """Decimals for a column: three significant digits of its largest ``|value|``, and at least two
-    of its smallest non-zero spread (standard deviation); 0 to 6, 3 without finite values."""
+    """Decimals for a column: three significant digits of its largest ``|value|``, or up to one more
+    to show two of its smallest non-zero spread (standard deviation); 0 to 6, 3 without finite values."""
 
     def exponent(xs: Sequence[float], pick: Any) -> int | None:
         finite = [abs(x) for x in xs if x is not None and math.isfinite(x) and x != 0]
         return math.floor(math.log10(pick(finite))) if finite else None
 
-    candidates = [2 - e for e in (exponent(values, max),) if e is not None]
-    candidates += [1 - e for e in (exponent(spreads, min),) if e is not None]
-    return int(min(6, max(0, *candidates))) if candidates else 3
+    value_e, spread_e = exponent(values, max), exponent(spreads, min)
+    if value_e is None and spread_e is None:
+        return 3
+    decimals = 2 - value_e if value_e is not None else 1 - spread_e
+    if value_e is not None and spread_e is not None:
+        decimals = max(decimals, min(1 - spread_e, decimals + 1))
+    return int(min(6, max(0, decimals)))
 
 
 def _signed(value: float, decimals: int) -> str:
     """``value`` with a sign and ``decimals`` decimals; a value that rounds to zero prints ``+0.0…``."""
     rounded = round(value, decimals)
     return f"{rounded if rounded != 0 else 0.0:+.{decimals}f}"
+
+
+def _spread(std: float, decimals: int) -> str:
+    """A standard deviation at ``decimals``; one that rounds to 0 but is not prints ``<0.0…1``."""
+    if std > 0 and round(std, decimals) == 0:
+        return f"<{10.0 ** -decimals:.{decimals}f}"
+    return f"{std:.{decimals}f}"
 
 
 def _numbers(frame: Any, column: str) -> Any:
@@ -132,7 +143,7 @@ def summary_records(summary: Any, metrics: Sequence[str] = HEADLINE_METRICS) -> 
             if (row["method"] in NO_GEOMETRY_METHODS and m != "photometric") or not math.isfinite(mean):
                 record[m] = _DASH
             else:
-                record[m] = f"{mean:.{d}f}" + (f" ± {std:.{d}f}" if math.isfinite(std) else "")
+                record[m] = f"{mean:.{d}f}" + (f" ± {_spread(std, d)}" if math.isfinite(std) else "")
         records.append(record)
     columns = (Column("series", "method · renderer"), Column("encoder", "encoder"),
                Column("landmark_loss", "landmark loss"), Column("seeds", "seeds ok", "s"),

@@ -220,6 +220,18 @@ class TestTables:
         assert decimals_for([math.nan]) == 3
         assert decimals_for([0.15, 0.1], [0.0019, 0.02]) == 4
         assert decimals_for([2.0], [0.5]) == 2
+        assert decimals_for([0.256], [0.00005]) == 4
+        assert decimals_for([], [0.02]) == 3
+
+
+def test_summary_prints_a_spread_below_its_decimals_as_an_upper_bound():
+    from evaluation.report.tables import summary_records
+
+    summary = pd.DataFrame([{"method": "mofa", "series": "MoFA · per_vertex", "encoder": "resnet18",
+                             "landmark_loss": "1", "runs": 2, "ok": 2, "photometric_mean": 0.2556,
+                             "photometric_std": 0.00001, "photometric_n": 2}])
+    records, _ = summary_records(summary, ("photometric",))
+    assert records[0]["photometric"] == "0.2556 ± <0.0001"
 
 
 class TestDocument:
