@@ -1,8 +1,9 @@
 """Run directories → one tidy results table → ``results.csv`` and ``results.parquet``.
 
 Each finished or failed run leaves ``result.json`` (its row, written by
-:mod:`evaluation.suite.run`); a run that stopped without one (killed, out of memory,
-timed out) is rebuilt from ``cell.json`` and ``status.json`` with status ``error``.
+:mod:`evaluation.suite.run`); a run without one is rebuilt from ``cell.json`` and
+``status.json``: status ``running`` while it runs (or when it was killed before its end
+could be recorded: running the suite again runs it again).
 
 Columns, in order: :data:`ID_COLUMNS`; for every metric ``M`` in first-seen order ``M``,
 ``M_ci_low``, ``M_ci_high``; :data:`RUN_COLUMNS`; then the environment columns of
@@ -55,6 +56,8 @@ def read_run_row(run_dir: str | Path) -> dict[str, Any] | None:
     if not (cell.is_file() and status.is_file()):
         return None
     state = json.loads(status.read_text())
+    if state.get("status") == "running":
+        return base_row(json.loads(cell.read_text()), "running")
     error = state.get("error") or "the run stopped without recording its end (killed, out of memory or timed out)"
     return base_row(json.loads(cell.read_text()), "error", error.splitlines()[0][:300])
 

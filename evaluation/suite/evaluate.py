@@ -48,9 +48,9 @@ __all__ = [
     "EVAL_BATCH",
     "Scores",
     "bootstrap_ci",
-    "evaluate_test_set",
     "draw_test_inputs",
     "draw_test_split",
+    "evaluate_test_set",
 ]
 
 #: Test images per evaluation batch.

@@ -87,20 +87,26 @@ def execute(tasks: Sequence[RunTask], executor: str, folder: str | Path, options
 def _submit(tasks: Sequence[RunTask], executor: str, folder: Path, options: Mapping[str, Any]) -> list[Any]:
     import submitit
 
-    if executor == "slurm":
-        ex: Any = submitit.AutoExecutor(folder=folder, cluster="slurm")
-        params = dict(options)
-    elif executor == "local_submitit":
-        ex = submitit.LocalExecutor(folder=folder)
-        params = {"timeout_min": options.get("timeout_min", LOCAL_SUBMITIT_TIMEOUT_MIN),
-                  "gpus_per_node": options.get("gpus_per_node", 0)}
-    else:
+    if executor not in ("slurm", "local_submitit"):
         raise ConfigError(f"executor: expected local, slurm or local_submitit, got {executor!r}")
+    try:
+        if executor == "slurm":
+            ex: Any = submitit.AutoExecutor(folder=folder, cluster="slurm")
+            params = dict(options)
+        else:
+            ex = submitit.LocalExecutor(folder=folder)
+            params = {"timeout_min": options.get("timeout_min", LOCAL_SUBMITIT_TIMEOUT_MIN),
+                      "gpus_per_node": options.get("gpus_per_node", 0)}
+    except (OSError, RuntimeError) as err:  # no Slurm here (submitit finds no srun)
+        raise ConfigError(f"executor: {executor}: {err}") from err
     try:
         ex.update_parameters(**params)
     except (NameError, ValueError, AssertionError) as err:
         raise ConfigError(f"slurm: submitit refused the options: {err}") from err
-    return list(ex.map_array(run_task, list(tasks)))
+    try:
+        return list(ex.map_array(run_task, list(tasks)))
+    except (OSError, RuntimeError) as err:  # sbatch failed or refused the jobs
+        raise ConfigError(f"executor: {executor}: submitting the runs failed ({type(err).__name__}: {err})") from err
 
 
 def _job_row(task: RunTask, job: Any) -> dict[str, Any]:

@@ -51,9 +51,13 @@ def plan_suite(spec: SuiteSpec, out: str | Path, only: str | None = None) -> lis
         ConfigError: a bad suite (see :func:`~evaluation.suite.expand.expand_suite`), an
             ``only`` matching nothing, or run directories made from other cells.
     """
+    return _plan(expand_suite(spec), out, only)
+
+
+def _plan(cells: list[Cell], out: str | Path, only: str | None) -> list[tuple[Cell, str]]:
     plan = []
     stale = []
-    for cell in select_cells(expand_suite(spec), only):
+    for cell in select_cells(cells, only):
         run_dir = run_dir_of(out, cell)
         recorded = run_dir / "cell.json"
         if recorded.is_file() and json.loads(recorded.read_text()) != json.loads(json.dumps(cell.record())):
@@ -85,7 +89,8 @@ def run_suite(spec: SuiteSpec, out: str | Path, only: str | None = None, device:
         The results table (pandas DataFrame), as written to ``results.csv``.
     """
     out = Path(out)
-    plan = plan_suite(spec, out, only)
+    cells = expand_suite(spec)
+    plan = _plan(cells, out, only)
     base_data = suite_config(spec)
     if device is not None:
         try:
@@ -96,7 +101,7 @@ def run_suite(spec: SuiteSpec, out: str | Path, only: str | None = None, device:
     write_suite(spec, out / "suite.yaml")
     base = config_from_dict(base_data)
     torch.save(draw_test_inputs(base, base.data.seed, spec.samples), out / "inputs.pt")
-    every_id = [cell.run_id for cell in expand_suite(spec)]
+    every_id = [cell.run_id for cell in cells]
     tasks = [RunTask(cell, str(run_dir_of(out, cell)), samples=spec.samples, device=device, progress=verbose)
              for cell, state in plan if state != "ok"]
 

@@ -197,7 +197,8 @@ def run_task(task: RunTask, builders: Mapping[str, MethodBuilder] | None = None)
     write_json(run_dir / "cell.json", record)
     started = timestamp()
     write_json(run_dir / "status.json", {"status": "running", "error": None, "started": started, "finished": None})
-    (run_dir / "error.log").unlink(missing_ok=True)
+    for stale in ("error.log", "result.json"):
+        (run_dir / stale).unlink(missing_ok=True)
     device = torch.device("cpu")
     try:
         device = resolve_device(task.device or task.cell.config["device"])

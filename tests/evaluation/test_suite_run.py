@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +15,8 @@ import torch
 import yaml
 from torch import nn
 
-from evaluation.suite.collect import ID_COLUMNS, RUN_COLUMNS
+from evaluation.suite.collect import ID_COLUMNS, RUN_COLUMNS, collect_results
+from evaluation.suite.expand import expand_suite
 from evaluation.suite.orchestrate import plan_suite, run_suite
 from evaluation.suite.spec import load_suite, suite_from_dict
 from mofa_bench.cli import main
@@ -241,6 +243,26 @@ def test_a_changed_cell_under_an_existing_run_is_an_error(tiny_model_path, tmp_p
     changed["set"]["optim.iterations"] = 3
     with pytest.raises(ConfigError, match=f"made from a different cell.*{cell.run_id}"):
         plan_suite(suite_from_dict(changed), tmp_path)
+
+
+def test_a_run_without_its_row_is_listed_by_its_status(tiny_model_path, tmp_path):
+    cell = expand_suite(suite_from_dict(tiny_suite(tiny_model_path)))[0]
+    run = tmp_path / "runs" / cell.run_id
+    run.mkdir(parents=True)
+    (run / "cell.json").write_text(json.dumps(cell.record()))
+    (run / "status.json").write_text(json.dumps({"status": "running", "error": None}))
+    frame = collect_results(tmp_path, [cell.run_id, "never-started"])
+    assert frame["run_id"].tolist() == [cell.run_id] and frame["status"].tolist() == ["running"]
+    (run / "status.json").write_text(json.dumps({"status": "error", "error": "MemoryError: out of memory\nmore"}))
+    row = collect_results(tmp_path, [cell.run_id]).iloc[0]
+    assert (row["status"], row["error"]) == ("error", "MemoryError: out of memory")
+
+
+@pytest.mark.skipif(shutil.which("srun") is not None, reason="Slurm is installed here")
+def test_the_slurm_executor_without_slurm_says_so(tiny_model_path, tmp_path):
+    spec = suite_from_dict(tiny_suite(tiny_model_path, executor="slurm", slurm={"slurm_partition": "gpu"}))
+    with pytest.raises(ConfigError, match="executor: slurm: .*srun"):
+        run_suite(spec, tmp_path, progress=False)
 
 
 def test_submitit_local_executor_runs_the_suite(tiny_model_path, tmp_path):
