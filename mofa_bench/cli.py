@@ -288,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     from evaluation.bench.command import register_cli as register_bench
 
     register_bench(sub)
+
+    from evaluation.suite.command import register_cli as register_suite
+
+    register_suite(sub)
     return parser
 
 
