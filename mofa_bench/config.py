@@ -384,7 +384,8 @@ _ConfigLoader.add_implicit_resolver(
 )
 
 
-def _parse_yaml(text: str) -> Any:
+def parse_yaml(text: str) -> Any:
+    """Parse config YAML: safe, YAML 1.2 floats, duplicate keys refused (raises ``yaml.YAMLError``)."""
     return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
 
 
@@ -407,7 +408,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            loaded = _parse_yaml(path.read_text())
+            loaded = parse_yaml(path.read_text())
         except yaml.YAMLError as err:
             raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
         data = loaded or {}
@@ -418,7 +419,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
             raise ConfigError(f"override {item!r}: expected key=value")
         key, raw = item.split("=", 1)
         try:
-            value = _parse_yaml(raw)
+            value = parse_yaml(raw)
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: value is not valid YAML") from err
         _set_dotted(data, key.strip(), value)

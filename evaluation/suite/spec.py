@@ -55,7 +55,7 @@ from typing import Any, Mapping
 import yaml
 
 from mofa_bench.config import METHOD_NAMES
-from mofa_bench.config import _parse_yaml as parse_config_yaml
+from mofa_bench.config import parse_yaml as parse_config_yaml
 from mofa_bench.errors import ConfigError
 
 __all__ = [
