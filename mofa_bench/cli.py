@@ -292,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     from evaluation.suite.command import register_cli as register_suite
 
     register_suite(sub)
+
+    from evaluation.report.command import register_cli as register_report
+
+    register_report(sub)
     return parser
 
 
