@@ -6,9 +6,9 @@ A cell's config is built in layers, each checked by the train config's own schem
 1. the ``base`` config, then the suite's ``set`` (the *suite config*);
 2. the grid point: ``method`` → ``method``, ``renderer`` → ``renderer.name``, ``encoder`` →
    ``encoder.name``, ``landmark_loss`` → ``loss.landmark`` (off: 0; on: the suite config's
-   weight, which must be > 0), ``seed`` → ``seed`` (initialisation) and ``data.seed`` = the
-   suite config's ``data.seed`` + seed (which training faces, in which order; the
-   validation faces follow ``data.seed`` too);
+   weight, which must be > 0), ``seed`` → ``seed`` (the initialisation and the order of
+   the training batches; the training, validation and test faces follow ``data.seed``
+   and are the same for every seed, so seeds differ only in what a run does with them);
 3. the ``set`` of every matching cell rule, in file order;
 4. at run time, each training stage's ``set`` (:func:`stage_config`).
 
@@ -146,7 +146,6 @@ def _grid_overrides(point: Mapping[str, Any], base: dict[str, Any]) -> dict[str,
         overrides["loss.landmark"] = weight if point["landmark_loss"] else 0.0
     if "seed" in point:
         overrides["seed"] = point["seed"]
-        overrides["data.seed"] = int(base["data"]["seed"]) + point["seed"]
     return overrides
 
 

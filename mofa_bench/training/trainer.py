@@ -108,6 +108,8 @@ class Trainer:
         self.skipped_total = 0
         self.train_time_s = 0.0
         """Wall time spent in training steps so far, s (carried across resumes)."""
+        self.order_seed = config.data.seed + 1_000_003 * config.seed
+        """Seed of the training batches' order: the data's, varied by the run's ``seed``."""
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.config.optim
@@ -258,7 +260,7 @@ class Trainer:
         window_start, window_samples = time.perf_counter(), 0
         started = time.perf_counter()
         while self.step < total_steps:
-            indices = batch_indices(self.step, bs, size, cfg.data.seed)
+            indices = batch_indices(self.step, bs, size, self.order_seed)
             step_start = time.perf_counter()
             batch = self.train_data.batch(indices).to(self.device)
             terms = self.train_step(batch)

@@ -35,6 +35,17 @@ class TestSchedule:
         assert not torch.equal(seen[:10], seen[10:20])
 
 
+def test_seed_varies_batch_order_and_weights_not_the_faces(tmp_path, tiny_model_path):
+    a = Trainer(_config(tmp_path, tiny_model_path, name="a"))
+    b = Trainer(_config(tmp_path, tiny_model_path, "seed=1", name="b"))
+    assert a.order_seed == a.config.data.seed  # seed 0 keeps the data's own order
+    assert not torch.equal(batch_indices(0, 8, 16, a.order_seed), batch_indices(0, 8, 16, b.order_seed))
+    assert torch.equal(a.val_data.batch(torch.arange(2)).images, b.val_data.batch(torch.arange(2)).images)
+    assert torch.equal(a.train_data.batch(torch.arange(2)).images, b.train_data.batch(torch.arange(2)).images)
+    head = [k for k in a.method.state_dict() if "conv1.weight" in k][0]
+    assert not torch.equal(a.method.state_dict()[head], b.method.state_dict()[head])
+
+
 class TestConfig:
     def test_unknown_key_is_named(self, tmp_path, tiny_model_path):
         with pytest.raises(ConfigError, match="optim.learning_rate: unknown key"):
