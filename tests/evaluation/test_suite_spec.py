@@ -141,9 +141,9 @@ class TestExpand:
         assert [c.config["loss"]["landmark"] for c in cells] == [0.0, 0.0, 1e-3, 1e-3]
         assert [c.values["landmark_loss"] for c in cells] == [0.0, 0.0, 1e-3, 1e-3]
 
-    def test_seed_sets_init_and_training_data_but_not_the_test_split(self, tiny_model_path):
+    def test_seed_sets_the_run_seed_and_keeps_the_faces(self, tiny_model_path):
         cells = _cells(tiny_model_path)
-        assert [(c.config["seed"], c.config["data"]["seed"]) for c in cells[:2]] == [(0, 1234), (1, 1235)]
+        assert [(c.config["seed"], c.config["data"]["seed"]) for c in cells[:2]] == [(0, 1234), (1, 1234)]
         assert {c.test_seed for c in cells} == {1234}
 
     def test_missing_axes_keep_the_base_values(self, tiny_model_path):
