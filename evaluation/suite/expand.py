@@ -196,6 +196,8 @@ def expand_suite(spec: SuiteSpec) -> list[Cell]:
     test_seed = int(base["data"]["seed"])
     cells: list[Cell] = []
     for point in expand_grid(spec.grid) if spec.grid else [{}]:
+        if any(all(point.get(axis, object()) in allowed for axis, allowed in item.items()) for item in spec.exclude):
+            continue
         label = ", ".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in point.items()) or "base"
         grid_overrides = _grid_overrides(point, base)
         data = _apply(base, grid_overrides, f"grid ({label})")

@@ -28,6 +28,10 @@ Keys (every other key is an error naming it):
 - ``grid``: lists of values per axis (:data:`AXES`); the cells are their product (see
   :mod:`evaluation.suite.expand` for what each axis sets). An axis left out keeps the
   base config's value.
+- ``exclude``: grid points to leave out, ``[{axis: value or [values]}, ...]``: a point is
+  dropped when every axis of one entry has one of its values (e.g. ``{method:
+  conv_autoencoder, renderer: pytorch3d}``: a method that renders nothing needs one
+  renderer only).
 - ``cells``: per-cell overrides, ``{match: {axis: value or [values]}, set: {...}, stages:
   [...]}``. **Every** rule whose ``match`` holds applies, in file order (a later rule wins
   on a key both set); of the matching rules with ``stages``, the last one gives them.
@@ -75,7 +79,7 @@ __all__ = [
 AXES: tuple[str, ...] = ("method", "renderer", "encoder", "landmark_loss", "seed")
 #: Where runs execute (see the module docstring).
 EXECUTORS: tuple[str, ...] = ("local", "slurm", "local_submitit")
-_TOP_KEYS = ("name", "base", "set", "grid", "cells", "samples", "executor", "slurm")
+_TOP_KEYS = ("name", "base", "set", "grid", "exclude", "cells", "samples", "executor", "slurm")
 _RULE_KEYS = ("match", "set", "stages")
 _STAGE_KEYS = ("name", "set", "previous_checkpoint")
 
@@ -135,6 +139,7 @@ class SuiteSpec:
         base: absolute path of the base train config, or ``None`` for the defaults.
         overrides: dotted config keys set for every cell (the YAML ``set``).
         grid: ``{axis: values}`` of the axes given, in :data:`AXES` order;
+        exclude: grid points left out (``{axis: allowed values}`` each);
             ``landmark_loss`` values are ``False``/``True``.
         cells: per-cell override rules, in file order.
         samples: test images kept for the report (≥ 1).
@@ -146,6 +151,7 @@ class SuiteSpec:
     base: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    exclude: tuple[dict[str, tuple[Any, ...]], ...] = ()
     cells: tuple[CellRule, ...] = ()
     samples: int = 6
     executor: str = "local"
@@ -247,6 +253,23 @@ def _stages(key: str, value: Any) -> tuple[Stage, ...]:
     return tuple(stages)
 
 
+def _axis_match(where: str, value: Any) -> dict[str, tuple[Any, ...]]:
+    """``{axis: value or [values]}`` → ``{axis: (values, ...)}``, each axis and value checked."""
+    match: dict[str, tuple[Any, ...]] = {}
+    for axis, allowed in _mapping(where, value).items():
+        if axis not in AXES:
+            raise ConfigError(f"{where}.{axis}: unknown axis; known axes: {', '.join(AXES)}")
+        options = allowed if isinstance(allowed, list) else [allowed]
+        match[axis] = tuple(_axis_value(f"{where}.{axis}", axis, v) for v in options)
+    return match
+
+
+def _exclude(value: Any) -> tuple[dict[str, tuple[Any, ...]], ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"exclude: expected a list of {{axis: values}} mappings, got {value!r}")
+    return tuple(_axis_match(f"exclude[{i}]", item) for i, item in enumerate(value))
+
+
 def _rules(value: Any) -> tuple[CellRule, ...]:
     if not isinstance(value, list):
         raise ConfigError(f"cells: expected a list of {{match, set, stages}} rules, got {value!r}")
@@ -257,12 +280,7 @@ def _rules(value: Any) -> tuple[CellRule, ...]:
         _known(where, data, _RULE_KEYS)
         if "match" not in data:
             raise ConfigError(f"{where}.match: required (the axis values the rule applies to)")
-        match: dict[str, tuple[Any, ...]] = {}
-        for axis, allowed in _mapping(f"{where}.match", data["match"]).items():
-            if axis not in AXES:
-                raise ConfigError(f"{where}.match.{axis}: unknown axis; known axes: {', '.join(AXES)}")
-            options = allowed if isinstance(allowed, list) else [allowed]
-            match[axis] = tuple(_axis_value(f"{where}.match.{axis}", axis, v) for v in options)
+        match = _axis_match(f"{where}.match", data["match"])
         if "set" not in data and "stages" not in data:
             raise ConfigError(f"{where}: expected 'set' and/or 'stages'")
         stages = _stages(f"{where}.stages", data["stages"]) if "stages" in data else None
@@ -335,6 +353,7 @@ def suite_from_dict(data: Any, name: str = "suite", folder: Path | None = None) 
         base=_base_path(data.get("base"), folder),
         overrides=_overrides("set", data.get("set", {})),
         grid=_grid(data.get("grid", {})),
+        exclude=_exclude(data.get("exclude", [])),
         cells=_rules(data.get("cells", [])),
         samples=samples,
         executor=executor,
@@ -385,6 +404,7 @@ def suite_to_dict(spec: SuiteSpec) -> dict[str, Any]:
         "base": str(spec.base) if spec.base else None,
         "set": dict(spec.overrides),
         "grid": {axis: [plain(axis, v) for v in values] for axis, values in spec.grid.items()},
+        "exclude": [{a: [plain(a, v) for v in vs] for a, vs in item.items()} for item in spec.exclude],
         "cells": rules,
         "samples": spec.samples,
         "executor": spec.executor,

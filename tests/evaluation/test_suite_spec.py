@@ -207,3 +207,22 @@ class TestBootstrap:
         ci = bootstrap_ci({"c": torch.full((10,), 3.0), "n": torch.full((10,), float("nan"))}, resamples=20)
         assert ci["c"] == (3.0, 3.0)
         assert all(v != v for v in ci["n"])
+
+
+class TestExclude:
+    def test_excluded_points_are_left_out(self, tiny_model_path):
+        cells = _cells(tiny_model_path, grid={"method": ["mofa", "conv_autoencoder"],
+                                              "renderer": ["per_vertex", "pytorch3d"], "seed": [0]},
+                       exclude=[{"method": "conv_autoencoder", "renderer": ["pytorch3d"]}])
+        assert sorted(c.run_id.rsplit("-", 3)[0] for c in cells) == [
+            "conv_autoencoder-per_vertex", "mofa-per_vertex", "mofa-pytorch3d"]
+
+    def test_bad_exclude_names_the_key(self, tiny_model_path):
+        with pytest.raises(ConfigError, match=r"exclude\[0\].renderr: unknown axis"):
+            _cells(tiny_model_path, exclude=[{"renderr": "pytorch3d"}])
+        with pytest.raises(ConfigError, match="exclude: expected a list"):
+            _cells(tiny_model_path, exclude={"renderer": "pytorch3d"})
+
+    def test_round_trip_keeps_exclude(self, tiny_model_path):
+        spec = suite_from_dict(_suite(tiny_model_path, exclude=[{"seed": 1}]))
+        assert suite_from_dict(suite_to_dict(spec)).exclude == spec.exclude
