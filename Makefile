@@ -8,15 +8,20 @@ OUT ?= out
 setup:
 	bash scripts/setup.sh
 
-# The main job: the face model's contact sheet, a 300-step CPU training run on synthetic
-# faces (resumed if it is already there), and a reconstruction of scikit-image's astronaut.
+# The main job: the face model's contact sheet, then the quick study — MoFA through every
+# renderer that trains on a CPU and the paper's baselines, trained and scored on the same
+# synthetic faces (resumed where runs have finished) — and its report, then a reconstruction
+# of scikit-image's astronaut with the MoFA run and with per-image optimisation.
 ASTRONAUT = $$($(PY) -c "import os, skimage; print(os.path.join(os.path.dirname(skimage.__file__), 'data', 'astronaut.png'))")
+QUICK_MOFA = $(OUT)/runs/quick/runs/mofa-per_vertex-resnet18-land1-s0
 
 demo: setup
 	$(VENV)/bin/mofa-bench info
 	$(VENV)/bin/mofa-bench contact-sheet --out $(OUT)/contact_sheet.png --mesh $(OUT)/mean_face
-	$(VENV)/bin/mofa-bench train --config configs/train_synthetic.yaml --out $(OUT)/runs --name demo --resume
-	$(VENV)/bin/mofa-bench reconstruct $(ASTRONAUT) --checkpoint $(OUT)/runs/demo --out $(OUT)/reconstruct
+	$(VENV)/bin/mofa-bench suite configs/suites/quick.yaml --out $(OUT)/runs/quick --device cpu
+	$(VENV)/bin/mofa-bench report $(OUT)/runs/quick --out $(OUT)/quick_report
+	$(VENV)/bin/mofa-bench reconstruct $(ASTRONAUT) --checkpoint $(QUICK_MOFA) --out $(OUT)/reconstruct
+	$(VENV)/bin/mofa-bench reconstruct $(ASTRONAUT) --method fit --config configs/train_quick.yaml --out $(OUT)/reconstruct_fit
 
 # Default test run: fast CPU tests (slow ones are opt-in). pytest exits 5 when it
 # collects no tests; that is a failure here, not a pass.

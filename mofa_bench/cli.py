@@ -4,8 +4,9 @@
 all three (lazily, inside each subcommand), e.g. to give the trainer the ``evaluation``
 package's validator.
 
-Subcommands: ``info``, ``contact-sheet``, ``model export``, ``train``, ``reconstruct``, ``bench renderers``,
-``bench train``, ``bench report``. Run ``mofa-bench <command> --help`` for each one's options.
+Subcommands: ``info``, ``contact-sheet``, ``model export``, ``train``, ``reconstruct``, ``suite``,
+``report``, ``bench renderers|train|profile|pytorch3d-bins|report``. Run ``mofa-bench <command>
+--help`` for each one's options.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ _EPILOG = """examples:
   mofa-bench model export --out out/model
   mofa-bench train --config configs/train_synthetic.yaml --renderer per_vertex
   mofa-bench reconstruct photo.jpg --checkpoint runs/synthetic_resnet18
+  mofa-bench reconstruct photo.jpg --method fit
+  mofa-bench suite configs/suites/quick.yaml --out runs/quick
+  mofa-bench report runs/quick
   mofa-bench bench renderers --device cpu --quick --backends per_vertex
   mofa-bench bench train --device cuda --encoders alexnet --batches 5,64
   mofa-bench bench report reports/bench/renderers_cpu.csv

@@ -226,3 +226,13 @@ class TestExclude:
     def test_round_trip_keeps_exclude(self, tiny_model_path):
         spec = suite_from_dict(_suite(tiny_model_path, exclude=[{"seed": 1}]))
         assert suite_from_dict(suite_to_dict(spec)).exclude == spec.exclude
+
+
+def test_shipped_quick_suite_has_every_cpu_renderer_and_each_baseline_once():
+    cells = expand_suite(load_suite(ROOT / "configs" / "suites" / "quick.yaml"))
+    ids = [c.run_id for c in cells]
+    assert ids == ["mofa-per_vertex-resnet18-land1-s0", "mofa-pytorch3d-resnet18-land1-s0",
+                   "conv_autoencoder-per_vertex-resnet18-land1-s0", "learned_decoder-per_vertex-resnet18-land1-s0",
+                   "fit-per_vertex-resnet18-land1-s0"]
+    assert cells[1].config["renderer"]["options"]["faces_per_pixel"] == 4
+    assert {c.test_size for c in cells} == {48}
