@@ -236,3 +236,8 @@ def test_shipped_quick_suite_has_every_cpu_renderer_and_each_baseline_once():
                    "fit-per_vertex-resnet18-land1-s0"]
     assert cells[1].config["renderer"]["options"]["faces_per_pixel"] == 4
     assert {c.test_size for c in cells} == {48}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "suites").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_suite_expands(path):
+    assert expand_suite(load_suite(path))
