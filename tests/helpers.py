@@ -6,6 +6,7 @@ without ``mofa_bench``; :func:`tiny_face_model` imports it when called.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -90,3 +91,20 @@ def tiny_face_model(subdivisions: int = 1, dtype: torch.dtype = torch.float64, s
         landmark_indices=torch.as_tensor(landmarks, dtype=torch.int64),
         name="tiny",
     )
+
+
+#: Overrides of :func:`tiny_train_config`: a training run of a few seconds on the CPU.
+TINY_TRAIN_OVERRIDES = (
+    "camera.image_size=64", "encoder.name=resnet18", "optim.optimizer=adamw", "optim.lr=0.001",
+    "optim.batch_size=2", "optim.iterations=4", "data.train_size=16", "data.val_size=4",
+    "data.backgrounds={photo: 0.0}", "log_every=1", "val_every=2", "sample_every=4", "checkpoint_every=2",
+    "progress=false", "num_val_images=2",
+)
+
+
+def tiny_train_config(out_dir: Path, model_path: Path, *overrides: str, **direct):
+    """A train config on the CPU for the face model at ``model_path`` (later ``overrides`` win)."""
+    from mofa_bench.config import load_config
+
+    base = [f"model.source={model_path}", *TINY_TRAIN_OVERRIDES]
+    return load_config(None, base + list(overrides), device="cpu", out_dir=str(out_dir), **direct)

@@ -28,7 +28,7 @@ from evaluation.baselines import (
 from evaluation.validation import evaluate_batch
 from mofa_bench import CODE_DIM, Camera, MoFADecoder
 from mofa_bench.cli import main
-from mofa_bench.config import load_config
+from helpers import tiny_train_config
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights
@@ -45,14 +45,9 @@ NEAR_PRIOR = CodePrior(yaw_deg=10.0, pitch_deg=5.0, roll_deg=5.0, translation_st
 
 
 def _config(tmp_path: Path, model_path: Path, *overrides: str, **direct):
-    base = [
-        f"model.source={model_path}", "camera.image_size=64", "encoder.name=resnet18",
-        "optim.optimizer=adamw", "optim.lr=0.001", "optim.batch_size=2", "optim.iterations=1",
-        "data.train_size=4", "data.val_size=2", "data.backgrounds={photo: 0.0}",
-        "log_every=1", "val_every=1", "sample_every=1", "checkpoint_every=1", "progress=false",
-        "num_val_images=2",
-    ]
-    return load_config(None, base + list(overrides), device="cpu", out_dir=str(tmp_path), **direct)
+    one_step = ("optim.iterations=1", "data.train_size=4", "data.val_size=2", "val_every=1", "sample_every=1",
+                "checkpoint_every=1")
+    return tiny_train_config(tmp_path, model_path, *one_step, *overrides, **direct)
 
 
 def _decoder(model, renderer: str = "per_vertex", size: int = 32) -> MoFADecoder:

@@ -6,6 +6,7 @@ import torch
 import yaml
 
 from evaluation.validation import validate
+from helpers import tiny_train_config
 from mofa_bench.config import config_to_dict, load_config
 from mofa_bench.errors import CheckpointError, ConfigError, TrainingDivergedError
 from mofa_bench.training import Trainer, load_checkpoint, save_checkpoint
@@ -16,14 +17,7 @@ CPU_RENDERERS = [name for name, state in available_renderers("cpu").items() if s
 
 
 def _config(tmp_path: Path, model_path: Path, *overrides: str, **direct):
-    base = [
-        f"model.source={model_path}", "camera.image_size=64", "encoder.name=resnet18",
-        "optim.optimizer=adamw", "optim.lr=0.001", "optim.batch_size=2", "optim.iterations=4",
-        "data.train_size=16", "data.val_size=4", "data.backgrounds={photo: 0.0}",
-        "log_every=1", "val_every=2", "sample_every=4", "checkpoint_every=2", "progress=false",
-        "num_val_images=2",
-    ]
-    return load_config(None, base + list(overrides), device="cpu", out_dir=str(tmp_path), **direct)
+    return tiny_train_config(tmp_path, model_path, *overrides, **direct)
 
 
 class TestSchedule:
