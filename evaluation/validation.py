@@ -2,7 +2,8 @@
 
 :func:`validate` is the trainer's validator (``Trainer(config, validator=validate)``): it
 asks the method for its reconstructions and scores them with
-:func:`evaluation.protocol.evaluate_codes` — every metric whose ground truth the data has,
+:func:`evaluation.protocol.evaluate_codes`, every method's codes drawn by one renderer
+(:data:`SCORING_RENDERER`) — every metric whose ground truth the data has,
 and the per-code-part diagnostics on synthetic data. A method without codes (e.g. a
 convolutional autoencoder) gets the photometric error only.
 """
@@ -16,17 +17,40 @@ import torch
 from evaluation.code_parts import CODE_PARTS, summarize_code_part_errors
 from evaluation.metrics import photometric_error
 from evaluation.protocol import evaluate_codes
+from mofa_bench.decoder import MoFADecoder
 from mofa_bench.training.method import Method, code_decoder
+from renderers import get_renderer
+
+
+#: The renderer that draws every method's codes for the photometric error, whatever the
+#: method trained through: the same hard z-buffer image for every renderer, so a
+#: renderer's own drawing (soft coverage, antialiasing) does not change its score.
+SCORING_RENDERER = "per_vertex"
+
+
+def scoring_decoder(decoder: MoFADecoder) -> MoFADecoder:
+    """``decoder``'s face model and camera with the :data:`SCORING_RENDERER`."""
+    if decoder.renderer.name == SCORING_RENDERER:
+        return decoder
+    return MoFADecoder(decoder.model, decoder.camera, renderer=get_renderer(SCORING_RENDERER, decoder.model.device),
+                       ambient_offset=decoder.ambient_offset)
 
 
 def evaluate_batch(method: Method, batch: Any) -> dict[str, torch.Tensor]:
-    """Per-sample metrics ``{name: (B,)}`` of the method's reconstruction of one batch."""
+    """Per-sample metrics ``{name: (B,)}`` of the method's reconstruction of one batch.
+
+    A method with codes is scored by :func:`~evaluation.protocol.evaluate_codes` through
+    :func:`scoring_decoder` (its codes drawn by :data:`SCORING_RENDERER`); a method
+    without codes by the photometric error of its own images over their mask.
+    """
     rec = method.reconstruct(batch.images)
     decoder = code_decoder(method)
     if rec.code is None or decoder is None:
         drawn = rec.image + (1 - rec.mask) * batch.images
         return {"photometric": photometric_error(drawn, batch.images, rec.mask)}
-    return evaluate_codes(decoder, rec.code, batch, rendered=(rec.image, rec.mask))
+    scorer = scoring_decoder(decoder)
+    rendered = (rec.image, rec.mask) if scorer is decoder else None
+    return evaluate_codes(scorer, rec.code, batch, rendered=rendered)
 
 
 def summarize(per_sample: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -27,6 +27,7 @@ from evaluation.report.tables import (
     summary_records,
 )
 from evaluation.results.report import Column
+from evaluation.validation import SCORING_RENDERER
 
 __all__ = ["FIGURE_DIR", "ReportFiles", "build_report", "default_bench_csvs", "write_report"]
 
@@ -109,7 +110,9 @@ def _errors(suite: Suite) -> list[Block]:
             f"Each run's number is its mean over the {_test_set(suite.results)}; a cell gives mean ± standard "
             "deviation over the seeds that finished (no ± with one seed). Lower is better.",
             "Photometric error: mean RGB distance over the region the reconstruction covers (its mask), so a "
-            "method covering less of the image is compared on less of it.",
+            "method covering less of the image is compared on less of it. Codes are drawn for it by one renderer "
+            f"({SCORING_RENDERER}'s z-buffer) whatever the run trained through; the conv autoencoder's own "
+            "images cover the whole image.",
             "Geometric error: mean posed vertex distance to the ground-truth face, mm; landmark error: mean 2D "
             "distance of the landmarks, px.",
             "The conv autoencoder has no geometry (it predicts pixels, not a face): its geometric and landmark "

@@ -198,3 +198,18 @@ def test_codes_of_the_wrong_shape_are_a_clear_error(decoder):
 
     with pytest.raises(InputError, match="codes"):
         evaluate_codes(decoder, torch.zeros(3, CODE_DIM, dtype=torch.float64), _batch(decoder, codes))
+
+
+def test_every_renderer_is_scored_through_the_same_drawing(tiny_model):
+    # The photometric error of a code must not depend on the renderer a method trained through.
+    from helpers import renderer_or_skip
+
+    codes = _random_codes(2)
+    batch = _batch(MoFADecoder(tiny_model, Camera(64)), codes)
+    soft = renderer_or_skip("pytorch3d", "cpu", {"blur_radius": 2.0, "faces_per_pixel": 4, "sigma": 0.5})
+    scores = {}
+    for name, renderer in (("per_vertex", "per_vertex"), ("pytorch3d", soft)):
+        decoder = MoFADecoder(tiny_model, Camera(64), renderer=renderer)
+        scores[name] = validate(_Oracle(decoder, codes), _Dataset(batch), torch.device("cpu"))
+    assert scores["pytorch3d"]["photometric"] == pytest.approx(scores["per_vertex"]["photometric"], abs=1e-9)
+    assert scores["per_vertex"]["photometric"] == pytest.approx(0.0, abs=1e-6)
