@@ -151,7 +151,20 @@ def _costs(suite: Suite) -> list[Block]:
         return []
     records, columns = cost_records(suite.results)
     return [Heading("Cost"), Paragraph("Means over the finished seeds of each configuration."),
-            Table(tuple(records), columns)]
+            Table(tuple(records), columns), *_decoder_fidelity(suite)]
+
+
+def _decoder_fidelity(suite: Suite) -> list[Block]:
+    """The learned decoders' drawing of the test codes against the analytic decoder's (Fig. 13 a)."""
+    if "decoder_fidelity" not in suite.results.columns:
+        return []
+    rows = suite.results.dropna(subset=["decoder_fidelity"])
+    if rows.empty:
+        return []
+    parts = [f"{row.run_id}: {row.decoder_fidelity:.3f} over the face, {row.decoder_fidelity_image:.3f} over the "
+             f"whole image" for row in rows.itertuples()]
+    return [Paragraph("Learned decoder fidelity — mean RGB distance between the learned decoder's and the analytic "
+                      "decoder's drawing of the test codes: " + "; ".join(parts) + ".")]
 
 
 def _figure_or_note(path: Path | None, caption: str, missing: str) -> list[Block]:

@@ -39,10 +39,11 @@ from typing import Any, Mapping
 
 import torch
 
+from evaluation.baselines.learned_decoder import EncoderStage, decoder_fidelity
 from evaluation.bench.measure import PeakMemory, free_device_memory
 from evaluation.results.rows import environment_columns, error_note, timestamp
 from evaluation.suite.collect import base_row
-from evaluation.suite.evaluate import evaluate_test_set
+from evaluation.suite.evaluate import draw_test_split, evaluate_test_set
 from evaluation.suite.expand import Cell, stage_config
 from evaluation.suite.spec import Stage
 from evaluation.validation import validate
@@ -181,6 +182,22 @@ def _peak_mb(memory: PeakMemory) -> tuple[float, str]:
     return value, memory.kind
 
 
+def _decoder_fidelity(trained: _Trained, test_seed: int) -> dict[str, float]:
+    """A learned decoder's drawing of the test codes against the analytic decoder's.
+
+    Only for the encoder stage of a ``learned_decoder`` run (the paper's Fig. 13 (a)):
+    ``decoder_fidelity`` is the mean RGB distance over the analytic face's region,
+    ``decoder_fidelity_image`` over the whole image; empty for every other method.
+    """
+    if not isinstance(trained.method, EncoderStage):
+        return {}
+    test = draw_test_split(trained.decoder, trained.config, test_seed)
+    codes = test.batch(torch.arange(len(test))).codes.to(trained.decoder.model.device)
+    out = decoder_fidelity(trained.method.learned, trained.decoder, codes)
+    return {"decoder_fidelity": float(out["photometric"].mean()),
+            "decoder_fidelity_image": float(out["photometric_image"].mean())}
+
+
 def run_task(task: RunTask, builders: Mapping[str, MethodBuilder] | None = None) -> dict[str, Any]:
     """Run one cell (see the module docstring) and return its results row.
 
@@ -207,6 +224,7 @@ def run_task(task: RunTask, builders: Mapping[str, MethodBuilder] | None = None)
         trained = _train(task, builders)
         scores = evaluate_test_set(trained.method, trained.decoder, trained.config, task.cell.test_seed,
                                    task.samples, run_dir)
+        fidelity = _decoder_fidelity(trained, task.cell.test_seed)
     except BaseException as err:
         finished = timestamp()
         (run_dir / "error.log").write_text(traceback.format_exc())
@@ -230,7 +248,7 @@ def run_task(task: RunTask, builders: Mapping[str, MethodBuilder] | None = None)
         **base_row(record, "ok"), **metrics, "test_size": scores.size,
         "train_steps": trained.steps, "train_wall_s": trained.seconds,
         "samples_per_s": trained.images / trained.seconds if trained.seconds > 0 else math.nan,
-        "inference_ms_per_image": scores.inference_ms_per_image, "peak_mem_mb": peak_mb,
+        "inference_ms_per_image": scores.inference_ms_per_image, **fidelity, "peak_mem_mb": peak_mb,
         "peak_mem_kind": peak_kind, "device": str(device), **environment_columns(device), "timestamp": finished,
     }
     write_json(run_dir / "result.json", row)

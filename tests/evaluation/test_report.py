@@ -426,3 +426,18 @@ def test_report_html_figures_decode_in_chromium(report):
             browser.close()
     assert len(widths) == len(report.figures)
     assert all(w > 0 for w in widths), widths
+
+
+def test_learned_decoder_fidelity_is_reported_when_present():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from evaluation.report.build import _decoder_fidelity
+    from evaluation.report.document import to_markdown
+
+    results = pd.DataFrame({"run_id": ["learned_decoder-a", "mofa-b"], "decoder_fidelity": [0.0421, float("nan")],
+                            "decoder_fidelity_image": [0.0153, float("nan")]})
+    text = to_markdown(_decoder_fidelity(SimpleNamespace(results=results)), ".")
+    assert "learned_decoder-a: 0.042 over the face, 0.015 over the whole image" in text and "mofa-b" not in text
+    assert _decoder_fidelity(SimpleNamespace(results=results.drop(columns=["decoder_fidelity"]))) == []
