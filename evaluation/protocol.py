@@ -75,9 +75,9 @@ def evaluate_codes(decoder: MoFADecoder, codes: torch.Tensor, batch: Any,
     drawn = face + (1 - mask) * batch.images
     out = {"photometric": photometric_error(drawn, batch.images, mask)}
     if batch.codes is not None:
-        true = decoder.form(batch.codes.to(codes.dtype))
-        out.update(_geometry(formed, true))
-        out.update(code_part_errors(codes, batch.codes.to(codes.dtype)))
+        true_codes = batch.codes.to(codes.dtype)
+        out.update(_geometry(formed, decoder.form(true_codes)))
+        out.update(code_part_errors(codes, true_codes))
     elif batch.vertices is not None:
         out["geometric_model_mm"] = geometric_error(formed.vertices, batch.vertices.to(codes.dtype))
     if batch.landmarks is not None:

@@ -17,9 +17,7 @@ import torch
 from evaluation.code_parts import CODE_PARTS, summarize_code_part_errors
 from evaluation.metrics import photometric_error
 from evaluation.protocol import evaluate_codes
-from mofa_bench.decoder import MoFADecoder
 from mofa_bench.training.method import Method, code_decoder
-from renderers import get_renderer
 
 
 #: The renderer that draws every method's codes for the photometric error, whatever the
@@ -28,19 +26,11 @@ from renderers import get_renderer
 SCORING_RENDERER = "per_vertex"
 
 
-def scoring_decoder(decoder: MoFADecoder) -> MoFADecoder:
-    """``decoder``'s face model and camera with the :data:`SCORING_RENDERER`."""
-    if decoder.renderer.name == SCORING_RENDERER:
-        return decoder
-    return MoFADecoder(decoder.model, decoder.camera, renderer=get_renderer(SCORING_RENDERER, decoder.model.device),
-                       ambient_offset=decoder.ambient_offset)
-
-
 def evaluate_batch(method: Method, batch: Any) -> dict[str, torch.Tensor]:
     """Per-sample metrics ``{name: (B,)}`` of the method's reconstruction of one batch.
 
-    A method with codes is scored by :func:`~evaluation.protocol.evaluate_codes` through
-    :func:`scoring_decoder` (its codes drawn by :data:`SCORING_RENDERER`); a method
+    A method with codes is scored by :func:`~evaluation.protocol.evaluate_codes`, its
+    codes drawn by :data:`SCORING_RENDERER`; a method
     without codes by the photometric error of its own images over their mask.
     """
     rec = method.reconstruct(batch.images)
@@ -48,7 +38,7 @@ def evaluate_batch(method: Method, batch: Any) -> dict[str, torch.Tensor]:
     if rec.code is None or decoder is None:
         drawn = rec.image + (1 - rec.mask) * batch.images
         return {"photometric": photometric_error(drawn, batch.images, rec.mask)}
-    scorer = scoring_decoder(decoder)
+    scorer = decoder.with_renderer(SCORING_RENDERER)
     rendered = (rec.image, rec.mask) if scorer is decoder else None
     return evaluate_codes(scorer, rec.code, batch, rendered=rendered)
 

@@ -389,6 +389,25 @@ def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
 
 
+def read_yaml_file(path: str | Path, what: str) -> Any:
+    """A YAML file parsed by :func:`parse_yaml`.
+
+    Args:
+        path: the file.
+        what: how errors name it (``"config file"``, ``"suite file"``).
+
+    Raises:
+        ConfigError: the file is missing or is not valid YAML (a key given twice included).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    try:
+        return parse_yaml(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{what} {path} is not valid YAML: {err}") from err
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None,
                 **direct: Any) -> TrainConfig:
     """Load a YAML config, apply ``key=value`` overrides and direct keyword overrides.
@@ -405,13 +424,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            loaded = parse_yaml(path.read_text())
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
-        data = loaded or {}
+        data = read_yaml_file(path, "config file") or {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
     for item in overrides or []:

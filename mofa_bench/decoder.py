@@ -50,6 +50,21 @@ class MoFADecoder(nn.Module):
         self.model = dataclasses.replace(self.model, **changes)
         return self
 
+    def with_renderer(self, renderer: str) -> "MoFADecoder":
+        """This decoder's face model, camera and ambient offset with another backend.
+
+        ``self`` when it already uses ``renderer``; the new backend is made for the
+        model's device (e.g. the backend that draws synthetic data, or the one that
+        scores every method's codes).
+
+        Raises:
+            InputError, RendererUnavailableError: as :func:`renderers.get_renderer`.
+        """
+        if self.renderer.name == renderer:
+            return self
+        return MoFADecoder(self.model, self.camera, renderer=get_renderer(renderer, self.model.device),
+                           ambient_offset=self.ambient_offset)
+
     def form(self, code: torch.Tensor) -> FormedFace:
         """Image formation for ``(B, 257)`` codes on the model's device and dtype.
 

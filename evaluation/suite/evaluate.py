@@ -85,11 +85,7 @@ def draw_test_split(model_decoder: MoFADecoder, config: TrainConfig, test_seed: 
         config: the run's config (``data``: size, prior, backgrounds, drawing renderer).
         test_seed: ``data.seed`` of the test split.
     """
-    from renderers import get_renderer
-
-    device = model_decoder.model.device
-    drawer = MoFADecoder(model_decoder.model, model_decoder.camera,
-                         renderer=get_renderer(config.data.synthetic_renderer, device))
+    drawer = model_decoder.with_renderer(config.data.synthetic_renderer)
     return synthetic_split(drawer, dataclasses.replace(config.data, seed=test_seed), "test")
 
 

@@ -59,7 +59,7 @@ from typing import Any, Mapping
 import yaml
 
 from mofa_bench.config import METHOD_NAMES
-from mofa_bench.config import parse_yaml as parse_config_yaml
+from mofa_bench.config import read_yaml_file
 from mofa_bench.errors import ConfigError
 
 __all__ = [
@@ -369,12 +369,7 @@ def load_suite(path: str | Path) -> SuiteSpec:
             file and the key path).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"suite file {path} does not exist")
-    try:
-        data = parse_config_yaml(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"suite file {path} is not valid YAML: {err}") from err
+    data = read_yaml_file(path, "suite file")
     try:
         return suite_from_dict(data, name=path.stem, folder=path.resolve().parent)
     except ConfigError as err:

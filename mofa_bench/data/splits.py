@@ -60,10 +60,7 @@ def build_datasets(data: "DataConfig", decoder: MoFADecoder, image_size: int) ->
         ``(train, val)``; ``val`` is ``None`` when the config names no validation data.
     """
     if data.kind == "synthetic":
-        from renderers import get_renderer
-
-        device = decoder.model.device
-        drawer = MoFADecoder(decoder.model, decoder.camera, renderer=get_renderer(data.synthetic_renderer, device))
+        drawer = decoder.with_renderer(data.synthetic_renderer)
         return synthetic_split(drawer, data, "train"), synthetic_split(drawer, data, "val")
     if data.kind == "sharded":
         from mofa_bench.data.synthetic import ShardedFaces

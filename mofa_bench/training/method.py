@@ -16,15 +16,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from mofa_bench.data.batch import FaceBatch
-
-if TYPE_CHECKING:
-    from mofa_bench.decoder import MoFADecoder
+from mofa_bench.decoder import MoFADecoder
 
 
 @dataclass(frozen=True)
@@ -98,9 +96,7 @@ class NonFiniteBatch(Exception):
     """
 
 
-def code_decoder(method: Method) -> "MoFADecoder | None":
+def code_decoder(method: Method) -> MoFADecoder | None:
     """The analytic decoder of a method's codes, or ``None`` for a method without codes."""
     decoder = getattr(method, "decoder", None)
-    from mofa_bench.decoder import MoFADecoder
-
     return decoder if isinstance(decoder, MoFADecoder) else None

@@ -131,3 +131,15 @@ class TestFormation:
         assert 0.1 < float(mask.mean()) < 0.9
         # Rendered colour at the centre equals the shaded colour there (lit, not black).
         assert float(image[0, :, 24, 24].min()) > 0.1
+
+
+def test_with_renderer_keeps_model_camera_and_light(tiny_model):
+    decoder = MoFADecoder(tiny_model, Camera(48), ambient_offset=0.5).float()
+    assert decoder.with_renderer("per_vertex") is decoder
+    from renderers import available_renderers
+
+    if not available_renderers("cpu")["pytorch3d"].available:
+        pytest.skip("PyTorch3D is not installed here")
+    other = decoder.with_renderer("pytorch3d")
+    assert other.renderer.name == "pytorch3d" and other.model is decoder.model
+    assert other.camera == decoder.camera and other.ambient_offset == 0.5
