@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 #: Methods a config can name: MoFA, and the study's baselines (built by ``evaluation``).
-METHOD_NAMES: tuple[str, ...] = ("mofa", "conv_autoencoder", "learned_decoder", "fit")
+METHOD_NAMES: tuple[str, ...] = ("mofa", "conv_autoencoder", "learned_decoder", "fit", "code_regression")
 
 
 @dataclass

@@ -7,12 +7,15 @@
   Fig. 13); :func:`decoder_fidelity` scores the network against the analytic decoder.
 - ``fit`` (:mod:`~evaluation.baselines.fit`): per-image optimisation of the code from
   zero, MoFA's loss, any renderer; nothing to train.
+- ``code_regression`` (:mod:`~evaluation.baselines.code_regression`): the supervised upper
+  bound, the MoFA encoder regressing the true codes of synthetic faces.
 
 :func:`method_builder` gives the trainer's builder for a config's ``method``::
 
     Trainer(config, method_builder=method_builder(config.method))
 """
 
+from evaluation.baselines.code_regression import CodeRegression, build_code_regression, prior_scale
 from evaluation.baselines.conv_autoencoder import ConvAutoencoder, build_conv_autoencoder
 from evaluation.baselines.fit import DEFAULT_LR, DEFAULT_STEPS, FitMethod, FitResult, build_fit, code_loss, fit_codes
 from evaluation.baselines.learned_decoder import (
@@ -35,6 +38,7 @@ __all__ = [
     "DEFAULT_LR",
     "DEFAULT_STEPS",
     "BUILDERS",
+    "CodeRegression",
     "ConvAutoencoder",
     "ConvEncoder",
     "DecoderStage",
@@ -44,6 +48,7 @@ __all__ = [
     "FitResult",
     "LearnedDecoder",
     "MoFAMethod",
+    "build_code_regression",
     "build_conv_autoencoder",
     "build_fit",
     "build_learned_decoder",
@@ -54,6 +59,7 @@ __all__ = [
     "load_learned_decoder",
     "method_builder",
     "prior_codes",
+    "prior_scale",
 ]
 
 #: Method name (a config's ``method``) → the builder of that method.
@@ -62,6 +68,7 @@ BUILDERS: dict[str, MethodBuilder] = {
     "conv_autoencoder": build_conv_autoencoder,
     "learned_decoder": build_learned_decoder,
     "fit": build_fit,
+    "code_regression": build_code_regression,
 }
 
 

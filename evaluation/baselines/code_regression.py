@@ -1,0 +1,114 @@
+"""The supervised upper bound: the MoFA encoder regressing the true codes of synthetic faces.
+
+Not a method of the paper but the yardstick of the synthetic study: the same encoder,
+images and budget as MoFA, trained with the ground truth that unsupervised training never
+sees. What it cannot learn of a code part (its per-part diagnostics stay at the prior
+mean) is not in the images at that resolution and budget, and no renderer will teach it.
+
+Loss: the mean squared error of every code entry divided by its prior spread (σ of α, δ,
+β; the rotation range / √3; the translation σ; the light σ), so each part counts by how far
+the truth lies from the mean face in units of its own prior. Each part's share is logged
+(``alpha``, ``delta``, …), ``total`` is their entry-weighted mean.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from evaluation.baselines.options import check_method_options
+from mofa_bench.code_vector import CODE_DIM, CODE_SLICES
+from mofa_bench.config import TrainConfig
+from mofa_bench.data.batch import FaceBatch
+from mofa_bench.decoder import MoFADecoder
+from mofa_bench.encoders import FaceEncoder, build_encoder, parameter_groups
+from mofa_bench.errors import ConfigError
+from mofa_bench.sampling import CodePrior
+from mofa_bench.training.method import Method, NonFiniteBatch, Reconstruction
+
+__all__ = ["CodeRegression", "build_code_regression", "prior_scale"]
+
+#: Floor of an entry's scale, so a prior with a zero range (a part held fixed) stays finite.
+_MIN_SCALE = 1e-3
+
+
+def prior_scale(prior: CodePrior) -> torch.Tensor:
+    """``(257,)`` the spread of each code entry under ``prior`` (its unit: σ, rad, mm, SH).
+
+    α, δ, β: their σ; rotation: the uniform range's σ (limit / √3, rad); translation: the
+    x/y and z σ (mm); light: the ambient σ for the first SH band, the light σ for the rest.
+    Entries with no spread are floored at 1e-3 so their error stays finite.
+    """
+    scale = torch.empty(CODE_DIM)
+    scale[CODE_SLICES["alpha"]] = prior.identity_std
+    scale[CODE_SLICES["delta"]] = prior.expression_std
+    scale[CODE_SLICES["beta"]] = prior.reflectance_std
+    limits_deg = torch.tensor([prior.pitch_deg, prior.yaw_deg, prior.roll_deg])
+    scale[CODE_SLICES["rotation"]] = limits_deg * (math.pi / 180.0) / math.sqrt(3.0)
+    scale[CODE_SLICES["translation"]] = torch.tensor(
+        [prior.translation_std_mm, prior.translation_std_mm, prior.depth_std_mm])
+    gamma = torch.full((9, 3), prior.light_std + prior.colored_light_std)
+    gamma[0] = prior.ambient_std + prior.colored_light_std
+    scale[CODE_SLICES["gamma"]] = gamma.reshape(-1)
+    return scale.clamp(min=_MIN_SCALE)
+
+
+class CodeRegression(Method):
+    """The MoFA encoder trained on the true codes: ``mean(((ĉ − c) / s)²)``.
+
+    Args:
+        encoder: image → code network (zero-initialised head: it starts at the mean face).
+        decoder: the analytic decoder (for reconstructions and scoring; not in the loss).
+        scale: ``(257,)`` per-entry prior spread (:func:`prior_scale`).
+    """
+
+    def __init__(self, encoder: FaceEncoder, decoder: MoFADecoder, scale: torch.Tensor) -> None:
+        super().__init__()
+        if scale.shape != (CODE_DIM,) or not bool(torch.isfinite(scale).all()) or bool((scale <= 0).any()):
+            raise ConfigError(f"code_regression: scale must be {CODE_DIM} finite positive numbers")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.register_buffer("scale", scale.to(torch.float32), persistent=False)
+
+    def parameter_groups(self, lr: float, z_translation_lr: float) -> list[dict[str, Any]]:
+        """The encoder's groups, as MoFA's (z-translation row at its own rate)."""
+        return parameter_groups(self.encoder, lr, z_translation_lr)
+
+    def loss_terms(self, batch: FaceBatch) -> dict[str, torch.Tensor]:
+        """``total`` and each part's mean squared scaled error.
+
+        Raises:
+            ConfigError: the batch has no ground-truth codes (real photos).
+            NonFiniteBatch: the encoder predicted a NaN/Inf code.
+        """
+        if batch.codes is None:
+            raise ConfigError("code_regression: the batch has no true codes (train it on synthetic data)")
+        code = self.encoder(batch.images).float()
+        if not bool(torch.isfinite(code).all()):
+            raise NonFiniteBatch("non-finite code")
+        squared = ((code - batch.codes.to(code.dtype)) / self.scale) ** 2
+        terms = {name: squared[:, part].mean() for name, part in CODE_SLICES.items()}
+        terms["total"] = squared.mean()
+        return terms
+
+    def reconstruct(self, images: torch.Tensor) -> Reconstruction:
+        """Predicted codes of ``(B, 3, H, W)`` images and the face they decode to (over black)."""
+        code = self.encoder(images).float()
+        image, mask = self.decoder.render(code)
+        return Reconstruction(image=image, mask=mask, code=code)
+
+
+def build_code_regression(config: TrainConfig, decoder: MoFADecoder) -> CodeRegression:
+    """The config's encoder regressing true codes, scaled by the config's synthetic prior (no options).
+
+    Raises:
+        ConfigError: any ``method_options`` key, or photos without true codes.
+    """
+    check_method_options("code_regression", config.method_options, {})
+    if config.data.kind == "images":
+        raise ConfigError("data.kind: the code_regression method needs true codes (synthetic or sharded "
+                          "synthetic data), got 'images'")
+    encoder = build_encoder(config.encoder.name, config.encoder.pretrained, image_size=config.camera.image_size)
+    return CodeRegression(encoder, decoder, prior_scale(config.data.prior)).to(decoder.model.device)
