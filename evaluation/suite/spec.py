@@ -13,7 +13,7 @@ A suite file::
       seed: [0, 1]
     cells:
       - match: {renderer: pytorch3d}
-        set: {renderer.options: {blur_radius: 2.0, faces_per_pixel: 4, sigma: 0.5}}
+        set: {renderer.options: {blur_radius: 0.5, faces_per_pixel: 16}}
     samples: 6
     executor: local
     slurm: {timeout_min: 120, gpus_per_node: 1, slurm_partition: gpu}
