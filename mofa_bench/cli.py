@@ -300,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     from evaluation.report.command import register_cli as register_report
 
     register_report(sub)
+
+    from mofa_bench.photos.command import add_parser as register_prepare
+
+    register_prepare(sub)
     return parser
 
 

