@@ -248,15 +248,18 @@ class MediaPipeDetector(FaceDetector):
     than ≈ 1/10 of the photo's longer side is missed. The photo is therefore also searched
     in square windows of its shorter side (half-overlapping along the longer one) and, if
     that finds nothing, in windows of half that side; overlapping finds (intersection over
-    union > 0.3) keep the highest score.
+    union > 0.3) keep the highest score. Windows raise the odds of a false detection on
+    texture, so their finds must score at least ``window_min_score``.
 
     Args:
-        min_score: detections scoring below this are dropped.
+        min_score: detections of the whole photo scoring below this are dropped.
         max_faces: at most this many faces after non-maximum suppression.
         windows: search the windows (``False``: the whole photo only).
+        window_min_score: the threshold for detections in windows.
     """
 
-    def __init__(self, min_score: float = 0.5, max_faces: int = 8, windows: bool = True) -> None:
+    def __init__(self, min_score: float = 0.5, max_faces: int = 8, windows: bool = True,
+                 window_min_score: float = 0.7) -> None:
         if not 0.0 <= min_score <= 1.0:
             raise InputError(f"min_score: expected a value in [0, 1], got {min_score}")
         from mediapipe.tasks.python import BaseOptions, vision
@@ -267,6 +270,7 @@ class MediaPipeDetector(FaceDetector):
         self._detector = vision.FaceDetector.create_from_options(options)
         self.max_faces = int(max_faces)
         self.windows = bool(windows)
+        self.window_min_score = float(window_min_score)
 
     @classmethod
     def availability(cls) -> Availability:
@@ -307,7 +311,8 @@ class MediaPipeDetector(FaceDetector):
                 for x, y in self._windows(height, width, side):
                     if side == height and side == width:
                         continue
-                    found += self._detect_view(rgb[y:y + side, x:x + side], x, y)
+                    found += [d for d in self._detect_view(rgb[y:y + side, x:x + side], x, y)
+                              if d.score >= self.window_min_score]
         kept: list[FaceDetection] = []
         for det in sorted(found, key=lambda d: -(d.score if math.isfinite(d.score) else 0.0)):
             if all(_iou(det.box, k.box) <= 0.3 for k in kept):

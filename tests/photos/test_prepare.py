@@ -1,0 +1,140 @@
+"""``mofa-bench prepare folder``: crops, manifest rows for every file, resuming, and reading it back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mofa_bench.errors import DatasetError, InputError
+from mofa_bench.photos.faces import PhotoSkipped, read_photo
+from mofa_bench.photos.framing import frame_from_landmarks68
+from mofa_bench.photos.prepare import MANIFEST_COLUMNS, PreparedFaces, PrepareSettings, prepare_folder
+
+SMALL = PrepareSettings(size=64, max_pixels=600_000)
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path, astronaut: np.ndarray) -> Path:
+    """Two usable photos (one in a subfolder) and one bad file of each kind."""
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(astronaut).save(folder / "astronaut.jpg", quality=92)
+    pair = np.ascontiguousarray(np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)[::2, ::2])
+    Image.fromarray(pair).save(folder / "sub" / "pair.png")
+    (folder / "corrupt.jpg").write_bytes(b"not an image")
+    data = (folder / "astronaut.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    Image.fromarray(astronaut[..., 0]).save(folder / "grey.png")
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(folder / "blank.png")
+    Image.fromarray(np.zeros((800, 1000, 3), np.uint8) + np.arange(1000, dtype=np.uint8)[None, :, None]).save(
+        folder / "huge.png")                                         # 0.8 MP > SMALL.max_pixels
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(folder / "noise.png")
+    (folder / "notes.txt").write_text("not a photo, not listed")
+    return folder
+
+
+class TestReadPhoto:
+    def test_bad_files_raise_with_reasons(self, photo_folder: Path):
+        reasons = {}
+        for name in ("corrupt.jpg", "truncated.jpg", "grey.png", "blank.png", "huge.png"):
+            with pytest.raises(PhotoSkipped) as info:
+                read_photo(photo_folder / name, max_pixels=SMALL.max_pixels)
+            reasons[name] = str(info.value)
+        assert reasons["corrupt.jpg"].startswith("unreadable image")
+        assert reasons["truncated.jpg"].startswith("unreadable image") and "truncated" in reasons["truncated.jpg"]
+        assert reasons["grey.png"].startswith("greyscale image")
+        assert reasons["blank.png"].startswith("blank image")
+        assert reasons["huge.png"].startswith("image too large (1000 × 800 px")
+
+    def test_grey_allowed_is_replicated(self, photo_folder: Path):
+        rgb = read_photo(photo_folder / "grey.png", allow_grey=True)
+        assert rgb.shape == (512, 512, 3) and np.array_equal(rgb[..., 0], rgb[..., 2])
+
+
+@pytest.mark.usefixtures("needs_mediapipe")
+class TestPrepareFolder:
+    def test_every_file_gets_a_row_and_faces_get_crops(self, photo_folder: Path, tmp_path: Path):
+        out = tmp_path / "prepared"
+        frame = prepare_folder(photo_folder, out, SMALL, progress=False)
+        assert list(frame.columns) == list(MANIFEST_COLUMNS)
+        rows = frame.set_index("source")
+        assert set(rows.index) == {"astronaut.jpg", "sub/pair.png", "corrupt.jpg", "truncated.jpg", "grey.png",
+                                   "blank.png", "huge.png", "noise.png"}
+        assert set(rows.index[rows["status"] == "ok"]) == {"astronaut.jpg", "sub/pair.png"}
+        assert rows.loc["noise.png", "reason"] == "no face detected"
+        assert rows.loc["huge.png", "reason"].startswith("image too large")
+        ok = rows.loc["astronaut.jpg"]
+        assert ok["crop"] == "crops/astronaut.png" and ok["framed_by"] == "landmarks" and ok["faces"] == 1
+        crop = np.asarray(Image.open(out / ok["crop"]))
+        assert crop.shape == (64, 64, 3)
+        landmarks = np.stack([np.asarray(p) for p in ok["landmarks_68"]])
+        assert landmarks.shape == (68, 2) and len(ok["landmark_confidence"]) == 68
+        # the stored box is the framing rule applied to the stored landmarks (source px)
+        assert frame_from_landmarks68(landmarks) == (ok["crop_x0"], ok["crop_y0"], ok["crop_side"])
+        assert rows.loc["sub/pair.png", "faces"] == 2 and (out / "crops" / "sub" / "pair.png").is_file()
+        # the manifest on disk is the returned one
+        import pandas as pd
+
+        assert pd.read_parquet(out / "manifest.parquet")["source"].tolist() == frame["source"].tolist()
+
+    def test_rerun_resumes_without_redoing_finished_files(self, photo_folder: Path, tmp_path: Path, monkeypatch):
+        out = tmp_path / "prepared"
+        prepare_folder(photo_folder, out, SMALL, progress=False, limit=3)
+        first = PreparedFaces(out) if (out / "crops").exists() else None
+        crop = out / "crops" / "astronaut.png"
+        stamp = crop.stat().st_mtime_ns
+        seen: list[str] = []
+        from mofa_bench.photos import prepare as module
+
+        original = module._process
+        monkeypatch.setattr(module, "_process", lambda job: (seen.append(job[1]), original(job))[1])
+        frame = prepare_folder(photo_folder, out, SMALL, progress=False)
+        assert len(frame) == 8 and sorted(seen) == sorted(set(frame["source"]) - {"astronaut.jpg", "blank.png",
+                                                                                  "corrupt.jpg"})
+        assert crop.stat().st_mtime_ns == stamp
+        seen.clear()
+        assert len(prepare_folder(photo_folder, out, SMALL, progress=False)) == 8 and seen == []
+        assert first is not None and len(first) == 1
+
+    def test_other_settings_are_refused(self, photo_folder: Path, tmp_path: Path):
+        out = tmp_path / "prepared"
+        prepare_folder(photo_folder, out, SMALL, progress=False, limit=1)
+        with pytest.raises(InputError, match="prepared with size=64, now size=128"):
+            prepare_folder(photo_folder, out, PrepareSettings(size=128, max_pixels=SMALL.max_pixels), progress=False)
+
+    def test_prepared_folder_loads_as_a_dataset(self, photo_folder: Path, tmp_path: Path):
+        out = tmp_path / "prepared"
+        prepare_folder(photo_folder, out, SMALL, progress=False)
+        data = PreparedFaces(out)
+        assert len(data) == 2 and data.image_size == 64
+        batch = data.batch(torch.tensor([0, 1]))
+        assert batch.images.shape == (2, 3, 64, 64) and batch.images.dtype == torch.float32
+        assert batch.landmarks.shape == (2, 68, 2) and batch.landmark_confidence.shape == (2, 68)
+        # crop-pixel landmarks: the eyes sit where the zero code's do (x ≈ 0.36 / 0.64, y ≈ 0.38 of the side)
+        eyes = torch.stack([batch.landmarks[:, 36:42].mean(1), batch.landmarks[:, 42:48].mean(1)], 1) / 64
+        assert torch.allclose(eyes[:, :, 1], torch.full((2, 2), 0.384), atol=0.04)
+        assert torch.allclose(eyes[:, 0, 0], torch.full((2,), 0.359), atol=0.04)
+        bigger = PreparedFaces(out, image_size=128).batch(torch.tensor([0]))
+        assert bigger.images.shape == (1, 3, 128, 128)
+        assert torch.allclose(bigger.landmarks[0], batch.landmarks[0] * 2, atol=1e-4)
+
+    def test_cli_prepares_and_reports(self, photo_folder: Path, tmp_path: Path, capsys):
+        from mofa_bench.cli import main
+
+        out = tmp_path / "cli"
+        assert main(["prepare", "folder", str(photo_folder), "--out", str(out), "--size", "64",
+                     "--max-megapixels", "0.6", "--no-progress"]) == 0
+        printed = capsys.readouterr().out
+        assert "2 faces from 8 photos" in printed and "no face detected" in printed and "greyscale" in printed
+
+
+def test_missing_folder_and_manifest_are_dataset_errors(tmp_path: Path):
+    with pytest.raises(DatasetError, match="photo folder does not exist"):
+        prepare_folder(tmp_path / "nope", tmp_path / "out", progress=False)
+    with pytest.raises(DatasetError, match="no manifest"):
+        PreparedFaces(tmp_path)
