@@ -7,6 +7,11 @@ package's validator.
 Subcommands: ``info``, ``contact-sheet``, ``model export``, ``train``, ``reconstruct``, ``suite``,
 ``report``, ``bench renderers|train|profile|pytorch3d-bins|report``. Run ``mofa-bench <command>
 --help`` for each one's options.
+
+Errors: every failure ends in one line on stderr, ``mofa-bench <command>: error: <cause>``,
+and exit status 1 — a user mistake (config, file, checkpoint, renderer, path) as its
+message, anything else with its exception type and a hint. ``--debug`` (anywhere on the
+command line) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mofa_bench.errors import MofaBenchError
-from renderers.errors import InputError
+from renderers.errors import InputError, RendererError
 
 _EPILOG = """examples:
   mofa-bench info
@@ -83,13 +88,18 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 def _cmd_contact_sheet(args: argparse.Namespace) -> int:
     from mofa_bench.contact_sheet import render_contact_sheet
+    from mofa_bench.output_paths import image_output_file, output_folder
 
+    out = image_output_file(args.out, "--out")
+    if args.mesh:
+        output_folder(Path(args.mesh).parent, "--mesh")
     model = _load_model(args)
     print(model.summary())
-    path = render_contact_sheet(model, args.out, rows=args.rows, columns=args.columns,
+    path = render_contact_sheet(model, out, rows=args.rows, columns=args.columns,
                                 image_size=args.image_size, seed=args.seed, renderer=args.renderer,
                                 device=args.device)
-    print(f"wrote {path}")
+    added = " (--out had no extension: PNG)" if path.suffix != Path(args.out).suffix else ""
+    print(f"wrote {path}{added}")
     if args.mesh:
         for suffix in (".obj", ".ply"):
             mesh_path = model.export_mesh(Path(args.mesh).with_suffix(suffix))
@@ -98,9 +108,10 @@ def _cmd_contact_sheet(args: argparse.Namespace) -> int:
 
 
 def _cmd_model_export(args: argparse.Namespace) -> int:
+    from mofa_bench.output_paths import output_folder
+
+    out = output_folder(args.out, "--out")
     model = _load_model(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     print(model.summary())
     for path in (model.save_npz(out / f"{model.name}_model.npz"),
                  model.export_mesh(out / f"{model.name}_mean.obj"),
@@ -110,8 +121,10 @@ def _cmd_model_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    from mofa_bench.output_paths import output_folder
     from mofa_bench.reconstruct import CodeModel, build_decoder, load_trained_model, reconstruct
 
+    output_folder(args.out, "--out")
     fit = None
     if args.method == "fit":
         import dataclasses
@@ -148,7 +161,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
                           posed=args.posed, recursive=args.recursive)
     failed = [r for r in results if r.status != "ok"]
     for r in failed:
-        print(f"failed: {r.message}", file=sys.stderr)
+        print(f"{r.status}: {r.message}", file=sys.stderr)
     print(f"reconstructed {len(results) - len(failed)} of {len(results)} photos into {args.out} "
           f"(index: {Path(args.out) / 'reconstructions.csv'})")
     if fit is not None and fit.last_fit is not None:
@@ -165,7 +178,9 @@ def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
                     "(Haar cascade when OpenCV is installed, else the centre square with a warning) and "
                     "written as <stem>.obj/.ply, <stem>_overlay.png (crop | reconstruction | overlay), "
                     "<stem>_code.npz/.json, plus reconstructions.csv listing every photo. A photo that "
-                    "fails is reported and the others still run; the exit status is 1 if any failed.",
+                    "fails, and an input that is no photo (missing, a FIFO, a link loop), is reported and the others "
+                    "still run; the exit status is 1 if any failed or was skipped. Outputs never overwrite an "
+                    "input photo or each other (renamed outputs are listed in reconstructions.csv).",
     )
     p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     p.add_argument("--method", default="encoder", choices=["encoder", "fit"],
@@ -202,6 +217,7 @@ def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from evaluation.validation import validate
     from mofa_bench.config import load_config
+    from mofa_bench.output_paths import output_folder
     from mofa_bench.training.trainer import Trainer
 
     config = load_config(args.config, args.set, renderer__name=args.renderer, device=args.device,
@@ -212,11 +228,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from evaluation.baselines import method_builder
 
         builder = method_builder(config.method)
+    output_folder(Path(config.out_dir) / config.name, "--out/--name (run directory)")
     trainer = Trainer(config, validator=validate, method_builder=builder)
     print(f"run directory: {trainer.run_dir}")
     print(f"face model: {trainer.face_model.summary()}")
     print(f"renderer: {config.renderer.name} · encoder: {config.encoder.name} · device: {trainer.device}")
-    result = trainer.fit(resume=args.resume)
+    if args.allow_config_change and not args.resume:
+        raise InputError("--allow-config-change goes with --resume")
+    result = trainer.fit(resume=args.resume, allow_config_change=args.allow_config_change)
     if result.new_steps == 0:
         print(f"the run has already finished {result.steps} of {config.optim.iterations} steps; nothing to do "
               f"(metrics: {result.run_dir / 'metrics.csv'}; raise --iterations to continue it)")
@@ -249,7 +268,11 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="parent folder of run directories (default: runs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set optim.lr=0.05 (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue the run from its checkpoints/last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run from its checkpoints/last.pt (its config must match the requested one)")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: continue even where the config differs from the checkpoint's "
+                        "(each change is recorded in the run's config_changes.csv)")
     p.set_defaults(func=_cmd_train)
 
 
@@ -261,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (may be given anywhere on the command line)")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
 
     p = sub.add_parser("info", help="versions, devices and which renderers work here (and why not)")
@@ -307,21 +332,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``mofa-bench`` console script."""
+    """Entry point of the ``mofa-bench`` console script.
+
+    ``--debug`` anywhere among the arguments lets an error end in its traceback; without
+    it, every error is one line on stderr and exit status 1 (130 when interrupted).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    prefix = f"mofa-bench {args.command}: error:"
     try:
         return int(args.func(args) or 0)
-    except (MofaBenchError, InputError) as err:
-        print(f"mofa-bench {args.command}: error: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (MofaBenchError, InputError, RendererError) as err:
+        if debug:
+            raise
+        print(f"{prefix} {_one_line(err)}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a file the user named: missing, not writable, disk full
+        if debug:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"{prefix} {where}{err.strerror or _one_line(err)}", file=sys.stderr)
+        return 1
+    except Exception as err:  # noqa: BLE001 - a bug or an unforeseen input: still one line
+        if debug:
+            raise
+        print(f"{prefix} {type(err).__name__}: {_one_line(err)} (run again with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

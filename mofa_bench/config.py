@@ -397,15 +397,22 @@ def read_yaml_file(path: str | Path, what: str) -> Any:
         what: how errors name it (``"config file"``, ``"suite file"``).
 
     Raises:
-        ConfigError: the file is missing or is not valid YAML (a key given twice included).
+        ConfigError: the file is missing, unreadable, not UTF-8 text (a binary file) or
+            not valid YAML (a key given twice included); one line naming the file.
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{what} {path} does not exist")
+        raise ConfigError(f"{what} {path} does not exist" if not path.exists() else f"{what} {path} is not a file")
     try:
-        return parse_yaml(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{what} {path} is not a UTF-8 text file (byte {err.start}: {err.reason})") from err
+    except OSError as err:
+        raise ConfigError(f"{what} {path} cannot be read ({err.strerror or err})") from err
+    try:
+        return parse_yaml(text)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{what} {path} is not valid YAML: {err}") from err
+        raise ConfigError(f"{what} {path} is not valid YAML: {' '.join(str(err).split())}") from err
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None,

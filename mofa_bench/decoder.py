@@ -10,6 +10,7 @@ from torch import nn
 
 from mofa_bench.camera import Camera
 from mofa_bench.code_vector import AMBIENT_OFFSET
+from mofa_bench.errors import InputError
 from mofa_bench.face_model.model import FaceModel
 from mofa_bench.formation import FormedFace, form_face
 from renderers import PhotometricSamples, Renderer, get_renderer
@@ -68,10 +69,19 @@ class MoFADecoder(nn.Module):
     def form(self, code: torch.Tensor) -> FormedFace:
         """Image formation for ``(B, 257)`` codes on the model's device and dtype.
 
+        Codes are taken as they are, never converted: a list or NumPy array, an integer
+        or boolean tensor, an empty batch, or a dtype other than the model's (float16
+        codes for a float32 model included) is an error naming ``code``; the decoder and
+        its face model are left unchanged by any call.
+
         Raises:
-            InputError: the code's device or dtype differs from the model's (move the
-                decoder with ``.to(...)`` or the code).
+            InputError: ``code`` is not a floating ``(B, 257)`` tensor with B >= 1, or its
+                device or dtype differs from the model's (move the decoder with
+                ``.to(...)`` or the code).
         """
+        if isinstance(code, torch.Tensor) and code.dim() == 2 and code.shape[0] == 0:
+            raise InputError("code: expected at least one code (B >= 1), got an empty batch of shape "
+                             f"{tuple(code.shape)}")
         return form_face(self.model, self.camera, code, self.ambient_offset)
 
     def forward(self, code: torch.Tensor) -> FormedFace:

@@ -17,15 +17,28 @@ after each photo's file stem:
   (:data:`~mofa_bench.code_vector.CODE_SLICES`), ``crop_box`` ``(x0, y0, side)`` in
   source pixels, ``image_size`` and ``source``.
 - ``<stem>_code.json``: the same as JSON (lists of floats).
-- ``reconstructions.csv``: one row per photo: file, status (``ok`` / ``failed``),
-  message, crop box and the written files. A photo that fails (unreadable, blank, no
-  face found) is reported there and the others still run.
+- ``reconstructions.csv``: one row per photo: file, status (``ok`` / ``failed`` /
+  ``skipped``), message, crop box and the written files. A photo that fails (unreadable,
+  blank, no face found) is reported there and the others still run; so is an input that
+  is no photo at all (a missing path, a FIFO, a symbolic-link loop, a dangling link in a
+  scanned folder), as ``skipped``.
+
+Outputs never overwrite an input or each other: photos sharing a stem (``a.jpg``,
+``a.png``) are written as ``a_jpg`` and ``a_png``, and a name whose outputs would replace
+a photo being read (``--out`` equal to the input folder, holding ``b.png`` and
+``b_overlay.png``) gets ``_2``, ``_3``, …; each renaming is logged and noted in the CSV.
+Photos larger than :data:`~mofa_bench.data.images.MAX_IMAGE_SIDE` are downscaled while
+they are read; crop boxes are still given in source pixels.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import logging
+import os
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +50,12 @@ import torch
 from mofa_bench.code_vector import CODE_DIM, CODE_SLICES
 from mofa_bench.config import TrainConfig, config_from_dict
 from mofa_bench.contact_sheet import comparison_tiles, tile_images
-from mofa_bench.data.images import IMAGE_EXTENSIONS, CropBox, Detector, crop_face, load_image
+from mofa_bench.data.images import IMAGE_EXTENSIONS, CropBox, Detector, crop_face, read_photo
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.encoders import FaceEncoder, build_encoder
 from mofa_bench.environment import resolve_device
 from mofa_bench.errors import CheckpointError, DatasetError, InputError
+from mofa_bench.output_paths import output_folder
 from mofa_bench.training.checkpoint import load_checkpoint
 from renderers import get_renderer
 from renderers.checks import check_tensor
@@ -58,7 +72,10 @@ __all__ = [
     "load_trained_model",
     "reconstruct",
     "resolve_checkpoint",
+    "scan_inputs",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Mesh file formats :func:`reconstruct` can write.
 MESH_FORMATS: tuple[str, ...] = ("obj", "ply")
@@ -221,36 +238,136 @@ def encoder_weights(state: dict) -> dict[str, torch.Tensor]:
     return state["encoder"]
 
 
-def find_images(inputs: Sequence[str | Path], recursive: bool = False) -> list[Path]:
-    """Image files named directly or found in the given folders (sorted per folder).
+def _path_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file or folder (``None`` when it can)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if err.errno == errno.ENOENT:
+            return "dangling symbolic link" if path.is_symlink() else "no such file or folder"
+        return f"cannot be read ({err.strerror or err})"
+    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+        return None
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"not a regular file ({kind})"
 
-    Raises:
-        DatasetError: an input does not exist, or nothing was found.
+
+def scan_inputs(inputs: Sequence[str | Path], recursive: bool = False) -> tuple[list[Path], list[Reconstruction]]:
+    """The photos named directly or found in folders, and the inputs skipped with why.
+
+    A named path that is missing, a FIFO, socket or device, a symbolic-link loop or
+    unreadable is skipped (not an error), and so is every dangling link or non-regular
+    file met in a folder scan. Folders give their files with the suffixes in
+    :data:`~mofa_bench.data.images.IMAGE_EXTENSIONS` (any case), sorted; other files are
+    counted in a log message. A file named twice is read once.
+
+    Returns:
+        ``(photos, skipped)``: the files to read, in order, and one ``skipped``
+        :class:`Reconstruction` per input left out.
     """
     files: list[Path] = []
+    skipped: list[Reconstruction] = []
+    seen: set[Path] = set()
+    ignored = 0
+
+    def add(path: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            files.append(path)
+
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files += sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise DatasetError(f"{path}: no such file or folder")
+        problem = _path_problem(path)
+        if problem is not None:
+            skipped.append(Reconstruction(path, "skipped", f"{path}: {problem}"))
+            logger.warning("skipped %s: %s", path, problem)
+            continue
+        if not path.is_dir():
+            add(path)
+            continue
+        for entry in sorted(path.glob("**/*" if recursive else "*")):
+            problem = _path_problem(entry)
+            if problem is None and entry.is_dir():
+                continue
+            if problem is not None:
+                skipped.append(Reconstruction(entry, "skipped", f"{entry}: {problem}"))
+                logger.warning("skipped %s: %s", entry, problem)
+            elif entry.suffix.lower() in IMAGE_EXTENSIONS:
+                add(entry)
+            else:
+                ignored += 1
+        if ignored:
+            logger.info("%s: %d file(s) without an image suffix (%s) ignored", path, ignored,
+                        ", ".join(IMAGE_EXTENSIONS))
+            ignored = 0
+    return files, skipped
+
+
+def find_images(inputs: Sequence[str | Path], recursive: bool = False) -> list[Path]:
+    """Image files named directly or found in the given folders (:func:`scan_inputs`).
+
+    Raises:
+        DatasetError: an input cannot be read (missing, FIFO, link loop), or nothing
+            was found.
+    """
+    files, skipped = scan_inputs(inputs, recursive)
+    named = [r for r in skipped if str(r.source) in {str(Path(i)) for i in inputs}]
+    if named:
+        raise DatasetError(named[0].message)
     if not files:
         raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(str(i) for i in inputs)}")
     return files
 
 
-def _unique_stems(files: Sequence[Path]) -> list[str]:
-    """File stems, with ``_2``, ``_3``, … appended where two photos share one."""
-    seen: dict[str, int] = {}
-    stems = []
+def _output_names(stem: str, formats: Sequence[str]) -> list[str]:
+    """File names :func:`reconstruct` writes for one photo written as ``stem``."""
+    return [f"{stem}.{fmt}" for fmt in formats] + [f"{stem}_overlay.png", f"{stem}_code.npz", f"{stem}_code.json"]
+
+
+def _output_stems(files: Sequence[Path], out: Path, formats: Sequence[str]) -> list[tuple[str, str]]:
+    """Per photo, the stem its outputs are named after, and a note when it is not its own.
+
+    The first photo with a stem keeps it; a later one sharing it gets its suffix
+    (``a.jpg``, ``a.png`` → ``a``, ``a_png``) or, with the same suffix (``x/a.png``,
+    ``y/a.png``), a number (``a_2``). A stem whose outputs would replace a photo being read,
+    or another photo's outputs, gets ``_2``, ``_3``, …. Names are compared
+    case-insensitively (as on macOS and Windows).
+    """
+    out = out.resolve()
+    protected = {str(f.resolve()).casefold() for f in files}
+    protected.add(str(out / "reconstructions.csv").casefold())
+    suffixes: dict[str, set[str]] = {}
+    taken: set[str] = set()
+    result = []
     for file in files:
-        count = seen.get(file.stem, 0) + 1
-        seen[file.stem] = count
-        stems.append(file.stem if count == 1 else f"{file.stem}_{count}")
-    return stems
+        base = file.stem
+        reasons = []
+        earlier = suffixes.setdefault(base.casefold(), set())
+        if earlier:
+            reasons.append(f"another photo has the stem {file.stem!r}")
+            if file.suffix and file.suffix.lower() not in earlier:
+                base = f"{file.stem}_{file.suffix.lstrip('.').lower()}"
+        earlier.add(file.suffix.lower())
+        stem, n = base, 1
+        while True:
+            names = {str(out / name).casefold() for name in _output_names(stem, formats)}
+            if not names & (protected | taken):
+                break
+            if names & protected and "it would overwrite an input photo" not in reasons:
+                reasons.append("it would overwrite an input photo")
+            if names & taken and "another photo's outputs have that name" not in reasons:
+                reasons.append("another photo's outputs have that name")
+            n += 1
+            stem = f"{base}_{n}"
+        taken |= names
+        note = f"outputs named {stem} ({'; '.join(reasons)})" if stem != file.stem else ""
+        if note:
+            logger.warning("%s: %s", file, note)
+        result.append((stem, note))
+    return result
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -292,12 +409,13 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
         progress: show a progress bar.
 
     Returns:
-        One :class:`Reconstruction` per photo, in input order (also written to
-        ``reconstructions.csv``).
+        One :class:`Reconstruction` per photo, in input order, then one per skipped input
+        (status ``skipped``: missing path, FIFO, link loop, dangling link); all are also
+        written to ``reconstructions.csv``.
 
     Raises:
-        InputError: bad options.
-        DatasetError: an input path does not exist or no image was found.
+        InputError: bad options, or ``out_dir`` is a file or cannot be written.
+        DatasetError: no input at all (nothing found and nothing skipped).
     """
     from PIL import Image
     from tqdm.auto import tqdm
@@ -308,13 +426,17 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
         raise InputError(f"mesh_formats: unknown {unknown}; choose from {list(MESH_FORMATS)}")
     if colors not in ("reflectance", "shaded"):
         raise InputError(f"colors: expected 'reflectance' or 'shaded', got {colors!r}")
-    if batch_size <= 0:
-        raise InputError(f"batch_size: expected a positive int, got {batch_size}")
-    files = find_images(inputs, recursive)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise InputError(f"batch_size: expected a positive int, got {batch_size!r}")
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    out = output_folder(out_dir, "out_dir")
+    files, skipped = scan_inputs(inputs, recursive)
+    if not files and not skipped:
+        raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(str(i) for i in inputs)}")
     results = [Reconstruction(file, "pending") for file in files]
-    stems = _unique_stems(files)
+    named = _output_stems(files, out, formats)
+    stems = [stem for stem, _ in named]
     size = model.image_size
     face_model = model.decoder.model
 
@@ -325,14 +447,20 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    crop, box = crop_face(load_image(files[i]), size, detector, allow_no_face=allow_no_face,
+                    photo, scale = read_photo(files[i])
+                    crop, box = crop_face(photo, size, detector, allow_no_face=allow_no_face,
                                           source=files[i], return_box=True)
                 for w in caught:
                     warnings.warn(w.message, w.category, stacklevel=2)
-                results[i].message = "; ".join(str(w.message) for w in caught)
+                notes = [named[i][1]] if named[i][1] else []
+                if scale != 1.0:
+                    notes.append(f"downscaled by {scale:.3g} while reading")
+                results[i].message = "; ".join(notes + [str(w.message) for w in caught])
             except (DatasetError, InputError) as err:
                 results[i].status, results[i].message = "failed", str(err)
                 continue
+            if scale != 1.0:  # crop boxes are in source pixels
+                box = (round(box[0] / scale), round(box[1] / scale), round(box[2] / scale))
             results[i].crop_box = box
             crops.append(crop)
             kept.append(i)
@@ -356,6 +484,7 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
                 results[i].status, results[i].outputs = "ok", written
         bar.update(len(chunk))
     bar.close()
+    results += skipped
     _write_index(results, out / "reconstructions.csv")
     return results
 

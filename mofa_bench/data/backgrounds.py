@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from mofa_bench.errors import ConfigError, InputError
 
-__all__ = ["BACKGROUND_KINDS", "DEFAULT_PHOTOS", "BackgroundConfig", "available_photos", "sample_backgrounds"]
+__all__ = ["BACKGROUND_KINDS", "DEFAULT_PHOTOS", "PHOTO_NAMES", "BackgroundConfig", "available_photos", "sample_backgrounds"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,16 @@ DEFAULT_PHOTOS: tuple[str, ...] = (
 )
 
 
+#: Every name :attr:`BackgroundConfig.photos` may list: the ``skimage.data`` images that
+#: ship inside scikit-image (no download) and show no human face. A config names photos
+#: from this list only; no other ``skimage.data`` function is ever called.
+PHOTO_NAMES: tuple[str, ...] = (
+    "brick", "cell", "chelsea", "checkerboard", "clock", "coffee", "coins", "colorwheel", "grass", "gravel",
+    "horse", "hubble_deep_field", "immunohistochemistry", "logo", "microaneurysms", "moon", "page", "retina",
+    "rocket", "text",
+)
+
+
 @dataclass(frozen=True)
 class BackgroundConfig:
     """Which backgrounds to draw and how often.
@@ -69,7 +79,8 @@ class BackgroundConfig:
         gradient: weight of linear/radial two-colour gradients.
         texture: weight of smooth random textures (fractal value noise, sinusoids).
         photo: weight of jittered random crops of :attr:`photos`.
-        photos: ``skimage.data`` image names used by the ``"photo"`` kind.
+        photos: ``skimage.data`` image names used by the ``"photo"`` kind, from
+            :data:`PHOTO_NAMES`.
         jitter: colour-jitter strength of photo crops (brightness, contrast and
             saturation factors drawn in ``1 ± jitter``, channel gains in ``1 ± jitter/2``).
     """
@@ -91,6 +102,10 @@ class BackgroundConfig:
         if isinstance(self.photos, str) or not all(isinstance(p, str) for p in self.photos):
             raise ConfigError(f"BackgroundConfig.photos: expected a sequence of skimage.data names, "
                               f"got {self.photos!r}")
+        unknown = [p for p in self.photos if p not in PHOTO_NAMES]
+        if unknown:
+            raise ConfigError(f"BackgroundConfig.photos: unknown photo(s) {unknown}; choose from "
+                              f"{', '.join(PHOTO_NAMES)}")
         object.__setattr__(self, "photos", tuple(self.photos))
 
     @classmethod
@@ -168,6 +183,9 @@ def _load_photos(names: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
         return ()
     photos = []
     for name in names:
+        if name not in PHOTO_NAMES:  # never call an arbitrary skimage.data function
+            _note_once(f"photo:{name}", f"background augmentation: {name!r} is not one of PHOTO_NAMES; skipping it")
+            continue
         try:
             array = torch.as_tensor(getattr(skdata, name)())
         except Exception as exc:  # noqa: BLE001 - any loader failure just drops that photo

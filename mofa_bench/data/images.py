@@ -24,6 +24,7 @@ Detectors (argument ``detector``):
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import OrderedDict
 from functools import lru_cache
@@ -49,10 +50,17 @@ __all__ = [
     "detect_faces",
     "face_detector_available",
     "load_image",
+    "read_photo",
 ]
 
-#: File suffixes :class:`ImageFolder` picks up (case-insensitive).
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
+#: File suffixes :class:`ImageFolder` picks up (case-insensitive). A GIF gives its first frame.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+#: Photos whose longer side exceeds this many pixels are downscaled while they are read
+#: (JPEG: decoded at a reduced scale; other formats: reduced by an integer factor before
+#: conversion to floats), so a 90-megapixel photo costs about as much as a 16-megapixel one.
+MAX_IMAGE_SIDE: int = 4096
+#: Photos with a side shorter than this many pixels are refused.
+MIN_IMAGE_SIDE: int = 8
 #: Side of the square crop relative to the side of the Haar detection box.
 CROP_SCALE: float = 1.7
 #: Downward shift of the crop centre from the box centre, in box sides.
@@ -83,35 +91,60 @@ def _centre_box(height: int, width: int) -> CropBox:
     return ((width - side) // 2, (height - side) // 2, side)
 
 
-def load_image(path: str | Path, image_size: int | tuple[int, int] | None = None) -> torch.Tensor:
-    """Read a photo as an RGB float tensor.
+def read_photo(path: str | Path, max_side: int | None = MAX_IMAGE_SIDE) -> tuple[torch.Tensor, float]:
+    """Read a photo as an RGB float tensor at most ``max_side`` px on its longer side.
 
     EXIF orientation is applied; alpha channels are dropped; 16-bit images are scaled by
-    1/65535. Greyscale images (grey file modes, or RGB files whose three channels are
-    identical) are replicated to RGB with a warning: a grey photo cannot constrain the
-    colour of reflectance and illumination.
+    1/65535. Floating-point images (32-bit float TIFFs) in [0, 1] are taken as they are;
+    ones whose values exceed 1 are scaled by 1/255 (values up to 255), 1/65535 (up to
+    65535) or 1/max, with a warning; non-finite values are refused. Greyscale images
+    (grey file modes, or RGB files whose three channels are identical) are replicated to
+    RGB with a warning: a grey photo cannot constrain the colour of reflectance and
+    illumination. An animated GIF gives its first frame.
 
     Args:
         path: image file (anything Pillow reads).
-        image_size: ``None`` keeps the native size; an int ``S`` takes the centre square
-            and resizes it to ``S × S``; ``(H, W)`` resizes to exactly that size.
+        max_side: longer side above which the photo is downscaled while reading;
+            ``None`` keeps the native size.
 
     Returns:
-        ``(3, H, W)`` float32 RGB in [0, 1].
+        ``(image, scale)``: ``(3, H, W)`` float32 RGB in [0, 1], and the factor from source
+        pixels to its pixels (1.0 unless downscaled; e.g. 0.25 for a 16000-px-wide photo).
 
     Raises:
-        DatasetError: the file is missing or unreadable (names it), or the image is
-            blank (every channel's pixel standard deviation below 1/255).
+        DatasetError: the file is missing, not a regular file or unreadable (names it),
+            a side is shorter than :data:`MIN_IMAGE_SIDE`, a value is non-finite, or the
+            image is blank (every channel's pixel standard deviation below 1/255).
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DatasetError(f"{path}: image file not found")
+    if not path.is_file():
+        raise DatasetError(f"{path}: not a regular file")
+    scale = 1.0
     try:
         with Image.open(path) as img:
+            width, height = img.size
+            if min(width, height) < MIN_IMAGE_SIDE:
+                raise DatasetError(f"{path}: image is {width}×{height} px; each side must be at least "
+                                   f"{MIN_IMAGE_SIDE} px")
+            if max_side is not None and max(width, height) > max_side and img.format == "JPEG":
+                factor = max(width, height) / max_side  # draft decodes at 1/2, 1/4 or 1/8, never below the request
+                img.draft(img.mode, (math.ceil(width / factor), math.ceil(height / factor)))
+            orientation = img.getexif().get(0x0112)
             img.load()
-            img = ImageOps.exif_transpose(img)
+            if max_side is not None and max(img.size) > max_side:
+                if img.mode not in ("L", "LA", "RGB", "RGBA", "I", "F", "I;16", "RGBX", "RGBa", "La"):
+                    img = img.convert("RGBA" if "A" in img.mode or img.mode == "P" else "RGB")
+                img = img.reduce(math.ceil(max(img.size) / max_side))
+            scale = img.size[0] / width
+            if orientation:
+                exif = Image.Exif()
+                exif[0x0112] = orientation
+                img.info["exif"] = exif.tobytes()
+                img = ImageOps.exif_transpose(img)
             mode = img.mode
             if mode in ("P", "PA"):
                 img = img.convert("RGBA")
@@ -131,6 +164,14 @@ def load_image(path: str | Path, image_size: int | tuple[int, int] | None = None
         array = array.astype(np.float32) / 65535.0
     else:
         array = array.astype(np.float32)
+        if not np.all(np.isfinite(array)):
+            raise DatasetError(f"{path}: floating-point image has NaN or infinite values")
+        peak = float(array.max()) if array.size else 0.0
+        if peak > 1.0:
+            divisor = 255.0 if peak <= 255.0 else 65535.0 if peak <= 65535.0 else peak
+            warnings.warn(f"{path}: floating-point image with values up to {peak:g}; divided by {divisor:g}",
+                          UserWarning, stacklevel=2)
+            array = array / divisor
     array = np.clip(array, 0.0, 1.0)
     grey = mode in _GREY_MODES or array.ndim == 2
     if array.ndim == 2:
@@ -146,7 +187,26 @@ def load_image(path: str | Path, image_size: int | tuple[int, int] | None = None
     if grey or (torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])):
         warnings.warn(f"{path}: greyscale image converted to RGB (grey replicated to R, G and B); "
                       "reflectance and illumination colours are unconstrained by it", UserWarning, stacklevel=2)
+    return image, scale
 
+
+def load_image(path: str | Path, image_size: int | tuple[int, int] | None = None) -> torch.Tensor:
+    """Read a photo as an RGB float tensor (:func:`read_photo`), optionally resized.
+
+    Args:
+        path: image file (anything Pillow reads).
+        image_size: ``None`` keeps the size as read (photos longer than
+            :data:`MAX_IMAGE_SIDE` px are downscaled); an int ``S`` takes the centre square
+            and resizes it to ``S × S``; ``(H, W)`` resizes to exactly that size.
+
+    Returns:
+        ``(3, H, W)`` float32 RGB in [0, 1].
+
+    Raises:
+        DatasetError: as :func:`read_photo`.
+        InputError: a non-positive ``image_size``.
+    """
+    image, _ = read_photo(path)
     if image_size is None:
         return image
     if isinstance(image_size, int):
@@ -193,7 +253,7 @@ def _haar_boxes(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     scale = min(1.0, 800.0 / max(grey.shape))
     if scale < 1.0:
-        grey = cv2.resize(grey, (round(grey.shape[1] * scale), round(grey.shape[0] * scale)),
+        grey = cv2.resize(grey, (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale))),
                           interpolation=cv2.INTER_AREA)
     grey = cv2.equalizeHist(grey)
     min_side = max(24, min(grey.shape) // 10)

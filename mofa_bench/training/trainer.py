@@ -17,9 +17,21 @@ AdaDelta with lr 0.1 and 0.0005 for z-translation (a separate parameter group, s
 :meth:`Method.parameter_groups`), batch 5; AdamW is available for modern runs.
 Non-finite losses or gradients skip the batch (logged) and abort with
 :class:`~mofa_bench.errors.TrainingDivergedError` after ``max_nonfinite`` in a row.
+A run whose every step of a :meth:`Trainer.fit` call was skipped so stops with the same
+error, however few steps it had.
+
 ``fit(resume=True)`` continues from ``checkpoints/last.pt`` exactly: the data order is a
 pure function of the step and the RNG state is restored, so on the CPU a resumed run
-ends bit-for-bit where an uninterrupted one does.
+ends bit-for-bit where an uninterrupted one does. The checkpoint's schema and content
+hash are checked first (:mod:`mofa_bench.training.checkpoint`), and its config must match
+the requested one except for :data:`RESUME_FREE_KEYS` (bookkeeping that does not change
+what is learnt); ``allow_config_change=True`` resumes anyway and records each changed
+key in ``config_changes.csv``. The CSV logs are cut back to the checkpoint's step, and a
+run that restarts from step 0 (killed before its first checkpoint) starts them afresh.
+
+Only one trainer at a time works in a run directory (:class:`~mofa_bench.training.lock.RunLock`,
+held for the duration of :meth:`Trainer.fit`); a second one stops with
+:class:`~mofa_bench.training.lock.RunDirectoryBusyError`.
 
 Validation is whatever ``validator`` the caller passes (the ``evaluation`` package's,
 from the command line); the trainer never imports ``evaluation``.
@@ -42,11 +54,13 @@ from mofa_bench.data.batch import FaceBatch
 from mofa_bench.data.splits import build_datasets
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.environment import environment_record, resolve_device
-from mofa_bench.errors import CheckpointError, ConfigError, TrainingDivergedError
-from mofa_bench.training.checkpoint import load_checkpoint, save_checkpoint
+from mofa_bench.errors import ConfigError, TrainingDivergedError
+from mofa_bench.training.checkpoint import (check_trainer_state, load_checkpoint, remove_stale_temp_files,
+                                            save_checkpoint)
+from mofa_bench.training.lock import RunLock
 from mofa_bench.training.method import Method, NonFiniteBatch
 from mofa_bench.training.mofa import build_mofa_method
-from mofa_bench.training.run_files import append_row, truncate_rows
+from mofa_bench.training.run_files import append_row, flatten, truncate_rows
 from mofa_bench.training.schedule import batch_indices
 from renderers import get_renderer
 
@@ -56,6 +70,38 @@ Validator = Callable[[Method, Any, torch.device], dict[str, float]]
 #: ``builder(config, decoder) -> method``: makes the method a config names around the
 #: trainer's decoder (face model, camera and renderer of the config, on its device).
 MethodBuilder = Callable[[TrainConfig, MoFADecoder], Method]
+
+#: Config keys (dotted, or a prefix ending in ``.``) a resumed run may change freely: where
+#: the run lives, how long it runs, how often it logs and saves, how it is shown and
+#: compiled. Any other difference from the checkpoint's config needs ``allow_config_change``.
+RESUME_FREE_KEYS: tuple[str, ...] = (
+    "name", "out_dir", "device", "progress", "optim.iterations", "log_every", "val_every", "sample_every",
+    "checkpoint_every", "keep_every", "max_nonfinite", "num_val_images", "compile", "compile_decoder",
+)
+#: The CSV logs of a run directory (cut back to the checkpoint's step on resume).
+LOG_FILES: tuple[str, ...] = ("metrics.csv", "validation.csv", "skipped.csv")
+
+
+def config_differences(saved: dict[str, Any], requested: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """Keys whose values differ between a checkpoint's config and ``requested``.
+
+    Both sides are compared as complete configs (defaults filled in on the saved side),
+    ignoring :data:`RESUME_FREE_KEYS`.
+
+    Returns:
+        ``{dotted key: (saved value, requested value)}``, empty when they agree.
+    """
+    from mofa_bench.config import config_from_dict
+
+    try:
+        saved = config_to_dict(config_from_dict(saved))
+    except ConfigError:  # e.g. a data path that has moved: compare the stored values as they are
+        pass
+    old, new = flatten(saved), flatten(config_to_dict(requested))
+    free = lambda key: any(key == k or key.startswith(k + ".") for k in RESUME_FREE_KEYS)  # noqa: E731
+    missing = object()
+    return {key: (old.get(key, missing), new.get(key, missing)) for key in sorted(old.keys() | new.keys())
+            if not free(key) and old.get(key, missing) != new.get(key, missing)}
 
 
 @dataclass
@@ -123,17 +169,41 @@ class Trainer:
     def checkpoint_dir(self) -> Path:
         return self.run_dir / "checkpoints"
 
-    def _prepare_run_dir(self, resume: bool) -> None:
+    def _prepare_run_dir(self, resume: bool, allow_config_change: bool) -> dict[str, Any] | None:
+        """Check and tidy the run directory (lock held); returns the checkpoint to resume, if any."""
         last = self.checkpoint_dir / "last.pt"
         if last.exists() and not resume:
             raise ConfigError(f"run directory {self.run_dir} already holds a run; pass --resume to continue it "
                               f"or choose another --name / --out")
         for sub in ("checkpoints", "samples", "figures"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(self.checkpoint_dir)
+        remove_stale_temp_files(self.run_dir)
+        state = None
+        if resume and last.exists():
+            state = load_checkpoint(last, self.device)
+            check_trainer_state(state, last)
+            changes = config_differences(state["config"], self.config)
+            if changes and not allow_config_change:
+                listed = "; ".join(f"{key}: {old!r} → {new!r}" for key, (old, new) in list(changes.items())[:6])
+                more = f" (and {len(changes) - 6} more)" if len(changes) > 6 else ""
+                raise ConfigError(f"--resume: the requested config differs from the one {last} was trained with: "
+                                  f"{listed}{more}; resume with the run's {self.run_dir / 'config.yaml'}, or pass "
+                                  f"--allow-config-change to continue under the new config (recorded in "
+                                  f"config_changes.csv)")
+            for key, (old, new) in changes.items():
+                append_row(self.run_dir / "config_changes.csv", {
+                    "step": int(state["step"]), "key": key, "checkpoint_value": repr(old),
+                    "new_value": repr(new), "time": time.strftime("%Y-%m-%d %H:%M:%S")})
+        if state is None:  # a fresh start: logs of an attempt killed before its first checkpoint go
+            for name in LOG_FILES:
+                (self.run_dir / name).unlink(missing_ok=True)
         save_config(self.config, self.run_dir / "config.yaml")
-        record = {**environment_record(self.device), "seed": self.config.seed, "method": self.config.method, "method_class": type(self.method).__name__,
-                  "face_model": self.face_model.summary(), "renderer": self.config.renderer.name}
+        record = {**environment_record(self.device), "seed": self.config.seed, "method": self.config.method,
+                  "method_class": type(self.method).__name__, "face_model": self.face_model.summary(),
+                  "renderer": self.config.renderer.name}
         (self.run_dir / "environment.json").write_text(json.dumps(record, indent=2))
+        return state
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -152,10 +222,13 @@ class Trainer:
             state["rng_cuda"] = torch.cuda.get_rng_state_all()
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "method" not in state:
-            raise CheckpointError("the checkpoint predates trainable methods (it holds only 'encoder'); "
-                                  "it cannot be resumed, but `mofa-bench reconstruct` still reads it")
+    def load_state_dict(self, state: dict[str, Any], source: str | Path = "the checkpoint") -> None:
+        """Restore a :meth:`state_dict` (schema checked first).
+
+        Raises:
+            CheckpointError: the state lacks an entry or has one of the wrong type.
+        """
+        check_trainer_state(state, source)
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
@@ -235,24 +308,40 @@ class Trainer:
         return path
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, resume: bool = False) -> TrainResult:
-        """Train for ``optim.iterations`` steps (continuing a run when ``resume``)."""
+    def fit(self, resume: bool = False, allow_config_change: bool = False) -> TrainResult:
+        """Train for ``optim.iterations`` steps (continuing a run when ``resume``).
+
+        Args:
+            resume: continue from ``checkpoints/last.pt`` when it exists.
+            allow_config_change: resume even where the config differs from the
+                checkpoint's (each change is recorded in ``config_changes.csv``).
+
+        Raises:
+            RunDirectoryBusyError: another process is training in this run directory.
+            ConfigError: an existing run without ``resume``, or a changed config.
+            CheckpointError: ``last.pt`` is corrupted or not a trainer checkpoint.
+            TrainingDivergedError: ``max_nonfinite`` skipped batches in a row, or every
+                step of this call skipped.
+        """
+        with RunLock(self.run_dir):
+            return self._fit(resume, allow_config_change)
+
+    def _fit(self, resume: bool, allow_config_change: bool) -> TrainResult:
         from tqdm.auto import tqdm
 
-        self._prepare_run_dir(resume)
-        if resume:
-            last = self.checkpoint_dir / "last.pt"
-            if last.exists():
-                self.load_state_dict(load_checkpoint(last, self.device))
-                truncate_rows(self.run_dir / "metrics.csv", self.step)
-                truncate_rows(self.run_dir / "validation.csv", self.step)
+        state = self._prepare_run_dir(resume, allow_config_change)
+        if state is not None:
+            self.load_state_dict(state, self.checkpoint_dir / "last.pt")
+            truncate_rows(self.run_dir / "metrics.csv", self.step)
+            truncate_rows(self.run_dir / "validation.csv", self.step)
+            truncate_rows(self.run_dir / "skipped.csv", self.step, inclusive=False)
         cfg = self.config
         total_steps = cfg.optim.iterations
         bs = cfg.optim.batch_size
         size = len(self.train_data)
         last_terms: dict[str, float] = {}
         validation: dict[str, float] = {}
-        first_step = self.step
+        first_step, good_steps = self.step, 0
         if self.step == 0:
             validation = self._run_validation()
         bar = tqdm(total=total_steps, initial=self.step, disable=not cfg.progress, desc=f"train {cfg.name}",
@@ -268,7 +357,7 @@ class Trainer:
             self.step += 1
             window_samples += bs
             if terms is not None:
-                last_terms = terms
+                last_terms, good_steps = terms, good_steps + 1
             if self.step % cfg.log_every == 0 or self.step == total_steps:
                 elapsed = time.perf_counter() - window_start
                 rate = window_samples / max(elapsed, 1e-9)
@@ -293,6 +382,11 @@ class Trainer:
             bar.update(1)
         bar.close()
         self.write_figures()
+        if self.step > first_step and good_steps == 0:
+            raise TrainingDivergedError(
+                f"every one of the {self.step - first_step} training steps gave a non-finite loss or gradient "
+                f"(see {self.run_dir / 'skipped.csv'}); nothing was learnt. Check the data and face model, or "
+                f"try a lower optim.lr or optim.grad_clip.")
         return TrainResult(self.run_dir, self.step, last_terms.get("total", math.nan), validation, self.skipped_total,
                            new_steps=self.step - first_step)
 

@@ -45,9 +45,9 @@ class TestNestedOptions:
             load_config(None, overrides)
 
     def test_backgrounds_are_typed_and_round_trip(self):
-        cfg = load_config(None, ["data.backgrounds={photo: 0.0, photos: [astronaut]}"])
+        cfg = load_config(None, ["data.backgrounds={photo: 0.0, photos: [coffee]}"])
         assert isinstance(cfg.data.backgrounds, BackgroundConfig)
-        assert cfg.data.backgrounds.photos == ("astronaut",) and cfg.data.backgrounds.photo == 0.0
+        assert cfg.data.backgrounds.photos == ("coffee",) and cfg.data.backgrounds.photo == 0.0
         assert config_from_dict(config_to_dict(cfg)) == cfg
 
     def test_renamed_key_still_loads_with_a_warning(self):

@@ -199,8 +199,12 @@ class TestReconstruct:
         model = load_trained_model(checkpoint, "cpu")
         with pytest.raises(InputError, match="mesh_formats"):
             reconstruct(model, [photos], tmp_path, mesh_formats=["stl"], progress=False)
+        results = reconstruct(model, [tmp_path / "missing.png", photos / "astronaut.png"], tmp_path / "out",
+                              detector="none", progress=False)
+        assert [r.status for r in results] == ["ok", "skipped"]
+        assert "missing.png: no such file" in results[1].message
         with pytest.raises(DatasetError, match="no such file"):
-            reconstruct(model, [tmp_path / "missing.png"], tmp_path, progress=False)
+            find_images([tmp_path / "missing.png"])
         empty = tmp_path / "empty"
         empty.mkdir()
         with pytest.raises(DatasetError, match="no images"):

@@ -151,12 +151,25 @@ def pad_modes(basis: np.ndarray, k: int) -> np.ndarray:
 
 def build_model(path: Path, expected: str, *, name: str, metadata: dict[str, Any],
                 **arrays: np.ndarray) -> FaceModel:
-    """Construct a FaceModel, turning shape/dtype/index errors into ModelFileError."""
+    """Construct a FaceModel, turning shape/dtype/index errors into ModelFileError.
+
+    Every array must be non-empty and, once cast to float32, finite; ``name`` must be a
+    non-empty string. Each refusal names the file and the array.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ModelFileError(f"{path}: the model name must be a non-empty string, got {name!r}; {expected}")
     tensors = {}
     for key, value in arrays.items():
         value = np.asarray(value)
+        if value.size == 0:
+            raise ModelFileError(f"{path}: array {key!r} is empty (shape {value.shape}); {expected}")
         if np.issubdtype(value.dtype, np.floating):
-            tensors[key] = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+            value = np.ascontiguousarray(value, dtype=np.float32)
+            bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+            if bad:
+                raise ModelFileError(f"{path}: array {key!r} has {bad} NaN or infinite value(s) (as float32); "
+                                     f"{expected}")
+            tensors[key] = torch.from_numpy(value)
         else:
             tensors[key] = torch.from_numpy(np.ascontiguousarray(value))
     try:

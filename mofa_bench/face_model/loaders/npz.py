@@ -71,7 +71,11 @@ def load_npz(path: str | Path) -> FaceModel:
             raise ModelFileError(f"{path}: key {key!r} has non-numeric dtype {arrays[key].dtype}; {_NPZ_EXPECTED}")
     name = path.stem
     if "name" in arrays:
-        name = str(arrays["name"].reshape(-1)[0]) if arrays["name"].size else name
+        value = arrays["name"]
+        if value.dtype.kind not in "US" or value.size != 1:
+            raise ModelFileError(f"{path}: key 'name' must be one string, got dtype {value.dtype} and shape "
+                                 f"{value.shape}; {_NPZ_EXPECTED}")
+        name = str(value.reshape(-1)[0])
     fields: dict[str, Any] = {key: arrays[key] for key in NPZ_REQUIRED_KEYS}
     if "landmark_subset" in arrays:
         fields["landmark_subset"] = arrays["landmark_subset"]
