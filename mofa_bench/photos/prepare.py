@@ -98,13 +98,23 @@ def _row(source: str, status: str, reason: str = "", **values: Any) -> dict[str,
 _PIPELINE: FacePipeline | None = None
 
 
-def _init_worker(settings: dict[str, Any]) -> None:
-    import atexit
+def _close_pipeline() -> None:
+    global _PIPELINE
+    if _PIPELINE is not None:
+        _PIPELINE.close()
+        _PIPELINE = None
 
+
+def _init_worker(settings: dict[str, Any], worker: bool = True) -> None:
     global _PIPELINE
     s = PrepareSettings(**settings)
     _PIPELINE = FacePipeline(s.detector, s.landmarker, min_side=s.min_face, max_outside=s.max_outside)
-    atexit.register(_PIPELINE.close)
+    if worker:
+        # Close MediaPipe's graphs while the worker's threads still run (an atexit hook comes
+        # after the thread pools it needs have shut down).
+        from multiprocessing import util
+
+        util.Finalize(None, _close_pipeline, exitpriority=100)
 
 
 def _process(job: tuple[str, str, str, dict[str, Any]]) -> dict[str, Any]:
@@ -184,16 +194,15 @@ def _check_settings(out: Path, settings: PrepareSettings) -> None:
 
 def _run_jobs(jobs: list[tuple[str, str, str, dict[str, Any]]], settings: dict[str, Any],
               workers: int) -> Iterator[dict[str, Any]]:
+    if not jobs:
+        return
     if workers <= 1:
-        _init_worker(settings)
+        _init_worker(settings, worker=False)
         try:
             for job in jobs:
                 yield _process(job)
         finally:
-            global _PIPELINE
-            if _PIPELINE is not None:
-                _PIPELINE.close()
-                _PIPELINE = None
+            _close_pipeline()
         return
     import multiprocessing
 
