@@ -220,6 +220,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from mofa_bench.output_paths import output_folder
     from mofa_bench.training.trainer import Trainer
 
+    if args.allow_config_change and not args.resume:
+        raise InputError("--allow-config-change goes with --resume")
     config = load_config(args.config, args.set, renderer__name=args.renderer, device=args.device,
                          name=args.name, out_dir=args.out, optim__iterations=args.iterations,
                          encoder__name=args.encoder)
@@ -233,8 +235,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"run directory: {trainer.run_dir}")
     print(f"face model: {trainer.face_model.summary()}")
     print(f"renderer: {config.renderer.name} · encoder: {config.encoder.name} · device: {trainer.device}")
-    if args.allow_config_change and not args.resume:
-        raise InputError("--allow-config-change goes with --resume")
     result = trainer.fit(resume=args.resume, allow_config_change=args.allow_config_change)
     if result.new_steps == 0:
         print(f"the run has already finished {result.steps} of {config.optim.iterations} steps; nothing to do "
