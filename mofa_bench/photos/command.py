@@ -10,7 +10,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``prepare`` (with its ``folder`` action) on the CLI's subparsers."""
+    """Register ``prepare`` (actions ``folder`` and ``csv``) on the CLI's subparsers."""
     p = subparsers.add_parser(
         "prepare", help="photos → framed face crops, 68 landmarks with confidences, Parquet manifest",
         description="Prepare real photos for training and evaluation: detect the face, measure its landmarks, "
@@ -19,6 +19,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     actions = p.add_subparsers(dest="prepare_command", metavar="<source>")
     f = actions.add_parser("folder", help="every photo in a folder (and its subfolders)")
     f.add_argument("path", help="folder of photos (.jpg .jpeg .png .bmp .webp .tif)")
+    f.add_argument("--no-recursive", action="store_true", help="only the folder itself, not its subfolders")
+    c = actions.add_parser("csv", help="the photos a CSV lists (column path; optional x, y, w, h face box)")
+    c.add_argument("path", help="CSV file; relative paths in it are taken from its folder")
+    for q in (f, c):
+        _add_common(q)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    return p
+
+
+def _add_common(f: argparse.ArgumentParser) -> None:
     f.add_argument("--out", required=True, help="output folder (crops/, manifest.parquet, prepare.json)")
     f.add_argument("--size", type=int, default=240, help="crop side in px (default: %(default)s)")
     f.add_argument("--detector", default=DEFAULT_DETECTOR, choices=detector_names(),
@@ -32,18 +42,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     f.add_argument("--allow-grey", action="store_true", help="keep greyscale photos (skipped by default)")
     f.add_argument("--max-megapixels", type=float, default=50.0,
                    help="skip photos larger than this (default: %(default)s)")
-    f.add_argument("--no-recursive", action="store_true", help="only the folder itself, not its subfolders")
     f.add_argument("--workers", type=int, default=1, help="processes (default: %(default)s)")
     f.add_argument("--limit", type=int, default=None, help="process at most this many new photos")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(func=run)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
-    return p
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``mofa-bench prepare folder``; prints a summary, returns the exit status (0)."""
-    from mofa_bench.photos.prepare import PrepareSettings, prepare_folder
+    """Run ``mofa-bench prepare folder|csv``; prints a summary, returns the exit status (0)."""
+    from mofa_bench.photos.prepare import PrepareSettings, prepare_csv, prepare_folder
 
     state = available_detectors()[args.detector]
     if not state.available:
@@ -55,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
                                landmarker=None if args.no_landmarks else "mediapipe", min_face=args.min_face,
                                max_outside=args.max_outside, allow_grey=args.allow_grey,
                                max_pixels=int(args.max_megapixels * 1e6))
-    frame = prepare_folder(args.path, args.out, settings, recursive=not args.no_recursive, workers=args.workers,
-                           progress=not args.no_progress, limit=args.limit)
+    options = dict(workers=args.workers, progress=not args.no_progress, limit=args.limit)
+    if args.prepare_command == "csv":
+        frame = prepare_csv(args.path, args.out, settings, **options)
+    else:
+        frame = prepare_folder(args.path, args.out, settings, recursive=not args.no_recursive, **options)
     ok = frame[frame["status"] == "ok"]
     print(f"{len(ok)} faces from {len(frame)} photos in {args.out} (manifest: {args.out}/manifest.parquet)")
     skipped = frame[frame["status"] != "ok"]

@@ -1,11 +1,15 @@
-"""``mofa-bench prepare folder``: photos → framed face crops, landmarks and a Parquet manifest.
+"""``mofa-bench prepare folder|csv``: photos → framed face crops, landmarks and a Parquet manifest.
+
+Sources: every photo under a folder (:func:`prepare_folder`), or the photos a CSV lists,
+optionally with a box per row that picks the face (:func:`prepare_csv`).
 
 Output folder layout:
 
-- ``crops/<source path>.png``: the ``size × size`` crop of each photo's face (framed by
+- ``crops/<source>.png``: the ``size × size`` crop of each photo's face (framed by
   :mod:`~mofa_bench.photos.framing`), subfolders mirrored.
 - ``manifest.parquet``: one row per photo, face found or file skipped, with the columns of
-  :data:`MANIFEST_COLUMNS`: ``source`` (path relative to the input folder), ``status``
+  :data:`MANIFEST_COLUMNS`: ``source`` (path relative to the input folder, or as the CSV
+  lists it), ``status``
   (``"ok"`` or ``"skipped"``), ``reason`` (why skipped; ``""`` when ok), ``crop``
   (crop path relative to the output folder), ``crop_x0``, ``crop_y0``, ``crop_side``
   (the crop box in source px), ``crop_size`` (crop px), ``image_width``,
@@ -39,7 +43,8 @@ from mofa_bench.errors import DatasetError, InputError
 from mofa_bench.photos.faces import MAX_PIXELS, FacePipeline, PhotoSkipped, read_photo
 from mofa_bench.photos.framing import crop_square, landmarks_to_crop
 
-__all__ = ["IMAGE_SUFFIXES", "MANIFEST_COLUMNS", "PrepareSettings", "PreparedFaces", "list_photos", "prepare_folder"]
+__all__ = ["IMAGE_SUFFIXES", "MANIFEST_COLUMNS", "PrepareSettings", "PreparedFaces", "list_photos", "prepare_csv",
+           "prepare_folder", "prepare_photos", "read_manifest"]
 
 #: File suffixes taken as photos (any case).
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -117,9 +122,17 @@ def _init_worker(settings: dict[str, Any], worker: bool = True) -> None:
         util.Finalize(None, _close_pipeline, exitpriority=100)
 
 
-def _process(job: tuple[str, str, str, dict[str, Any]]) -> dict[str, Any]:
-    """Prepare one photo: ``(path, source, out_dir, settings)`` → its manifest row."""
-    path, source, out_dir, settings = job
+def _crop_name(source: str) -> Path:
+    """``crops/<source without suffix>[_k].png``: made relative (no root, no ``..``); ``#k`` → ``_k``."""
+    base, _, k = source.partition("#")
+    parts = [part.replace("..", "__") for part in Path(base).parts if part not in ("/", "\\")]
+    stem = Path(*parts).with_suffix("") if parts else Path("photo")
+    return Path("crops", stem.parent, stem.name + (f"_{k}" if k else "") + ".png")
+
+
+def _process(job: tuple[str, str, str, dict[str, Any], tuple[float, float, float, float] | None]) -> dict[str, Any]:
+    """Prepare one photo: ``(path, source, out_dir, settings, near box or None)`` → its manifest row."""
+    path, source, out_dir, settings, near = job
     s = PrepareSettings(**settings)
     if _PIPELINE is None:
         raise RuntimeError("prepare: the face pipeline of this process was not initialised")
@@ -129,10 +142,10 @@ def _process(job: tuple[str, str, str, dict[str, Any]]) -> dict[str, Any]:
         return _row(source, "skipped", str(exc))
     height, width = rgb.shape[:2]
     try:
-        face = _PIPELINE.find(rgb)
+        face = _PIPELINE.find(rgb, near=near)
     except PhotoSkipped as exc:
         return _row(source, "skipped", str(exc), image_width=width, image_height=height, detector=s.detector)
-    crop_rel = Path("crops") / Path(source).with_suffix(".png")
+    crop_rel = _crop_name(source)
     target = Path(out_dir) / crop_rel
     target.parent.mkdir(parents=True, exist_ok=True)
     from PIL import Image
@@ -192,7 +205,7 @@ def _check_settings(out: Path, settings: PrepareSettings) -> None:
         path.write_text(json.dumps(wanted, indent=2) + "\n")
 
 
-def _run_jobs(jobs: list[tuple[str, str, str, dict[str, Any]]], settings: dict[str, Any],
+def _run_jobs(jobs: list[tuple[Any, ...]], settings: dict[str, Any],
               workers: int) -> Iterator[dict[str, Any]]:
     if not jobs:
         return
@@ -211,16 +224,19 @@ def _run_jobs(jobs: list[tuple[str, str, str, dict[str, Any]]], settings: dict[s
         yield from pool.map(_process, jobs, chunksize=4)
 
 
-def prepare_folder(folder: str | Path, out: str | Path, settings: PrepareSettings = PrepareSettings(), *,
-                   recursive: bool = True, workers: int = 1, save_every: int = 50, progress: bool = True,
-                   limit: int | None = None):
-    """Prepare every photo of a folder (see the module docstring).
+Near = tuple[float, float, float, float]
+
+
+def prepare_photos(items: list[tuple[Path, str, Near | None]], out: str | Path,
+                   settings: PrepareSettings = PrepareSettings(), *, workers: int = 1, save_every: int = 50,
+                   progress: bool = True, limit: int | None = None):
+    """Prepare a list of photos (see the module docstring).
 
     Args:
-        folder: the photos.
+        items: ``(file, source, near)`` per photo: ``source`` is its manifest key (unique),
+            ``near`` an optional ``(x, y, w, h)`` box choosing among several faces.
         out: output folder (created; an existing one is resumed).
         settings: crop size, detector, landmarker and the skip limits.
-        recursive: include subfolders.
         workers: processes (each loads its own detector; 1 runs in this process).
         save_every: rewrite the manifest after this many photos.
         progress: show a tqdm progress bar.
@@ -230,15 +246,15 @@ def prepare_folder(folder: str | Path, out: str | Path, settings: PrepareSetting
         the full manifest (earlier rows and new ones) as a pandas DataFrame.
 
     Raises:
-        DatasetError: the folder is missing.
-        InputError: ``out`` was prepared with other settings.
+        InputError: ``out`` was prepared with other settings, or two items share a source.
         DetectorUnavailableError: the detector or landmarker cannot run here.
     """
     from tqdm import tqdm
 
-    folder, out = Path(folder), Path(out)
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: photo folder does not exist" if not folder.exists() else f"{folder}: not a folder")
+    out = Path(out)
+    sources = [source for _, source, _ in items]
+    if len(set(sources)) != len(sources):
+        raise InputError("prepare: two photos have the same source name")
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)
     rows: list[dict[str, Any]] = []
@@ -248,11 +264,11 @@ def prepare_folder(folder: str | Path, out: str | Path, settings: PrepareSetting
             for key in ("landmarks_68", "landmark_confidence"):
                 row[key] = [list(map(float, p)) if np.ndim(p) else float(p) for p in row[key]]
     done = {row["source"] for row in rows}
-    photos = [p for p in list_photos(folder, recursive) if p.relative_to(folder).as_posix() not in done]
+    todo = [item for item in items if item[1] not in done]
     if limit is not None:
-        photos = photos[: max(0, int(limit))]
+        todo = todo[: max(0, int(limit))]
     options = asdict(settings)
-    jobs = [(str(p), p.relative_to(folder).as_posix(), str(out), options) for p in photos]
+    jobs = [(str(path), source, str(out), options, near) for path, source, near in todo]
     bar = tqdm(total=len(jobs), desc="prepare", unit="photo", disable=not progress or not jobs)
     try:
         for k, row in enumerate(_run_jobs(jobs, options, workers), 1):
@@ -265,6 +281,60 @@ def prepare_folder(folder: str | Path, out: str | Path, settings: PrepareSetting
         if jobs or not (out / MANIFEST).is_file():
             _write_manifest(out, rows)
     return _frame(rows)
+
+
+def prepare_folder(folder: str | Path, out: str | Path, settings: PrepareSettings = PrepareSettings(), *,
+                   recursive: bool = True, **options: Any):
+    """Prepare every photo of a folder; ``source`` is the path relative to it.
+
+    ``options`` are :func:`prepare_photos`'s (``workers``, ``save_every``, ``progress``, ``limit``).
+
+    Raises:
+        DatasetError: the folder is missing.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: photo folder does not exist" if not folder.exists() else f"{folder}: not a folder")
+    items = [(p, p.relative_to(folder).as_posix(), None) for p in list_photos(folder, recursive)]
+    return prepare_photos(items, out, settings, **options)
+
+
+def prepare_csv(table: str | Path, out: str | Path, settings: PrepareSettings = PrepareSettings(), **options: Any):
+    """Prepare the photos a CSV lists.
+
+    Columns: ``path`` (required; relative paths are taken from the CSV's folder) and
+    optionally ``x``, ``y``, ``w``, ``h``: a box (source px) choosing the face that
+    overlaps it most. A photo listed several times (several faces) gets sources
+    ``path#1``, ``path#2``, ...; otherwise its source is ``path`` as written.
+
+    Raises:
+        DatasetError: the CSV is missing, unreadable, or lacks the ``path`` column (names it).
+    """
+    import pandas as pd
+
+    table = Path(table)
+    try:
+        frame = pd.read_csv(table)
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{table}: cannot read the CSV of photos ({exc})") from exc
+    if "path" not in frame.columns:
+        raise DatasetError(f"{table}: no 'path' column (columns: {', '.join(map(str, frame.columns))})")
+    box_columns = [c for c in ("x", "y", "w", "h") if c in frame.columns]
+    if box_columns and len(box_columns) != 4:
+        raise DatasetError(f"{table}: a face box needs all of x, y, w, h (found {', '.join(box_columns)})")
+    counts = frame["path"].astype(str).value_counts()
+    seen: dict[str, int] = {}
+    items = []
+    for _, row in frame.iterrows():
+        name = str(row["path"])
+        path = Path(name) if Path(name).is_absolute() else table.parent / name
+        seen[name] = seen.get(name, 0) + 1
+        source = f"{name}#{seen[name]}" if counts[name] > 1 else name
+        near = None
+        if box_columns and not any(pd.isna(row[c]) for c in box_columns):
+            near = tuple(float(row[c]) for c in ("x", "y", "w", "h"))
+        items.append((path, source, near))
+    return prepare_photos(items, out, settings, **options)
 
 
 class PreparedFaces:

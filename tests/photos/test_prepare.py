@@ -138,3 +138,57 @@ def test_missing_folder_and_manifest_are_dataset_errors(tmp_path: Path):
         prepare_folder(tmp_path / "nope", tmp_path / "out", progress=False)
     with pytest.raises(DatasetError, match="no manifest"):
         PreparedFaces(tmp_path)
+
+
+@pytest.mark.usefixtures("needs_mediapipe")
+class TestPrepareCsvAndOptions:
+    def test_csv_boxes_pick_each_face_of_a_photo(self, photo_folder: Path, tmp_path: Path):
+        from mofa_bench.photos.prepare import prepare_csv
+
+        table = photo_folder / "list.csv"
+        # pair.png is 512 × 256: the astronaut at x ≈ 90-140 and her mirror image at x ≈ 370-420
+        table.write_text("path,x,y,w,h\nsub/pair.png,80,30,70,70\nsub/pair.png,360,30,70,70\n"
+                         "astronaut.jpg,,,,\nmissing.jpg,,,,\n")
+        frame = prepare_csv(table, tmp_path / "csv", SMALL, progress=False).set_index("source")
+        assert list(frame.index) == ["sub/pair.png#1", "sub/pair.png#2", "astronaut.jpg", "missing.jpg"]
+        left, right = frame.loc["sub/pair.png#1"], frame.loc["sub/pair.png#2"]
+        assert left["status"] == right["status"] == "ok" and left["crop"] == "crops/sub/pair_1.png" and right["crop"] == "crops/sub/pair_2.png"
+        assert left["crop_x0"] + left["crop_side"] / 2 < 256 < right["crop_x0"] + right["crop_side"] / 2
+        assert frame.loc["astronaut.jpg", "status"] == "ok"
+        assert frame.loc["missing.jpg", "reason"].startswith("unreadable image")
+
+    def test_csv_without_path_column_is_a_dataset_error(self, tmp_path: Path):
+        from mofa_bench.photos.prepare import prepare_csv
+
+        (tmp_path / "bad.csv").write_text("file\na.jpg\n")
+        with pytest.raises(DatasetError, match="no 'path' column"):
+            prepare_csv(tmp_path / "bad.csv", tmp_path / "out", progress=False)
+
+    def test_without_landmarks_crops_are_framed_by_keypoints(self, photo_folder: Path, tmp_path: Path):
+        settings = PrepareSettings(size=64, max_pixels=600_000, landmarker=None)
+        frame = prepare_folder(photo_folder, tmp_path / "nolm", settings, progress=False).set_index("source")
+        ok = frame.loc["astronaut.jpg"]
+        assert ok["framed_by"] == "keypoints" and len(ok["landmarks_68"]) == 0
+        with_landmarks = prepare_folder(photo_folder, tmp_path / "lm", SMALL, progress=False,
+                                        limit=1).set_index("source").loc["astronaut.jpg"]
+        # keypoint framing lands within 10 % of the landmark framing on a real face
+        assert abs(ok["crop_side"] / with_landmarks["crop_side"] - 1) < 0.1
+        data = PreparedFaces(tmp_path / "nolm")
+        batch = data.batch(torch.tensor([0]))
+        assert float(batch.landmark_confidence.abs().sum()) == 0.0
+
+    def test_haar_detector_with_landmark_framing(self, photo_folder: Path, tmp_path: Path):
+        from mofa_bench.photos.detection import available_detectors
+
+        if not available_detectors()["haar"].available:
+            pytest.skip("OpenCV's Haar cascade is unavailable")
+        settings = PrepareSettings(size=64, max_pixels=600_000, detector="haar")
+        frame = prepare_folder(photo_folder, tmp_path / "haar", settings, progress=False).set_index("source")
+        assert frame.loc["astronaut.jpg", "framed_by"] == "landmarks" and frame.loc["astronaut.jpg", "detector"] == "haar"
+
+
+def test_crop_names_stay_inside_the_output_folder():
+    from mofa_bench.photos.prepare import _crop_name
+
+    assert _crop_name("sub/a.jpg") == Path("crops/sub/a.png")
+    assert _crop_name("/data/x/../a.jpg#2") == Path("crops/data/x/__/a_2.png")
