@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 
 #: Methods a config can name: MoFA, and the study's baselines (built by ``evaluation``).
-METHOD_NAMES: tuple[str, ...] = ("mofa", "conv_autoencoder", "learned_decoder", "fit", "code_regression")
+METHOD_NAMES: tuple[str, ...] = ("mofa", "conv_autoencoder", "learned_decoder", "fit", "code_regression",
+                                  "mean_face")
 
 
 @dataclass

@@ -9,6 +9,8 @@
   zero, MoFA's loss, any renderer; nothing to train.
 - ``code_regression`` (:mod:`~evaluation.baselines.code_regression`): the supervised upper
   bound, the MoFA encoder regressing the true codes of synthetic faces.
+- ``mean_face`` (:mod:`~evaluation.baselines.mean_face`): the zero code for every image,
+  where every learnt method starts; nothing to train.
 
 :func:`method_builder` gives the trainer's builder for a config's ``method``::
 
@@ -28,6 +30,7 @@ from evaluation.baselines.learned_decoder import (
     load_learned_decoder,
     prior_codes,
 )
+from evaluation.baselines.mean_face import MeanFace, build_mean_face
 from evaluation.baselines.networks import ConvEncoder, DeconvDecoder
 from mofa_bench.errors import ConfigError
 from mofa_bench.training.mofa import MoFAMethod, build_mofa_method
@@ -47,11 +50,13 @@ __all__ = [
     "FitMethod",
     "FitResult",
     "LearnedDecoder",
+    "MeanFace",
     "MoFAMethod",
     "build_code_regression",
     "build_conv_autoencoder",
     "build_fit",
     "build_learned_decoder",
+    "build_mean_face",
     "build_mofa_method",
     "code_loss",
     "decoder_fidelity",
@@ -69,6 +74,7 @@ BUILDERS: dict[str, MethodBuilder] = {
     "learned_decoder": build_learned_decoder,
     "fit": build_fit,
     "code_regression": build_code_regression,
+    "mean_face": build_mean_face,
 }
 
 

@@ -1,7 +1,8 @@
 """A suite directory → ``report.md`` and a self-contained ``report.html`` (figures in ``report_figures/``).
 
 :func:`build_report` lays the report out as blocks (:mod:`evaluation.report.document`):
-the suite's runs and test set, runs that did not finish, test errors over seeds, each
+the suite's runs and test set, runs that did not finish, test errors over seeds, what
+training learnt (each run against the mean face, also written as ``summary.csv``), each
 renderer's paired difference to per_vertex, costs, then the figures — error curves over
 steps and over wall-clock time, bars, the qualitative grid, vertex-error heat maps and
 renderer throughput from benchmark CSVs. :func:`write_report` writes both files.
@@ -17,6 +18,7 @@ from evaluation.report.figures import plot_bars, plot_curves, plot_throughput_cs
 from evaluation.report.images import plot_qualitative, plot_vertex_errors
 from evaluation.report.document import Block, Bullets, Figure, Heading, Paragraph, Table, figures_of, to_markdown
 from evaluation.report.html import write_html
+from evaluation.report.learning import START_METHOD, learning_records, learning_summary
 from evaluation.report.load import REFERENCE_RENDERER, ReportError, Suite, load_suite
 from evaluation.report.tables import (
     COST_COLUMNS,
@@ -127,6 +129,19 @@ def _errors(suite: Suite) -> list[Block]:
     return blocks
 
 
+def _learning(suite: Suite) -> list[Block]:
+    """Each run's start (the mean face on the same test faces) beside its end: the paper's Fig. 10."""
+    summary = learning_summary(suite.results)
+    if summary.empty or not (suite.results["method"] == START_METHOD).any():
+        return []
+    records, columns = learning_records(summary)
+    return [Heading("What training learnt"),
+            Paragraph(f"Each run's test error at the start (the mean face, i.e. the zero code every encoder starts "
+                      f"from, scored by the `{START_METHOD}` run on the same test faces) → at the end, and the "
+                      f"ratio end / start (below 1: learnt). The same numbers are in `summary.csv`."),
+            Table(tuple(records), columns)]
+
+
 def _differences(suite: Suite, resamples: int, seed: int) -> list[Block]:
     diff = paired_differences(suite, resamples=resamples, seed=seed)
     blocks: list[Block] = [
@@ -227,7 +242,8 @@ def build_report(suite: Suite, fig_dir: str | Path, bench_csvs: Sequence[str | P
     fig_dir = Path(fig_dir)
     if resamples < 1:
         raise ReportError(f"--resamples: expected ≥ 1, got {resamples}")
-    return (_overview(suite) + _unfinished(suite) + _errors(suite) + _differences(suite, resamples, bootstrap_seed)
+    return (_overview(suite) + _unfinished(suite) + _errors(suite) + _learning(suite)
+            + _differences(suite, resamples, bootstrap_seed)
             + _costs(suite) + _figures(suite, fig_dir, [Path(c) for c in bench_csvs]))
 
 
@@ -253,5 +269,8 @@ def write_report(suite_dir: str | Path, out_dir: str | Path | None = None,
     blocks = build_report(suite, out / FIGURE_DIR, csvs, resamples, bootstrap_seed)
     markdown = out / "report.md"
     markdown.write_text(to_markdown(blocks, out), encoding="utf-8")
+    summary = learning_summary(suite.results)
+    if not summary.empty and (suite.results["method"] == START_METHOD).any():
+        summary.to_csv(out / "summary.csv", index=False)
     page = write_html(blocks, out / "report.html", f"Study report: {suite.name}")
     return ReportFiles(markdown, page, tuple(figures_of(blocks)))

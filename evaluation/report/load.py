@@ -46,6 +46,8 @@ METHOD_TITLES: dict[str, str] = {
     "conv_autoencoder": "conv autoencoder",
     "learned_decoder": "learned decoder",
     "fit": "optimisation",
+    "code_regression": "code regression (supervised)",
+    "mean_face": "mean face",
 }
 #: Renderers in report order (others follow by name).
 RENDERER_ORDER: tuple[str, ...] = ("per_vertex", "pytorch3d", "nvdiffrast")
