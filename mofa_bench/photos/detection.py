@@ -26,12 +26,16 @@ top-left corner of the top-left pixel, x right, y down; pixel centres at +0.5).
 from __future__ import annotations
 
 import math
+import os
+import sys
+import tempfile
 import zipfile
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -52,6 +56,7 @@ __all__ = [
     "detector_names",
     "get_detector",
     "mediapipe_availability",
+    "quiet_native_logs",
     "register_detector",
     "select_face",
 ]
@@ -233,6 +238,34 @@ def _bundle_member(name: str) -> bytes:
                                        f"reinstall with `{MEDIAPIPE_INSTALL_HINT}`") from exc
 
 
+@contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """Hold back what native code writes to stderr (MediaPipe's start-up log) inside the block.
+
+    The text is captured at the file-descriptor level and written out after all if the
+    block raises, so a failure still shows the library's own explanation.
+    """
+    try:
+        stderr_fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced (e.g. captured by a test runner)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(stderr_fd)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), stderr_fd)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, stderr_fd)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, stderr_fd)
+            os.close(saved)
+
+
 def mediapipe_image(rgb: np.ndarray) -> Any:
     """Wrap an ``(H, W, 3)`` uint8 RGB array as a ``mediapipe.Image``."""
     import mediapipe as mp
@@ -267,7 +300,10 @@ class MediaPipeDetector(FaceDetector):
         options = vision.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_buffer=_bundle_member("face_detector.tflite")),
             min_detection_confidence=float(min_score))
-        self._detector = vision.FaceDetector.create_from_options(options)
+        with quiet_native_logs():
+            self._detector = vision.FaceDetector.create_from_options(options)
+            # the first call logs once more (input alignment): spend it on a blank image
+            self._detector.detect(mediapipe_image(np.zeros((64, 64, 3), np.uint8)))
         self.max_faces = int(max_faces)
         self.windows = bool(windows)
         self.window_min_score = float(window_min_score)
@@ -321,7 +357,8 @@ class MediaPipeDetector(FaceDetector):
 
     def close(self) -> None:
         if self._detector is not None:
-            self._detector.close()
+            with quiet_native_logs():
+                self._detector.close()
             self._detector = None
 
 

@@ -39,6 +39,7 @@ from mofa_bench.photos.detection import (
     check_rgb,
     mediapipe_availability,
     mediapipe_image,
+    quiet_native_logs,
     task_file,
 )
 from mofa_bench.photos.framing import CropBox, crop_square
@@ -149,7 +150,9 @@ class MediaPipeLandmarker:
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(task_file())), num_faces=int(max_faces),
             min_face_detection_confidence=min_score, min_face_presence_confidence=min_score)
-        self._landmarker: Any = vision.FaceLandmarker.create_from_options(options)
+        with quiet_native_logs():
+            self._landmarker: Any = vision.FaceLandmarker.create_from_options(options)
+            self._landmarker.detect(mediapipe_image(np.zeros((64, 64, 3), np.uint8)))
         self.work_size = int(work_size)
 
     @classmethod
@@ -189,7 +192,8 @@ class MediaPipeLandmarker:
 
     def close(self) -> None:
         if self._landmarker is not None:
-            self._landmarker.close()
+            with quiet_native_logs():
+                self._landmarker.close()
             self._landmarker = None
 
     def __enter__(self) -> "MediaPipeLandmarker":

@@ -117,3 +117,22 @@ class TestHaarDetector:
         assert len(faces) >= 1 and np.isnan(faces[0].score) and faces[0].keypoints is None
         x, y, w, h = faces[0].box
         assert 160 < x + w / 2 < 280 and 80 < y + h / 2 < 170
+
+
+def test_quiet_native_logs_holds_back_stderr_unless_the_block_fails():
+    import subprocess
+    import sys
+
+    script = ("import os, sys\n"
+              "from mofa_bench.photos.detection import quiet_native_logs\n"
+              "with quiet_native_logs():\n"
+              "    os.write(2, b'start-up chatter\\n')\n"
+              "try:\n"
+              "    with quiet_native_logs():\n"
+              "        os.write(2, b'why it failed\\n')\n"
+              "        raise RuntimeError('boom')\n"
+              "except RuntimeError:\n"
+              "    pass\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "start-up chatter" not in done.stderr and "why it failed" in done.stderr
