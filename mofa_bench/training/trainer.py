@@ -241,12 +241,14 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
 
     def _save(self, is_best: bool) -> None:
+        # last.pt goes last: a crash before it is written resumes from the previous one,
+        # which repeats this step and so writes best.pt and step_*.pt again.
         state = self.state_dict()
-        save_checkpoint(state, self.checkpoint_dir / "last.pt")
         if is_best:
             save_checkpoint(state, self.checkpoint_dir / "best.pt")
         if self.config.keep_every and self.step % self.config.keep_every == 0:
             save_checkpoint(state, self.checkpoint_dir / f"step_{self.step:07d}.pt")
+        save_checkpoint(state, self.checkpoint_dir / "last.pt")
 
     # ------------------------------------------------------------------ one step
     def train_step(self, batch: FaceBatch) -> dict[str, float] | None:
@@ -358,6 +360,11 @@ class Trainer:
             window_samples += bs
             if terms is not None:
                 last_terms, good_steps = terms, good_steps + 1
+            elif self.step == total_steps and good_steps == 0:
+                raise TrainingDivergedError(
+                    f"every one of the {self.step - first_step} training steps gave a non-finite loss or gradient "
+                    f"(see {self.run_dir / 'skipped.csv'}); nothing was learnt. Check the data and face model, "
+                    f"or try a lower optim.lr or optim.grad_clip.")
             if self.step % cfg.log_every == 0 or self.step == total_steps:
                 elapsed = time.perf_counter() - window_start
                 rate = window_samples / max(elapsed, 1e-9)
@@ -382,11 +389,6 @@ class Trainer:
             bar.update(1)
         bar.close()
         self.write_figures()
-        if self.step > first_step and good_steps == 0:
-            raise TrainingDivergedError(
-                f"every one of the {self.step - first_step} training steps gave a non-finite loss or gradient "
-                f"(see {self.run_dir / 'skipped.csv'}); nothing was learnt. Check the data and face model, or "
-                f"try a lower optim.lr or optim.grad_clip.")
         return TrainResult(self.run_dir, self.step, last_terms.get("total", math.nan), validation, self.skipped_total,
                            new_steps=self.step - first_step)
 
