@@ -39,6 +39,28 @@ _EPILOG = """examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (and exit status 2), like every other error.
+
+    Subcommand parsers made with ``add_parser`` are of the same class.
+    """
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import torch
 
@@ -88,8 +110,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 def _cmd_contact_sheet(args: argparse.Namespace) -> int:
     from mofa_bench.contact_sheet import render_contact_sheet
+    from mofa_bench.environment import resolve_device
     from mofa_bench.output_paths import image_output_file, output_folder
 
+    resolve_device(args.device)
     out = image_output_file(args.out, "--out")
     if args.mesh:
         output_folder(Path(args.mesh).parent, "--mesh")
@@ -192,11 +216,11 @@ def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None,
                    help="--method fit: YAML config naming the face model, camera, renderer, loss and method_options "
                         "(default: built-in defaults)")
-    p.add_argument("--fit-steps", type=int, default=None,
+    p.add_argument("--fit-steps", type=_positive_int, default=None,
                    help="--method fit: Adam steps per photo (default: method_options.steps, else 100)")
     p.add_argument("--out", default="out/reconstruct", help="output folder (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i] (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=16, help="photos per batch (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, default=16, help="photos per batch (default: %(default)s)")
     p.add_argument("--detector", default="auto", choices=["auto", "haar", "none"],
                    help="face crops: auto = Haar if OpenCV is installed, none = centre square (default: %(default)s)")
     p.add_argument("--allow-no-face", action="store_true",
@@ -278,7 +302,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mofa-bench",
         description="Model-based face autoencoders (MoFA) trained and compared across differentiable renderers.",
         epilog=_EPILOG,
@@ -295,9 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--out", default="out/contact_sheet.png", help="output PNG (default: %(default)s)")
     p.add_argument("--mesh", default=None, help="also export the mean face as <MESH>.obj and <MESH>.ply")
-    p.add_argument("--rows", type=int, default=4)
-    p.add_argument("--columns", type=int, default=6)
-    p.add_argument("--image-size", type=int, default=240, help="pixels per face (default: %(default)s)")
+    p.add_argument("--rows", type=_positive_int, default=4)
+    p.add_argument("--columns", type=_positive_int, default=6)
+    p.add_argument("--image-size", type=_positive_int, default=240, help="pixels per face (default: %(default)s)")
     p.add_argument("--renderer", default="per_vertex", help="renderer used to draw (default: %(default)s)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)

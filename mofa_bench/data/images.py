@@ -393,7 +393,13 @@ class ImageFolder:
         if not isinstance(image_size, int) or image_size <= 0:
             raise InputError(f"image_size: expected a positive int, got {image_size!r}")
         pattern = "**/*" if recursive else "*"
-        files = [p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+        candidates = [p for p in path.glob(pattern) if p.suffix.lower() in IMAGE_EXTENSIONS]
+        files = [p for p in candidates if p.is_file()]
+        left_out = sorted(str(p.relative_to(path)) for p in candidates if not p.is_file() and not p.is_dir())
+        if left_out:
+            warnings.warn(f"{path}: {len(left_out)} entr{'y' if len(left_out) == 1 else 'ies'} with an image "
+                          f"suffix left out (dangling links, FIFOs or other non-regular files): "
+                          f"{', '.join(left_out[:5])}{' …' if len(left_out) > 5 else ''}", UserWarning, stacklevel=2)
         if not files:
             raise DatasetError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
         self.path = path

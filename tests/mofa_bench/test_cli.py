@@ -49,3 +49,37 @@ def test_train_then_resume_a_finished_run(tmp_path, tiny_model_path, capsys):
     assert "already finished 2 of 2 steps" in capsys.readouterr().out
     assert main(args) == 1  # without --resume an existing run is not overwritten
     assert "--resume" in capsys.readouterr().err
+
+
+def test_every_error_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
+    binary = tmp_path / "c.yaml"
+    binary.write_bytes(bytes(range(128, 256)))
+    assert main(["train", "--config", str(binary)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a UTF-8 text file" in err and "Traceback" not in err
+    from mofa_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not a UTF-8 text file"):
+        main(["train", "--config", str(binary), "--debug"])
+
+
+def test_unforeseen_errors_are_one_line_too(monkeypatch, capsys):
+    import mofa_bench.cli as cli
+
+    def broken(args):
+        raise KeyError("surprise")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["info"].set_defaults(func=broken)
+    assert main(["info"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "mofa-bench info: error: KeyError: 'surprise' (run again with --debug for the traceback)"
+
+
+def test_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["contact-sheet", "--rows", "0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--rows: expected a positive integer, got 0" in err
