@@ -125,9 +125,11 @@ class DataConfig:
     """Training data.
 
     ``kind``: ``synthetic`` (rendered on the fly with ground truth), ``sharded`` (a
-    dataset written by ``mofa-bench data write``; ``path`` is its folder) or ``images``
-    (a folder of photos; ``path``). ``train_size`` / ``val_size`` / ``test_size`` size the
-    synthetic splits, which are disjoint index ranges of one seeded stream
+    dataset written by ``mofa-bench data write``; ``path`` is its folder), ``images``
+    (a folder of photos; ``path``) or ``prepared`` (a folder written by ``mofa-bench
+    prepare``: its crops with their landmarks and confidences; ``path``). ``train_size`` /
+    ``val_size`` / ``test_size`` size the synthetic splits, which are disjoint index ranges
+    of one seeded stream
     (:mod:`mofa_bench.data.splits`). ``synthetic_renderer`` is the backend that draws the
     synthetic images (independent of the renderer being trained), ``prior`` the ranges
     of their codes (:class:`mofa_bench.sampling.CodePrior`) and ``backgrounds`` their
@@ -234,8 +236,9 @@ class TrainConfig:
             check(key, value, 0, strict=False, high=2**63)
         if self.optim.optimizer not in ("adadelta", "adamw"):
             raise ConfigError(f"optim.optimizer: expected 'adadelta' or 'adamw', got {self.optim.optimizer!r}")
-        if self.data.kind not in ("synthetic", "sharded", "images"):
-            raise ConfigError(f"data.kind: expected 'synthetic', 'sharded' or 'images', got {self.data.kind!r}")
+        if self.data.kind not in ("synthetic", "sharded", "images", "prepared"):
+            raise ConfigError(f"data.kind: expected 'synthetic', 'sharded', 'images' or 'prepared', "
+                              f"got {self.data.kind!r}")
         if self.data.kind != "synthetic" and not self.data.path:
             raise ConfigError(f"data.path: required for data.kind={self.data.kind!r}")
         if self.data.kind != "synthetic" and not Path(self.data.path).exists():

@@ -66,6 +66,11 @@ def build_datasets(data: "DataConfig", decoder: MoFADecoder, image_size: int) ->
         from mofa_bench.data.synthetic import ShardedFaces
 
         return ShardedFaces(data.path), ShardedFaces(data.val_path) if data.val_path else None
+    if data.kind == "prepared":
+        from mofa_bench.photos.prepare import PreparedFaces
+
+        return (PreparedFaces(data.path, image_size),
+                PreparedFaces(data.val_path, image_size) if data.val_path else None)
     from mofa_bench.data.images import ImageFolder
 
     return ImageFolder(data.path, image_size), ImageFolder(data.val_path, image_size) if data.val_path else None

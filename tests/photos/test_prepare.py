@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +193,23 @@ def test_crop_names_stay_inside_the_output_folder():
 
     assert _crop_name("sub/a.jpg") == Path("crops/sub/a.png")
     assert _crop_name("/data/x/../a.jpg#2") == Path("crops/data/x/__/a_2.png")
+
+
+@pytest.mark.usefixtures("needs_mediapipe")
+def test_a_prepared_folder_trains_with_its_landmarks(photo_folder: Path, tmp_path: Path, tiny_model_path: Path):
+    from evaluation.validation import validate
+    from helpers import tiny_train_config
+    from mofa_bench.training import Trainer
+
+    prepared = tmp_path / "prepared"
+    prepare_folder(photo_folder, prepared, SMALL, progress=False)
+    config = tiny_train_config(tmp_path / "runs", tiny_model_path, "data.kind=prepared", f"data.path={prepared}",
+                               f"data.val_path={prepared}", "loss.landmark=1.0", "optim.iterations=2")
+    trainer = Trainer(config, validator=validate)
+    assert len(trainer.train_data) == 2 and trainer.train_data.image_size == config.camera.image_size
+    result = trainer.fit()
+    assert result.steps == 2 and math.isfinite(result.final_loss)
+    import pandas as pd
+
+    metrics = pd.read_csv(result.run_dir / "metrics.csv")
+    assert (metrics["landmark"] > 0).all()          # the prepared landmarks reach the loss
