@@ -1,12 +1,19 @@
 """Reconstruct faces from photos: code, coloured mesh, overlay.
 
-Per photo: load → square face crop (the Haar cascade when OpenCV is installed, else the
-centre square with a warning; see :mod:`mofa_bench.data.images`) → a code predictor →
+Per photo: load → square face crop → a code predictor →
 257-d code → the analytic decoder. The predictor is anything that maps a batch of crops
 to codes (:class:`CodePredictor`): a trained encoder restored by
 :func:`load_trained_model`, or any function wrapped in a :class:`CodeModel` (e.g. a
-per-image fit). Photos are processed in batches. Written to the output folder, named
-after each photo's file stem:
+per-image fit). Photos are processed in batches.
+
+Crops (``detector``): ``"mediapipe"`` — and ``"auto"`` where MediaPipe runs — or
+``"dlib"``: the face pipeline of :mod:`mofa_bench.photos` (detection, landmarks, and the
+crop framed from them the way the model's zero code fills its image, as ``mofa-bench
+prepare`` crops training photos); ``"haar"`` (and ``"auto"`` without MediaPipe): the
+paper's Haar-cascade box crops of :mod:`mofa_bench.data.images`; ``"none"``: the centre
+square.
+
+Written to the output folder, named after each photo's file stem:
 
 - ``<stem>.obj`` / ``<stem>.ply``: the reconstructed mesh with vertex colours. Vertices
   are model space (identity + expression, mm, no head pose) unless ``posed``, then
@@ -42,7 +49,7 @@ import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -59,6 +66,9 @@ from mofa_bench.output_paths import output_folder
 from mofa_bench.training.checkpoint import load_checkpoint
 from renderers import get_renderer
 from renderers.checks import check_tensor
+
+if TYPE_CHECKING:
+    from mofa_bench.photos.faces import PhotoFramer
 
 __all__ = [
     "MESH_FORMATS",
@@ -389,6 +399,19 @@ def _write_code(code: torch.Tensor, box: CropBox, source: Path, image_size: int,
     return [npz, js]
 
 
+def _photo_framer(detector: Detector) -> "PhotoFramer | None":
+    """The :mod:`mofa_bench.photos` cropper for ``detector``, or ``None`` where :func:`crop_face` crops."""
+    from mofa_bench.photos.detection import mediapipe_availability
+    from mofa_bench.photos.faces import PhotoFramer
+
+    if not isinstance(detector, str) or detector not in ("auto", "mediapipe", "dlib"):
+        return None
+    mediapipe = mediapipe_availability().available
+    if detector == "auto":
+        return PhotoFramer("mediapipe") if mediapipe else None
+    return PhotoFramer(detector, "mediapipe" if mediapipe else None)
+
+
 def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str | Path, *,
                 batch_size: int = 16, detector: Detector = "auto", allow_no_face: bool = False,
                 mesh_formats: Sequence[str] = MESH_FORMATS, colors: str = "reflectance", posed: bool = False,
@@ -400,7 +423,8 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
         inputs: image files and/or folders of images.
         out_dir: output folder (created).
         batch_size: photos per batch of the predictor.
-        detector: face detector for the crops (see :func:`~mofa_bench.data.images.crop_face`).
+        detector: face crops (module docstring): ``"auto"``, ``"mediapipe"``, ``"dlib"``,
+            ``"haar"``, ``"none"`` or a callable (see :func:`~mofa_bench.data.images.crop_face`).
         allow_no_face: use the centre square, with a warning, when no face is detected.
         mesh_formats: any of ``"obj"``, ``"ply"``.
         colors: ``"reflectance"`` (albedo) or ``"shaded"`` vertex colours.
@@ -440,6 +464,7 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
     size = model.image_size
     face_model = model.decoder.model
 
+    framer = _photo_framer(detector)
     bar = tqdm(total=len(files), disable=not progress, desc="reconstruct", unit="photo", dynamic_ncols=True)
     for chunk in _chunks(list(range(len(files))), batch_size):
         crops, kept = [], []
@@ -448,8 +473,11 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     photo, scale = read_photo(files[i])
-                    crop, box = crop_face(photo, size, detector, allow_no_face=allow_no_face,
-                                          source=files[i], return_box=True)
+                    if framer is not None:
+                        crop, box = framer.crop(photo, size, allow_no_face=allow_no_face, source=files[i])
+                    else:
+                        crop, box = crop_face(photo, size, detector, allow_no_face=allow_no_face,
+                                              source=files[i], return_box=True)
                 for w in caught:
                     warnings.warn(w.message, w.category, stacklevel=2)
                 notes = [named[i][1]] if named[i][1] else []
@@ -484,6 +512,8 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
                 results[i].status, results[i].outputs = "ok", written
         bar.update(len(chunk))
     bar.close()
+    if framer is not None:
+        framer.close()
     results += skipped
     _write_index(results, out / "reconstructions.csv")
     return results

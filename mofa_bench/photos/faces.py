@@ -16,24 +16,27 @@ limit (checked from the header, before decoding), blank, or grey (unless allowed
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from mofa_bench.errors import InputError, MofaBenchError
+from mofa_bench.errors import DatasetError, InputError, MofaBenchError
 from mofa_bench.photos.detection import DEFAULT_DETECTOR, FaceDetection, FaceDetector, get_detector, select_face
 from mofa_bench.photos.framing import (
     DEFAULT_FRAMING,
     CropBox,
     FramingRule,
+    crop_square,
     frame_from_box,
     frame_from_keypoints,
     frame_from_landmarks68,
 )
 from mofa_bench.photos.landmarks68 import FaceLandmarks, MediaPipeLandmarker, get_landmarker
 
-__all__ = ["MAX_PIXELS", "FacePipeline", "FramedFace", "PhotoSkipped", "read_photo"]
+__all__ = ["MAX_PIXELS", "FacePipeline", "FramedFace", "PhotoFramer", "PhotoSkipped", "read_photo"]
 
 #: Photos with more pixels than this are skipped as "too large" (Pillow's own
 #: decompression-bomb limit is ≈ 179 MP).
@@ -172,6 +175,63 @@ class FacePipeline:
             self.landmarker.close()
 
     def __enter__(self) -> "FacePipeline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PhotoFramer:
+    """Square crops of photo tensors, framed by a :class:`FacePipeline` (``reconstruct`` uses it).
+
+    Args:
+        detector: detector name.
+        landmarker: landmarker name, or ``None`` (frame from the detection).
+
+    Raises:
+        DetectorUnavailableError: the detector or landmarker cannot run here.
+    """
+
+    def __init__(self, detector: str = DEFAULT_DETECTOR, landmarker: str | None = "mediapipe") -> None:
+        self.pipeline = FacePipeline(detector, landmarker)
+
+    def crop(self, image: torch.Tensor, size: int, *, allow_no_face: bool = False,
+             source: str | Path | None = None) -> tuple[torch.Tensor, CropBox]:
+        """The framed face crop of one photo.
+
+        Args:
+            image: ``(3, H, W)`` float RGB in [0, 1].
+            size: crop side S, px.
+            allow_no_face: use the centre square, with a warning giving the reason, when the
+                photo has no usable face.
+            source: file name for messages.
+
+        Returns:
+            ``((3, S, S) float32 crop in [0, 1], (x0, y0, side) box in the image's pixels)``.
+
+        Raises:
+            DatasetError: no usable face (the reason) and ``allow_no_face`` is false.
+        """
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise InputError(f"image: expected shape (3, H, W), got {tuple(image.shape)}")
+        rgb = (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        name = str(source) if source is not None else "image"
+        try:
+            box = self.pipeline.find(np.ascontiguousarray(rgb)).box
+        except PhotoSkipped as exc:
+            if not allow_no_face:
+                raise DatasetError(f"{name}: {exc}") from exc
+            warnings.warn(f"{name}: {exc}; using the centre square", UserWarning, stacklevel=2)
+            height, width = rgb.shape[:2]
+            side = min(height, width)
+            box = ((width - side) // 2, (height - side) // 2, side)
+        crop = torch.from_numpy(crop_square(rgb, box, size).astype(np.float32) / 255.0).permute(2, 0, 1)
+        return crop.contiguous(), box
+
+    def close(self) -> None:
+        self.pipeline.close()
+
+    def __enter__(self) -> "PhotoFramer":
         return self
 
     def __exit__(self, *exc: object) -> None:
