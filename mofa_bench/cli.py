@@ -199,7 +199,7 @@ def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
         "reconstruct", help="photos → 257-d code, coloured mesh (.obj/.ply), overlay PNG",
         description="Reconstruct faces with a trained encoder (--checkpoint), or by fitting a code to each "
                     "photo (--method fit: no trained model needed). Each photo is cropped around its face "
-                    "(Haar cascade when OpenCV is installed, else the centre square with a warning) and "
+                    "(MediaPipe detection framed from its landmarks where installed; see --detector) and "
                     "written as <stem>.obj/.ply, <stem>_overlay.png (crop | reconstruction | overlay), "
                     "<stem>_code.npz/.json, plus reconstructions.csv listing every photo. A photo that "
                     "fails, and an input that is no photo (missing, a FIFO, a link loop), is reported and the others "
@@ -221,8 +221,10 @@ def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="out/reconstruct", help="output folder (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i] (default: %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=16, help="photos per batch (default: %(default)s)")
-    p.add_argument("--detector", default="auto", choices=["auto", "haar", "none"],
-                   help="face crops: auto = Haar if OpenCV is installed, none = centre square (default: %(default)s)")
+    p.add_argument("--detector", default="auto", choices=["auto", "mediapipe", "dlib", "haar", "none"],
+                   help="face crops: mediapipe/dlib = detected and framed from landmarks like `prepare`; "
+                        "haar = the paper's box crops; auto = mediapipe if installed, else haar if OpenCV is, "
+                        "else the centre square; none = centre square (default: %(default)s)")
     p.add_argument("--allow-no-face", action="store_true",
                    help="use the centre square for photos where no face is detected instead of failing them")
     p.add_argument("--mesh-format", nargs="+", default=["obj", "ply"], choices=["obj", "ply"],
