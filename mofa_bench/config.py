@@ -234,6 +234,14 @@ class TrainConfig:
         check("keep_every", self.keep_every, 0, strict=False)
         for key, value in (("seed", self.seed), ("data.seed", self.data.seed)):
             check(key, value, 0, strict=False, high=2**63)
+        for name, value in dataclasses.asdict(self.loss).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"loss.{name}: expected a finite weight >= 0, got {value}")
+        if self.model.source == "default":
+            from mofa_bench.face_model.default_model.build import MAX_SUBDIVISIONS
+        if self.model.source == "default" and not 0 <= self.model.subdivisions <= MAX_SUBDIVISIONS:
+            raise ConfigError(f"model.subdivisions: expected an integer in [0, {MAX_SUBDIVISIONS}], "
+                              f"got {self.model.subdivisions}")
         if self.optim.optimizer not in ("adadelta", "adamw"):
             raise ConfigError(f"optim.optimizer: expected 'adadelta' or 'adamw', got {self.optim.optimizer!r}")
         if self.data.kind not in ("synthetic", "sharded", "images", "prepared"):

@@ -61,7 +61,7 @@ from mofa_bench.data.images import IMAGE_EXTENSIONS, CropBox, Detector, crop_fac
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.encoders import FaceEncoder, build_encoder
 from mofa_bench.environment import resolve_device
-from mofa_bench.errors import CheckpointError, DatasetError, InputError
+from mofa_bench.errors import CheckpointError, ConfigError, DatasetError, InputError
 from mofa_bench.output_paths import output_folder
 from mofa_bench.training.checkpoint import load_checkpoint
 from renderers import get_renderer
@@ -207,7 +207,10 @@ def load_trained_model(checkpoint: str | Path, device: str | torch.device = "aut
     state = load_checkpoint(path, "cpu")
     if not isinstance(state.get("config"), dict):
         raise CheckpointError(f"checkpoint {path} holds no run config; it was not written by mofa-bench train")
-    config = config_from_dict(state["config"])
+    try:
+        config = config_from_dict(state["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"checkpoint {path}: its run config is not valid here ({err})") from err
     encoder = build_encoder(config.encoder.name, image_size=config.camera.image_size)
     try:
         encoder.load_state_dict(encoder_weights(state))

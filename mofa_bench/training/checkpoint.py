@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import logging
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from mofa_bench.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["HASH_SUFFIX", "check_trainer_state", "file_sha256", "load_checkpoint", "remove_stale_temp_files",
            "save_checkpoint"]
@@ -127,8 +129,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             raise CheckpointError(f"checkpoint {path} is truncated or corrupted: its SHA-256 {actual[:16]}… is not the one "
                                   f"recorded in {_hash_path(path).name}")
     else:
-        warnings.warn(f"checkpoint {path} has no {_hash_path(path).name} beside it; its content is not verified",
-                      UserWarning, stacklevel=2)
+        logger.warning("checkpoint %s has no %s beside it; its content is not verified", path,
+                       _hash_path(path).name)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
