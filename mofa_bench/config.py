@@ -206,8 +206,11 @@ class TrainConfig:
     loss: LossWeights = field(default_factory=LossWeights)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
-    def validate(self) -> "TrainConfig":
-        """Value checks beyond types; raises :class:`ConfigError` naming the key."""
+    def validate(self, check_paths: bool = True) -> "TrainConfig":
+        """Value checks beyond types; raises :class:`ConfigError` naming the key.
+
+        ``check_paths=False`` skips the check that ``data.path`` exists.
+        """
         def check(key: str, value: float | int | None, low: float, strict: bool = True,
                   optional: bool = False, high: float = math.inf) -> None:
             if value is None and optional:
@@ -249,7 +252,7 @@ class TrainConfig:
                               f"got {self.data.kind!r}")
         if self.data.kind != "synthetic" and not self.data.path:
             raise ConfigError(f"data.path: required for data.kind={self.data.kind!r}")
-        if self.data.kind != "synthetic" and not Path(self.data.path).exists():
+        if check_paths and self.data.kind != "synthetic" and not Path(self.data.path).exists():
             raise ConfigError(f"data.path: {self.data.path} does not exist")
         from renderers import renderer_names
 
@@ -350,11 +353,18 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: {err}") from err
 
 
-def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Build and validate a :class:`TrainConfig` from a nested dict."""
+def config_from_dict(data: dict[str, Any], check_paths: bool = True) -> TrainConfig:
+    """Build and validate a :class:`TrainConfig` from a nested dict.
+
+    Args:
+        data: the nested mapping (a YAML file's, or a checkpoint's ``config``).
+        check_paths: require ``data.path`` to exist; ``False`` for a config that will
+            not read its training data (a checkpoint restored for reconstruction, whose
+            dataset may have moved since).
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"config: expected a mapping at the top level, got {type(data).__name__}")
-    return _from_dict(TrainConfig, data).validate()
+    return _from_dict(TrainConfig, data).validate(check_paths)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

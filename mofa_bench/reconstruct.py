@@ -208,7 +208,7 @@ def load_trained_model(checkpoint: str | Path, device: str | torch.device = "aut
     if not isinstance(state.get("config"), dict):
         raise CheckpointError(f"checkpoint {path} holds no run config; it was not written by mofa-bench train")
     try:
-        config = config_from_dict(state["config"])
+        config = config_from_dict(state["config"], check_paths=False)
     except ConfigError as err:
         raise CheckpointError(f"checkpoint {path}: its run config is not valid here ({err})") from err
     encoder = build_encoder(config.encoder.name, image_size=config.camera.image_size)

@@ -94,7 +94,7 @@ def config_differences(saved: dict[str, Any], requested: TrainConfig) -> dict[st
     from mofa_bench.config import config_from_dict
 
     try:
-        saved = config_to_dict(config_from_dict(saved))
+        saved = config_to_dict(config_from_dict(saved, check_paths=False))
     except ConfigError:  # e.g. a data path that has moved: compare the stored values as they are
         pass
     old, new = flatten(saved), flatten(config_to_dict(requested))

@@ -90,6 +90,12 @@ class TestLoadTrainedModel:
         with pytest.raises(CheckpointError, match="truncated or corrupted"):
             load_trained_model(bad, "cpu")
 
+    def test_a_run_whose_photo_folder_has_moved_still_reconstructs(self, tmp_path, checkpoint):
+        state = torch.load(checkpoint, weights_only=True)
+        state["config"]["data"].update(kind="images", path=str(tmp_path / "moved_away"))
+        model = load_trained_model(save_checkpoint(state, tmp_path / "images_run.pt"), "cpu")
+        assert model.config.data.path == str(tmp_path / "moved_away")
+
     def test_checkpoint_without_config(self, tmp_path):
         path = save_checkpoint({"encoder": build_encoder("resnet18", image_size=IMAGE_SIZE).state_dict()},
                                tmp_path / "bare.pt")
