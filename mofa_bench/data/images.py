@@ -95,9 +95,11 @@ def read_photo(path: str | Path, max_side: int | None = MAX_IMAGE_SIDE) -> tuple
     """Read a photo as an RGB float tensor at most ``max_side`` px on its longer side.
 
     EXIF orientation is applied; alpha channels are dropped; 16-bit images are scaled by
-    1/65535. Floating-point images (32-bit float TIFFs) in [0, 1] are taken as they are;
-    ones whose values exceed 1 are scaled by 1/255 (values up to 255), 1/65535 (up to
-    65535) or 1/max, with a warning; non-finite values are refused. Greyscale images
+    1/65535 (32-bit integer images with values outside [0, 65535] are mapped linearly from
+    their [min, max] to [0, 1], with a warning). Floating-point images (32-bit float
+    TIFFs) in [0, 1] are taken as they are; ones whose values exceed 1 are scaled by 1/255
+    (values up to 255), 1/65535 (up to 65535) or 1/max, and ones with negative values are
+    mapped from [min, max] to [0, 1], with a warning; non-finite values are refused. Greyscale images
     (grey file modes, or RGB files whose three channels are identical) are replicated to
     RGB with a warning: a grey photo cannot constrain the colour of reflectance and
     illumination. An animated GIF gives its first frame.
@@ -161,13 +163,22 @@ def read_photo(path: str | Path, max_side: int | None = MAX_IMAGE_SIDE) -> tuple
     elif array.dtype == np.uint8:
         array = array.astype(np.float32) / 255.0
     elif np.issubdtype(array.dtype, np.integer):
-        array = array.astype(np.float32) / 65535.0
+        low, peak = (int(array.min()), int(array.max())) if array.size else (0, 0)
+        if low < 0 or peak > 65535:
+            warnings.warn(f"{path}: integer image with values in [{low}, {peak}]; mapped linearly to [0, 1]",
+                          UserWarning, stacklevel=2)
+            array = (array.astype(np.float64) - low) / max(peak - low, 1)
+        array = array.astype(np.float32) / (1.0 if low < 0 or peak > 65535 else 65535.0)
     else:
         array = array.astype(np.float32)
         if not np.all(np.isfinite(array)):
             raise DatasetError(f"{path}: floating-point image has NaN or infinite values")
-        peak = float(array.max()) if array.size else 0.0
-        if peak > 1.0:
+        low, peak = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+        if low < 0.0:
+            warnings.warn(f"{path}: floating-point image with values in [{low:g}, {peak:g}]; mapped linearly to "
+                          f"[0, 1]", UserWarning, stacklevel=2)
+            array = (array - low) / max(peak - low, 1e-12)
+        elif peak > 1.0:
             divisor = 255.0 if peak <= 255.0 else 65535.0 if peak <= 65535.0 else peak
             warnings.warn(f"{path}: floating-point image with values up to {peak:g}; divided by {divisor:g}",
                           UserWarning, stacklevel=2)

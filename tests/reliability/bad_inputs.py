@@ -482,6 +482,29 @@ def _image_float_tiff_0_255(env, tmp):
     raise Outcome("ok", " ".join(str(w.message) for w in caught))
 
 
+def _tiff_outcome(path: Path, array: np.ndarray) -> None:
+    import warnings
+
+    from PIL import Image
+
+    Image.fromarray(array).save(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image, _ = _read(path)
+    assert float(image.min()) == 0.0 and float(image.max()) == 1.0 and float(image.std()) > 0.2  # not clipped
+    raise Outcome("ok", " ".join(str(w.message) for w in caught))
+
+
+@case("image", "ok", r"i32\.tif: integer image with values in \[\d+, \d+\]; mapped linearly to \[0, 1\]")
+def _image_int32_tiff(env, tmp):
+    _tiff_outcome(tmp / "i32.tif", (np.random.default_rng(0).random((32, 32)) * 2**31).astype(np.int32))
+
+
+@case("image", "ok", r"neg\.tif: floating-point image with values in \[-.*\]; mapped linearly to \[0, 1\]")
+def _image_negative_float_tiff(env, tmp):
+    _tiff_outcome(tmp / "neg.tif", (np.random.default_rng(0).random((32, 32)) * -5).astype(np.float32))
+
+
 @case("image", "ok", r"downscaled by 0\.5")
 def _image_huge(env, tmp):
     wide = np.kron(np.random.default_rng(0).integers(0, 255, (2, 100, 3), dtype=np.uint8), np.ones((50, 50, 1),
