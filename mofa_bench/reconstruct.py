@@ -469,54 +469,56 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
 
     framer = _photo_framer(detector)
     bar = tqdm(total=len(files), disable=not progress, desc="reconstruct", unit="photo", dynamic_ncols=True)
-    for chunk in _chunks(list(range(len(files))), batch_size):
-        crops, kept = [], []
-        for i in chunk:
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    photo, scale = read_photo(files[i])
-                    if framer is not None:
-                        crop, box = framer.crop(photo, size, allow_no_face=allow_no_face, source=files[i])
-                    else:
-                        crop, box = crop_face(photo, size, detector, allow_no_face=allow_no_face,
-                                              source=files[i], return_box=True)
-                for w in caught:
-                    warnings.warn(w.message, w.category, stacklevel=2)
-                notes = [named[i][1]] if named[i][1] else []
-                if scale != 1.0:
-                    notes.append(f"downscaled by {scale:.3g} while reading")
-                results[i].message = "; ".join(notes + [str(w.message) for w in caught])
-            except (DatasetError, InputError) as err:
-                results[i].status, results[i].message = "failed", str(err)
-                continue
-            if scale != 1.0:  # crop boxes are in source pixels
-                box = (round(box[0] / scale), round(box[1] / scale), round(box[2] / scale))
-            results[i].crop_box = box
-            crops.append(crop)
-            kept.append(i)
-        if crops:
-            images = torch.stack(crops).to(model.device)
-            with torch.no_grad():
-                code = check_tensor("codes", model.encode(images).float(), f"{len(kept)} {CODE_DIM}")
-                formed = model.decoder.form(code)
-                face, mask = model.decoder.render(code)
-                tiles = comparison_tiles(images, face, mask).cpu()
-            for row, i in enumerate(kept):
-                stem_path = out / stems[i]
-                vertices = formed.verts_cam[row] if posed else formed.vertices[row]
-                vertex_colors = formed.colors[row] if colors == "shaded" else formed.reflectance[row]
-                written = [face_model.export_mesh(stem_path.with_suffix(f".{fmt}"), vertices, vertex_colors)
-                           for fmt in formats]
-                overlay = stem_path.with_name(stem_path.name + "_overlay.png")
-                Image.fromarray(tile_images(tiles[row], columns=3)).save(overlay)
-                written.append(overlay)
-                written += _write_code(code[row], results[i].crop_box, files[i], size, stem_path)
-                results[i].status, results[i].outputs = "ok", written
-        bar.update(len(chunk))
-    bar.close()
-    if framer is not None:
-        framer.close()
+    try:
+        for chunk in _chunks(list(range(len(files))), batch_size):
+            crops, kept = [], []
+            for i in chunk:
+                try:
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
+                        photo, scale = read_photo(files[i])
+                        if framer is not None:
+                            crop, box = framer.crop(photo, size, allow_no_face=allow_no_face, source=files[i])
+                        else:
+                            crop, box = crop_face(photo, size, detector, allow_no_face=allow_no_face,
+                                                  source=files[i], return_box=True)
+                    for w in caught:
+                        warnings.warn(w.message, w.category, stacklevel=2)
+                    notes = [named[i][1]] if named[i][1] else []
+                    if scale != 1.0:
+                        notes.append(f"downscaled by {scale:.3g} while reading")
+                    results[i].message = "; ".join(notes + [str(w.message) for w in caught])
+                except (DatasetError, InputError) as err:
+                    results[i].status, results[i].message = "failed", str(err)
+                    continue
+                if scale != 1.0:  # crop boxes are in source pixels
+                    box = (round(box[0] / scale), round(box[1] / scale), round(box[2] / scale))
+                results[i].crop_box = box
+                crops.append(crop)
+                kept.append(i)
+            if crops:
+                images = torch.stack(crops).to(model.device)
+                with torch.no_grad():
+                    code = check_tensor("codes", model.encode(images).float(), f"{len(kept)} {CODE_DIM}")
+                    formed = model.decoder.form(code)
+                    face, mask = model.decoder.render(code)
+                    tiles = comparison_tiles(images, face, mask).cpu()
+                for row, i in enumerate(kept):
+                    stem_path = out / stems[i]
+                    vertices = formed.verts_cam[row] if posed else formed.vertices[row]
+                    vertex_colors = formed.colors[row] if colors == "shaded" else formed.reflectance[row]
+                    written = [face_model.export_mesh(stem_path.with_name(f"{stem_path.name}.{fmt}"), vertices, vertex_colors)
+                               for fmt in formats]
+                    overlay = stem_path.with_name(stem_path.name + "_overlay.png")
+                    Image.fromarray(tile_images(tiles[row], columns=3)).save(overlay)
+                    written.append(overlay)
+                    written += _write_code(code[row], results[i].crop_box, files[i], size, stem_path)
+                    results[i].status, results[i].outputs = "ok", written
+            bar.update(len(chunk))
+    finally:  # the face pipeline's native resources are released even when a batch raises
+        bar.close()
+        if framer is not None:
+            framer.close()
     results += skipped
     _write_index(results, out / "reconstructions.csv")
     return results

@@ -602,6 +602,16 @@ def _same_stem_inputs(env, tmp):
     raise Outcome("ok", results[1].message)
 
 
+@case("output path", "ok", r"")
+def _dotted_stems(env, tmp):
+    (tmp / "a.png").write_bytes(env.photo.read_bytes())
+    (tmp / "a.b.png").write_bytes(env.other_photo.read_bytes())
+    results = _reconstruct(env, [tmp / "a.png", tmp / "a.b.png"], tmp / "out")
+    outputs = [p.name for r in results for p in r.outputs]
+    assert len(outputs) == len(set(outputs)) == 10 and "a.b.obj" in outputs and "a.obj" in outputs, outputs
+    raise Outcome("ok")
+
+
 @case("output path", "InputError", r"out_dir: .*file\.txt is a file, not a folder")
 def _out_is_a_file(env, tmp):
     (tmp / "file.txt").write_text("x")
