@@ -10,7 +10,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``prepare`` (actions ``folder`` and ``csv``) on the CLI's subparsers."""
+    """Register ``prepare`` (sources ``folder``, ``csv``, ``celeba``, ``lfw``, ``300vw``) on the CLI's subparsers."""
     p = subparsers.add_parser(
         "prepare", help="photos → framed face crops, 68 landmarks with confidences, Parquet manifest",
         description="Prepare real photos for training and evaluation: detect the face, measure its landmarks, "
@@ -22,7 +22,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     f.add_argument("--no-recursive", action="store_true", help="only the folder itself, not its subfolders")
     c = actions.add_parser("csv", help="the photos a CSV lists (column path; optional x, y, w, h face box)")
     c.add_argument("path", help="CSV file; relative paths in it are taken from its folder")
-    for q in (f, c):
+    a = actions.add_parser("celeba", help="CelebA: img_celeba/ with its box list (or --aligned)")
+    a.add_argument("path", help="the CelebA folder (annotation lists anywhere below it)")
+    a.add_argument("--aligned", action="store_true", help="img_align_celeba/ with its 5-point landmark list")
+    w = actions.add_parser("lfw", help="LFW: <Name>/<Name>_NNNN.jpg, the centred face of each")
+    w.add_argument("path", help="the LFW folder")
+    v = actions.add_parser("300vw", help="300-VW: annotated video frames (<id>/vid.avi + <id>/annot/*.pts)")
+    v.add_argument("path", help="the 300-VW folder (one folder per video)")
+    v.add_argument("--every", type=int, default=1, help="keep every N-th annotated frame (default: %(default)s)")
+    for q in (f, c, a, w, v):
         _add_common(q)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     return p
@@ -51,7 +59,7 @@ def _add_common(f: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``mofa-bench prepare folder|csv``; prints a summary, returns the exit status (0)."""
+    """Run ``mofa-bench prepare <source>``; prints a summary, returns the exit status (0)."""
     from mofa_bench.photos.prepare import PrepareSettings, prepare_csv, prepare_folder
 
     state = available_detectors()[args.detector]
@@ -67,8 +75,21 @@ def run(args: argparse.Namespace) -> int:
     options = dict(workers=args.workers, progress=not args.no_progress, limit=args.limit)
     if args.prepare_command == "csv":
         frame = prepare_csv(args.path, args.out, settings, **options)
-    else:
+    elif args.prepare_command == "folder":
         frame = prepare_folder(args.path, args.out, settings, recursive=not args.no_recursive, **options)
+    else:
+        from pathlib import Path
+
+        from mofa_bench.photos import adapters
+        from mofa_bench.photos.prepare import prepare_photos
+
+        if args.prepare_command == "celeba":
+            items = adapters.celeba_items(args.path, aligned=args.aligned)
+        elif args.prepare_command == "lfw":
+            items = adapters.lfw_items(args.path)
+        else:
+            items = adapters.vw300_items(args.path, Path(args.out) / "frames", every=args.every)
+        frame = prepare_photos(items, args.out, settings, **options)
     ok = frame[frame["status"] == "ok"]
     print(f"{len(ok)} faces from {len(frame)} photos in {args.out} (manifest: {args.out}/manifest.parquet)")
     skipped = frame[frame["status"] != "ok"]

@@ -15,7 +15,9 @@ Output folder layout:
   (the crop box in source px), ``crop_size`` (crop px), ``image_width``,
   ``image_height``, ``detector``, ``score`` (detector confidence), ``faces`` (faces the
   detector found), ``framed_by``, ``landmarks_68`` (68 × 2 source px, project pixel
-  convention; empty without landmarks) and ``landmark_confidence`` (68 values in [0, 1]).
+  convention; empty without landmarks), ``landmark_confidence`` (68 values in [0, 1]) and
+  ``reference_points`` (a dataset's own annotation in source px, K × 2: 68 iBUG points for
+  300-VW, CelebA's 5; empty when there is none).
 - ``prepare.json``: the settings; a rerun with other settings is refused.
 
 Resuming: a rerun reads the manifest and processes only photos without a row. The
@@ -35,7 +37,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -43,7 +45,8 @@ from mofa_bench.errors import DatasetError, InputError
 from mofa_bench.photos.faces import MAX_PIXELS, FacePipeline, PhotoSkipped, read_photo
 from mofa_bench.photos.framing import crop_square, landmarks_to_crop
 
-__all__ = ["IMAGE_SUFFIXES", "MANIFEST_COLUMNS", "PrepareSettings", "PreparedFaces", "list_photos", "prepare_csv",
+__all__ = ["IMAGE_SUFFIXES", "MANIFEST_COLUMNS", "PhotoItem", "PrepareSettings", "PreparedFaces", "list_photos",
+           "prepare_csv",
            "prepare_folder", "prepare_photos", "read_manifest"]
 
 #: File suffixes taken as photos (any case).
@@ -51,7 +54,8 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".t
 #: The manifest's columns, in order.
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "source", "status", "reason", "crop", "crop_x0", "crop_y0", "crop_side", "crop_size", "image_width",
-    "image_height", "detector", "score", "faces", "framed_by", "landmarks_68", "landmark_confidence")
+    "image_height", "detector", "score", "faces", "framed_by", "landmarks_68", "landmark_confidence",
+    "reference_points")
 MANIFEST = "manifest.parquet"
 SETTINGS = "prepare.json"
 
@@ -92,9 +96,31 @@ def list_photos(folder: Path, recursive: bool = True) -> list[Path]:
                   key=lambda p: p.relative_to(folder).as_posix())
 
 
+Near = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class PhotoItem:
+    """One photo to prepare.
+
+    Attributes:
+        path: the image file.
+        source: its manifest key (unique within a prepared folder).
+        near: optional ``(x, y, w, h)`` source-px box: the face overlapping it most is taken.
+        reference: optional ``(K, 2)`` source-px points the dataset annotates (stored as
+            ``reference_points``).
+    """
+
+    path: Path
+    source: str
+    near: Near | None = None
+    reference: tuple[tuple[float, float], ...] | None = None
+
+
 def _row(source: str, status: str, reason: str = "", **values: Any) -> dict[str, Any]:
     row: dict[str, Any] = {name: None for name in MANIFEST_COLUMNS}
-    row.update(source=source, status=status, reason=reason, landmarks_68=[], landmark_confidence=[])
+    row.update(source=source, status=status, reason=reason, landmarks_68=[], landmark_confidence=[],
+               reference_points=[])
     row.update(values)
     return row
 
@@ -130,9 +156,15 @@ def _crop_name(source: str) -> Path:
     return Path("crops", stem.parent, stem.name + (f"_{k}" if k else "") + ".png")
 
 
-def _process(job: tuple[str, str, str, dict[str, Any], tuple[float, float, float, float] | None]) -> dict[str, Any]:
-    """Prepare one photo: ``(path, source, out_dir, settings, near box or None)`` → its manifest row."""
-    path, source, out_dir, settings, near = job
+def _process(job: tuple[PhotoItem, str, dict[str, Any]]) -> dict[str, Any]:
+    """Prepare one photo: ``(item, out_dir, settings)`` → its manifest row."""
+    row = _prepare_one(*job)
+    row["reference_points"] = [list(map(float, p)) for p in job[0].reference] if job[0].reference else []
+    return row
+
+
+def _prepare_one(item: PhotoItem, out_dir: str, settings: dict[str, Any]) -> dict[str, Any]:
+    path, source, near = item.path, item.source, item.near
     s = PrepareSettings(**settings)
     if _PIPELINE is None:
         raise RuntimeError("prepare: the face pipeline of this process was not initialised")
@@ -224,17 +256,13 @@ def _run_jobs(jobs: list[tuple[Any, ...]], settings: dict[str, Any],
         yield from pool.map(_process, jobs, chunksize=4)
 
 
-Near = tuple[float, float, float, float]
-
-
-def prepare_photos(items: list[tuple[Path, str, Near | None]], out: str | Path,
+def prepare_photos(items: Sequence[PhotoItem], out: str | Path,
                    settings: PrepareSettings = PrepareSettings(), *, workers: int = 1, save_every: int = 50,
                    progress: bool = True, limit: int | None = None):
     """Prepare a list of photos (see the module docstring).
 
     Args:
-        items: ``(file, source, near)`` per photo: ``source`` is its manifest key (unique),
-            ``near`` an optional ``(x, y, w, h)`` box choosing among several faces.
+        items: the photos (:class:`PhotoItem`).
         out: output folder (created; an existing one is resumed).
         settings: crop size, detector, landmarker and the skip limits.
         workers: processes (each loads its own detector; 1 runs in this process).
@@ -252,7 +280,7 @@ def prepare_photos(items: list[tuple[Path, str, Near | None]], out: str | Path,
     from tqdm import tqdm
 
     out = Path(out)
-    sources = [source for _, source, _ in items]
+    sources = [item.source for item in items]
     if len(set(sources)) != len(sources):
         raise InputError("prepare: two photos have the same source name")
     out.mkdir(parents=True, exist_ok=True)
@@ -261,14 +289,14 @@ def prepare_photos(items: list[tuple[Path, str, Near | None]], out: str | Path,
     if (out / MANIFEST).is_file():
         rows = read_manifest(out).to_dict("records")
         for row in rows:
-            for key in ("landmarks_68", "landmark_confidence"):
+            for key in ("landmarks_68", "landmark_confidence", "reference_points"):
                 row[key] = [list(map(float, p)) if np.ndim(p) else float(p) for p in row[key]]
     done = {row["source"] for row in rows}
-    todo = [item for item in items if item[1] not in done]
+    todo = [item for item in items if item.source not in done]
     if limit is not None:
         todo = todo[: max(0, int(limit))]
     options = asdict(settings)
-    jobs = [(str(path), source, str(out), options, near) for path, source, near in todo]
+    jobs = [(item, str(out), options) for item in todo]
     bar = tqdm(total=len(jobs), desc="prepare", unit="photo", disable=not progress or not jobs)
     try:
         for k, row in enumerate(_run_jobs(jobs, options, workers), 1):
@@ -295,7 +323,7 @@ def prepare_folder(folder: str | Path, out: str | Path, settings: PrepareSetting
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"{folder}: photo folder does not exist" if not folder.exists() else f"{folder}: not a folder")
-    items = [(p, p.relative_to(folder).as_posix(), None) for p in list_photos(folder, recursive)]
+    items = [PhotoItem(p, p.relative_to(folder).as_posix()) for p in list_photos(folder, recursive)]
     return prepare_photos(items, out, settings, **options)
 
 
@@ -333,7 +361,7 @@ def prepare_csv(table: str | Path, out: str | Path, settings: PrepareSettings = 
         near = None
         if box_columns and not any(pd.isna(row[c]) for c in box_columns):
             near = tuple(float(row[c]) for c in ("x", "y", "w", "h"))
-        items.append((path, source, near))
+        items.append(PhotoItem(path, source, near))
     return prepare_photos(items, out, settings, **options)
 
 

@@ -93,7 +93,7 @@ class TestPrepareFolder:
         from mofa_bench.photos import prepare as module
 
         original = module._process
-        monkeypatch.setattr(module, "_process", lambda job: (seen.append(job[1]), original(job))[1])
+        monkeypatch.setattr(module, "_process", lambda job: (seen.append(job[0].source), original(job))[1])
         frame = prepare_folder(photo_folder, out, SMALL, progress=False)
         assert len(frame) == 8 and sorted(seen) == sorted(set(frame["source"]) - {"astronaut.jpg", "blank.png",
                                                                                   "corrupt.jpg"})
