@@ -322,7 +322,8 @@ def prepare_folder(folder: str | Path, out: str | Path, settings: PrepareSetting
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise DatasetError(f"{folder}: photo folder does not exist" if not folder.exists() else f"{folder}: not a folder")
+        what = "photo folder does not exist" if not folder.exists() else "not a folder"
+        raise DatasetError(f"{folder}: {what}")
     items = [PhotoItem(p, p.relative_to(folder).as_posix()) for p in list_photos(folder, recursive)]
     return prepare_photos(items, out, settings, **options)
 

@@ -93,7 +93,8 @@ def main() -> None:
                 err = np.linalg.norm(marks[0].ibug68 - ref, axis=1)
                 iod = np.linalg.norm(ref[36] - ref[45])
                 row.update(err68_px=err.mean(), err46_px=err[list(LANDMARKS_46)].mean(), err68_norm=err.mean() / iod,
-                           err46_norm=err[list(LANDMARKS_46)].mean() / iod, err_eyes_mouth_norm=err[[36, 39, 42, 45, 48, 54]].mean() / iod)
+                           err46_norm=err[list(LANDMARKS_46)].mean() / iod,
+                           err_eyes_mouth_norm=err[[36, 39, 42, 45, 48, 54]].mean() / iod)
             if dlib_det is not None:
                 faces_dlib, row["dlib_ms"] = timed(dlib_det.detect, image)
                 row["dlib_found"] = bool(faces_dlib)
@@ -123,11 +124,13 @@ def main() -> None:
               .loc[["count", "mean", "50%", "max"]].to_string())
     if "mp_vs_dlib_46" in frame:
         print("\nMediaPipe vs dlib 68-point predictor (mean distance / dlib's outer-eye-corner distance):")
-        print(frame.dropna(subset=["mp_vs_dlib_46"]).groupby("set")[["mp_vs_dlib_corners", "mp_vs_dlib_46", "mp_vs_dlib_jaw"]]
+        columns = ["mp_vs_dlib_corners", "mp_vs_dlib_46", "mp_vs_dlib_jaw"]
+        print(frame.dropna(subset=["mp_vs_dlib_46"]).groupby("set")[columns]
               .agg(["count", "median", "mean"]).to_string())
         print(frame.groupby("set")[["dlib_found", "dlib_ms", "dlib_landmarker_ms"]].agg(["sum", "median"]).to_string())
         if "dlib_err46_norm" in frame:
-            print("dlib error on renders (46 points, normalised):", frame["dlib_err46_norm"].describe()[["count", "mean", "50%"]].round(3).to_dict())
+            summary = frame["dlib_err46_norm"].describe()[["count", "mean", "50%"]].round(3).to_dict()
+            print("dlib error on renders (46 points, normalised):", summary)
     if "haar_scale" in frame:
         print("\nHaar box → landmark framing (side / box side, centre shift / box side):")
         print(frame.dropna(subset=["haar_scale"]).groupby("set")[["haar_scale", "haar_shift"]]

@@ -46,7 +46,8 @@ class TestCelebA:
     def test_aligned_images_take_their_box_from_the_five_points(self, tmp_path: Path):
         (tmp_path / "img_align_celeba").mkdir()
         (tmp_path / "list_landmarks_align_celeba.txt").write_text(
-            "2\nlefteye_x lefteye_y ...\n000001.jpg 69 109 106 113 77 142 73 152 108 154\n000002.jpg 1 2 3 4 5 6 7 8 9 10\n")
+            "2\nlefteye_x lefteye_y ...\n000001.jpg 69 109 106 113 77 142 73 152 108 154\n"
+            "000002.jpg 1 2 3 4 5 6 7 8 9 10\n")
         first, second = celeba_items(tmp_path, aligned=True)
         x, y, w, h = first.near
         assert w == h == pytest.approx(2 * 45.0)                        # twice the points' larger extent (45 px)

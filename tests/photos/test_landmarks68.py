@@ -1,4 +1,4 @@
-"""MediaPipe's 478 points → iBUG-68: order on real photos, confidences, the 46-point subset, the vertex correspondence."""
+"""MediaPipe's 478 points → iBUG-68: order on real photos, confidences, the 46 points, the vertex correspondence."""
 
 from __future__ import annotations
 

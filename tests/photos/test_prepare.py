@@ -153,7 +153,8 @@ class TestPrepareCsvAndOptions:
         frame = prepare_csv(table, tmp_path / "csv", SMALL, progress=False).set_index("source")
         assert list(frame.index) == ["sub/pair.png#1", "sub/pair.png#2", "astronaut.jpg", "missing.jpg"]
         left, right = frame.loc["sub/pair.png#1"], frame.loc["sub/pair.png#2"]
-        assert left["status"] == right["status"] == "ok" and left["crop"] == "crops/sub/pair_1.png" and right["crop"] == "crops/sub/pair_2.png"
+        assert left["status"] == right["status"] == "ok"
+        assert left["crop"] == "crops/sub/pair_1.png" and right["crop"] == "crops/sub/pair_2.png"
         assert left["crop_x0"] + left["crop_side"] / 2 < 256 < right["crop_x0"] + right["crop_side"] / 2
         assert frame.loc["astronaut.jpg", "status"] == "ok"
         assert frame.loc["missing.jpg", "reason"].startswith("unreadable image")
@@ -185,7 +186,8 @@ class TestPrepareCsvAndOptions:
             pytest.skip("OpenCV's Haar cascade is unavailable")
         settings = PrepareSettings(size=64, max_pixels=600_000, detector="haar")
         frame = prepare_folder(photo_folder, tmp_path / "haar", settings, progress=False).set_index("source")
-        assert frame.loc["astronaut.jpg", "framed_by"] == "landmarks" and frame.loc["astronaut.jpg", "detector"] == "haar"
+        row = frame.loc["astronaut.jpg"]
+        assert row["framed_by"] == "landmarks" and row["detector"] == "haar"
 
 
 def test_crop_names_stay_inside_the_output_folder():
