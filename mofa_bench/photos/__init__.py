@@ -6,8 +6,11 @@
   per-point confidences and the 46-point training subset.
 - :mod:`~mofa_bench.photos.framing`: one framing rule for every crop, calibrated on the
   face model's zero code.
-- :mod:`~mofa_bench.photos.prepare`: ``mofa-bench prepare folder``: crops, landmarks and a
-  Parquet manifest; :class:`~mofa_bench.photos.prepare.PreparedFaces` reads it back.
+- :mod:`~mofa_bench.photos.faces`: photo files → one framed face (:class:`FacePipeline`),
+  and the cropper ``reconstruct`` uses (:class:`PhotoFramer`).
+- :mod:`~mofa_bench.photos.prepare`: ``mofa-bench prepare``: crops, landmarks and a Parquet
+  manifest; :class:`~mofa_bench.photos.prepare.PreparedFaces` reads it back
+  (``data.kind: prepared``). :mod:`~mofa_bench.photos.adapters`: CelebA, LFW, 300-VW.
 """
 
 from mofa_bench.photos.detection import (

@@ -157,8 +157,9 @@ class FacePipeline:
             region = (int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2)), int(round(side)))
             found = self.landmarker.detect(rgb, region=region)
             if not found:
-                raise PhotoSkipped(f"the landmarker found no face where the detector did (score "
-                                   f"{det.score:.2f}; a false detection, or a face too turned or blurred)")
+                score = f"score {det.score:.2f}; " if np.isfinite(det.score) else ""
+                raise PhotoSkipped(f"the landmarker found no face where the detector did ({score}a false "
+                                   "detection, or a face too turned or blurred)")
             landmarks = found[0]
         if landmarks is not None:
             box, framed_by = frame_from_landmarks68(landmarks.ibug68, self.rule), "landmarks"

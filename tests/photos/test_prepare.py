@@ -215,3 +215,13 @@ def test_a_prepared_folder_trains_with_its_landmarks(photo_folder: Path, tmp_pat
 
     metrics = pd.read_csv(result.run_dir / "metrics.csv")
     assert (metrics["landmark"] > 0).all()          # the prepared landmarks reach the loss
+
+
+@pytest.mark.usefixtures("needs_mediapipe")
+def test_worker_processes_give_the_same_manifest(photo_folder: Path, tmp_path: Path):
+    one = prepare_folder(photo_folder, tmp_path / "one", SMALL, progress=False)
+    two = prepare_folder(photo_folder, tmp_path / "two", SMALL, progress=False, workers=2)
+    columns = ["source", "status", "reason", "crop_x0", "crop_y0", "crop_side"]
+    assert one[columns].equals(two[columns])
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "one" / "crops" / "astronaut.png")),
+                          np.asarray(Image.open(tmp_path / "two" / "crops" / "astronaut.png")))
