@@ -41,11 +41,7 @@ they are read; crop boxes are still given in source pixels.
 from __future__ import annotations
 
 import csv
-import errno
 import json
-import logging
-import os
-import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +59,7 @@ from mofa_bench.encoders import FaceEncoder, build_encoder
 from mofa_bench.environment import resolve_device
 from mofa_bench.errors import CheckpointError, ConfigError, DatasetError, InputError
 from mofa_bench.output_paths import output_folder
+from mofa_bench.reconstruct_inputs import find_images, output_stems, scan_inputs
 from mofa_bench.training.checkpoint import load_checkpoint
 from renderers import get_renderer
 from renderers.checks import check_tensor
@@ -85,7 +82,6 @@ __all__ = [
     "scan_inputs",
 ]
 
-logger = logging.getLogger(__name__)
 
 #: Mesh file formats :func:`reconstruct` can write.
 MESH_FORMATS: tuple[str, ...] = ("obj", "ply")
@@ -251,138 +247,6 @@ def encoder_weights(state: dict) -> dict[str, torch.Tensor]:
     return state["encoder"]
 
 
-def _path_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be read as a file or folder (``None`` when it can)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            return "symbolic link loop"
-        if err.errno == errno.ENOENT:
-            return "dangling symbolic link" if path.is_symlink() else "no such file or folder"
-        return f"cannot be read ({err.strerror or err})"
-    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
-        return None
-    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-    return f"not a regular file ({kind})"
-
-
-def scan_inputs(inputs: Sequence[str | Path], recursive: bool = False) -> tuple[list[Path], list[Reconstruction]]:
-    """The photos named directly or found in folders, and the inputs skipped with why.
-
-    A named path that is missing, a FIFO, socket or device, a symbolic-link loop or
-    unreadable is skipped (not an error), and so is every dangling link or non-regular
-    file met in a folder scan. Folders give their files with the suffixes in
-    :data:`~mofa_bench.data.images.IMAGE_EXTENSIONS` (any case), sorted; other files are
-    counted in a log message. A file named twice is read once.
-
-    Returns:
-        ``(photos, skipped)``: the files to read, in order, and one ``skipped``
-        :class:`Reconstruction` per input left out.
-    """
-    files: list[Path] = []
-    skipped: list[Reconstruction] = []
-    seen: set[Path] = set()
-    ignored = 0
-
-    def add(path: Path) -> None:
-        key = path.resolve()
-        if key not in seen:
-            seen.add(key)
-            files.append(path)
-
-    for item in inputs:
-        path = Path(item)
-        problem = _path_problem(path)
-        if problem is not None:
-            skipped.append(Reconstruction(path, "skipped", f"{path}: {problem}"))
-            logger.warning("skipped %s: %s", path, problem)
-            continue
-        if not path.is_dir():
-            add(path)
-            continue
-        for entry in sorted(path.glob("**/*" if recursive else "*")):
-            problem = _path_problem(entry)
-            if problem is None and entry.is_dir():
-                continue
-            if problem is not None:
-                skipped.append(Reconstruction(entry, "skipped", f"{entry}: {problem}"))
-                logger.warning("skipped %s: %s", entry, problem)
-            elif entry.suffix.lower() in IMAGE_EXTENSIONS:
-                add(entry)
-            else:
-                ignored += 1
-        if ignored:
-            logger.info("%s: %d file(s) without an image suffix (%s) ignored", path, ignored,
-                        ", ".join(IMAGE_EXTENSIONS))
-            ignored = 0
-    return files, skipped
-
-
-def find_images(inputs: Sequence[str | Path], recursive: bool = False) -> list[Path]:
-    """Image files named directly or found in the given folders (:func:`scan_inputs`).
-
-    Raises:
-        DatasetError: an input cannot be read (missing, FIFO, link loop), or nothing
-            was found.
-    """
-    files, skipped = scan_inputs(inputs, recursive)
-    named = [r for r in skipped if str(r.source) in {str(Path(i)) for i in inputs}]
-    if named:
-        raise DatasetError(named[0].message)
-    if not files:
-        raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(str(i) for i in inputs)}")
-    return files
-
-
-def _output_names(stem: str, formats: Sequence[str]) -> list[str]:
-    """File names :func:`reconstruct` writes for one photo written as ``stem``."""
-    return [f"{stem}.{fmt}" for fmt in formats] + [f"{stem}_overlay.png", f"{stem}_code.npz", f"{stem}_code.json"]
-
-
-def _output_stems(files: Sequence[Path], out: Path, formats: Sequence[str]) -> list[tuple[str, str]]:
-    """Per photo, the stem its outputs are named after, and a note when it is not its own.
-
-    The first photo with a stem keeps it; a later one sharing it gets its suffix
-    (``a.jpg``, ``a.png`` → ``a``, ``a_png``) or, with the same suffix (``x/a.png``,
-    ``y/a.png``), a number (``a_2``). A stem whose outputs would replace a photo being read,
-    or another photo's outputs, gets ``_2``, ``_3``, …. Names are compared
-    case-insensitively (as on macOS and Windows).
-    """
-    out = out.resolve()
-    protected = {str(f.resolve()).casefold() for f in files}
-    protected.add(str(out / "reconstructions.csv").casefold())
-    suffixes: dict[str, set[str]] = {}
-    taken: set[str] = set()
-    result = []
-    for file in files:
-        base = file.stem
-        reasons = []
-        earlier = suffixes.setdefault(base.casefold(), set())
-        if earlier:
-            reasons.append(f"another photo has the stem {file.stem!r}")
-            if file.suffix and file.suffix.lower() not in earlier:
-                base = f"{file.stem}_{file.suffix.lstrip('.').lower()}"
-        earlier.add(file.suffix.lower())
-        stem, n = base, 1
-        while True:
-            names = {str(out / name).casefold() for name in _output_names(stem, formats)}
-            if not names & (protected | taken):
-                break
-            if names & protected and "it would overwrite an input photo" not in reasons:
-                reasons.append("it would overwrite an input photo")
-            if names & taken and "another photo's outputs have that name" not in reasons:
-                reasons.append("another photo's outputs have that name")
-            n += 1
-            stem = f"{base}_{n}"
-        taken |= names
-        note = f"outputs named {stem} ({'; '.join(reasons)})" if stem != file.stem else ""
-        if note:
-            logger.warning("%s: %s", file, note)
-        result.append((stem, note))
-    return result
-
-
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -458,11 +322,12 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     out = output_folder(out_dir, "out_dir")
-    files, skipped = scan_inputs(inputs, recursive)
+    files, skipped_inputs = scan_inputs(inputs, recursive)
+    skipped = [Reconstruction(path, "skipped", message) for path, message in skipped_inputs]
     if not files and not skipped:
         raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(str(i) for i in inputs)}")
     results = [Reconstruction(file, "pending") for file in files]
-    named = _output_stems(files, out, formats)
+    named = output_stems(files, out, formats)
     stems = [stem for stem, _ in named]
     size = model.image_size
     face_model = model.decoder.model
