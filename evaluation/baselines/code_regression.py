@@ -5,10 +5,11 @@ images and budget as MoFA, trained with the ground truth that unsupervised train
 sees. What it cannot learn of a code part (its per-part diagnostics stay at the prior
 mean) is not in the images at that resolution and budget, and no renderer will teach it.
 
-Loss: the mean squared error of every code entry divided by its prior spread (σ of α, δ,
-β; the rotation range / √3; the translation σ; the light σ), so each part counts by how far
-the truth lies from the mean face in units of its own prior. Each part's share is logged
-(``alpha``, ``delta``, …), ``total`` is their entry-weighted mean.
+Loss: each code entry's error divided by its prior spread (σ of α, δ, β; the rotation
+range / √3; the translation σ; the light σ), squared and averaged within each part
+(``alpha``, ``delta``, …, all logged); ``total`` is the mean of the six parts, so the three
+rotation angles weigh as much as the 80 identity modes (with one mean over all 257 entries
+the face parts' 224 entries would drown the pose).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def prior_scale(prior: CodePrior) -> torch.Tensor:
 
 
 class CodeRegression(Method):
-    """The MoFA encoder trained on the true codes: ``mean(((ĉ − c) / s)²)``.
+    """The MoFA encoder trained on the true codes: ``mean_parts mean_entries(((ĉ − c) / s)²)``.
 
     Args:
         encoder: image → code network (zero-initialised head: it starts at the mean face).
@@ -90,7 +91,7 @@ class CodeRegression(Method):
             raise NonFiniteBatch("non-finite code")
         squared = ((code - batch.codes.to(code.dtype)) / self.scale) ** 2
         terms = {name: squared[:, part].mean() for name, part in CODE_SLICES.items()}
-        terms["total"] = squared.mean()
+        terms["total"] = torch.stack(list(terms.values())).mean()
         return terms
 
     def reconstruct(self, images: torch.Tensor) -> Reconstruction:

@@ -79,7 +79,7 @@ class TestLoss:
         terms = CodeRegression(FixedCodes(shifted), decoder, scale).loss_terms(batch)
         assert float(terms["delta"]) == pytest.approx(9.0, rel=1e-5)
         assert float(terms["alpha"]) == pytest.approx(0.0, abs=1e-10)
-        assert float(terms["total"]) == pytest.approx(9.0 * 64 / CODE_DIM, rel=1e-5)
+        assert float(terms["total"]) == pytest.approx(9.0 / len(CODE_SLICES), rel=1e-5)
         assert set(terms) == set(CODE_SLICES) | {"total"}
 
     def test_gradient_points_from_the_truth(self, decoder):
@@ -87,7 +87,10 @@ class TestLoss:
         scale = prior_scale(CodePrior())
         method = CodeRegression(FixedCodes(torch.zeros(CODE_DIM)), decoder, scale)
         method.loss_terms(batch)["total"].backward()
-        expected = 2.0 * (0.0 - batch.codes[0]) / scale ** 2 / CODE_DIM
+        sizes = torch.empty(CODE_DIM)
+        for part in CODE_SLICES.values():
+            sizes[part] = part.stop - part.start
+        expected = 2.0 * (0.0 - batch.codes[0]) / scale ** 2 / sizes / len(CODE_SLICES)
         torch.testing.assert_close(method.encoder.code.grad, expected)
 
     def test_a_batch_without_codes_is_refused(self, decoder):
