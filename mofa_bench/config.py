@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from mofa_bench.data.backgrounds import BackgroundConfig
+from mofa_bench.data.mixed import DataSource, check_sources
 from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights
 from mofa_bench.sampling import CodePrior
@@ -127,7 +128,9 @@ class DataConfig:
     ``kind``: ``synthetic`` (rendered on the fly with ground truth), ``sharded`` (a
     dataset written by ``mofa-bench data write``; ``path`` is its folder), ``images``
     (a folder of photos; ``path``) or ``prepared`` (a folder written by ``mofa-bench
-    prepare``: its crops with their landmarks and confidences; ``path``). ``train_size`` /
+    prepare``: its crops with their landmarks and confidences; ``path``) or ``mixed``
+    (``sources``: a list of ``{kind, path, weight}``, each batch drawn from one source by
+    weight; :mod:`mofa_bench.data.mixed`). ``train_size`` /
     ``val_size`` / ``test_size`` size the synthetic splits, which are disjoint index ranges
     of one seeded stream
     (:mod:`mofa_bench.data.splits`). ``synthetic_renderer`` is the backend that draws the
@@ -146,6 +149,7 @@ class DataConfig:
     synthetic_renderer: str = "per_vertex"
     prior: CodePrior = field(default_factory=CodePrior)
     backgrounds: BackgroundConfig = field(default_factory=BackgroundConfig)
+    sources: tuple[DataSource, ...] = ()
 
 
 @dataclass
@@ -247,12 +251,17 @@ class TrainConfig:
                               f"got {self.model.subdivisions}")
         if self.optim.optimizer not in ("adadelta", "adamw"):
             raise ConfigError(f"optim.optimizer: expected 'adadelta' or 'adamw', got {self.optim.optimizer!r}")
-        if self.data.kind not in ("synthetic", "sharded", "images", "prepared"):
-            raise ConfigError(f"data.kind: expected 'synthetic', 'sharded', 'images' or 'prepared', "
+        if self.data.kind not in ("synthetic", "sharded", "images", "prepared", "mixed"):
+            raise ConfigError(f"data.kind: expected 'synthetic', 'sharded', 'images', 'prepared' or 'mixed', "
                               f"got {self.data.kind!r}")
-        if self.data.kind != "synthetic" and not self.data.path:
+        check_sources(self.data.kind, self.data.sources, check_paths)
+        for key in ("path", "val_path"):
+            if self.data.kind == "mixed" and getattr(self.data, key):
+                raise ConfigError(f"data.{key}: not used with data.kind='mixed' (each source's path is in "
+                                  f"data.sources; validation is the synthetic validation split)")
+        if self.data.kind not in ("synthetic", "mixed") and not self.data.path:
             raise ConfigError(f"data.path: required for data.kind={self.data.kind!r}")
-        if check_paths and self.data.kind != "synthetic" and not Path(self.data.path).exists():
+        if check_paths and self.data.kind not in ("synthetic", "mixed") and not Path(self.data.path).exists():
             raise ConfigError(f"data.path: {self.data.path} does not exist")
         from renderers import renderer_names
 

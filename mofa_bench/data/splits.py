@@ -58,19 +58,35 @@ def build_datasets(data: "DataConfig", decoder: MoFADecoder, image_size: int) ->
 
     Returns:
         ``(train, val)``; ``val`` is ``None`` when the config names no validation data.
+        ``mixed`` data (:mod:`mofa_bench.data.mixed`) trains on a
+        :class:`~mofa_bench.data.mixed.MixedFaces` of its sources and validates on the
+        synthetic validation split.
     """
+    if data.kind == "mixed":
+        from mofa_bench.data.mixed import MixedFaces
+
+        sources = [_dataset(source.kind, source.path, data, decoder, image_size) for source in data.sources]
+        names = [source.kind if not source.path else f"{source.kind} {source.path}" for source in data.sources]
+        mixed = MixedFaces(sources, [source.weight for source in data.sources], seed=data.seed, names=names)
+        return mixed, synthetic_split(decoder.with_renderer(data.synthetic_renderer), data, "val")
+    train = _dataset(data.kind, data.path, data, decoder, image_size)
     if data.kind == "synthetic":
-        drawer = decoder.with_renderer(data.synthetic_renderer)
-        return synthetic_split(drawer, data, "train"), synthetic_split(drawer, data, "val")
-    if data.kind == "sharded":
+        return train, synthetic_split(decoder.with_renderer(data.synthetic_renderer), data, "val")
+    return train, _dataset(data.kind, data.val_path, data, decoder, image_size) if data.val_path else None
+
+
+def _dataset(kind: str, path: str | None, data: "DataConfig", decoder: MoFADecoder, image_size: int) -> Any:
+    """The training dataset of one kind: the synthetic training split, or the folder at ``path``."""
+    if kind == "synthetic":
+        return synthetic_split(decoder.with_renderer(data.synthetic_renderer), data, "train")
+    if kind == "sharded":
         from mofa_bench.data.synthetic import ShardedFaces
 
-        return ShardedFaces(data.path), ShardedFaces(data.val_path) if data.val_path else None
-    if data.kind == "prepared":
+        return ShardedFaces(path)
+    if kind == "prepared":
         from mofa_bench.photos.prepare import PreparedFaces
 
-        return (PreparedFaces(data.path, image_size),
-                PreparedFaces(data.val_path, image_size) if data.val_path else None)
+        return PreparedFaces(path, image_size)
     from mofa_bench.data.images import ImageFolder
 
-    return ImageFolder(data.path, image_size), ImageFolder(data.val_path, image_size) if data.val_path else None
+    return ImageFolder(path, image_size)
