@@ -372,8 +372,8 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
                     stem_path = out / stems[i]
                     vertices = formed.verts_cam[row] if posed else formed.vertices[row]
                     vertex_colors = formed.colors[row] if colors == "shaded" else formed.reflectance[row]
-                    written = [face_model.export_mesh(stem_path.with_name(f"{stem_path.name}.{fmt}"), vertices, vertex_colors)
-                               for fmt in formats]
+                    written = [face_model.export_mesh(stem_path.with_name(f"{stem_path.name}.{fmt}"), vertices,
+                                                      vertex_colors) for fmt in formats]
                     overlay = stem_path.with_name(stem_path.name + "_overlay.png")
                     Image.fromarray(tile_images(tiles[row], columns=3)).save(overlay)
                     written.append(overlay)

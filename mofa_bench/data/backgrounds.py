@@ -35,7 +35,8 @@ import torch.nn.functional as F
 
 from mofa_bench.errors import ConfigError, InputError
 
-__all__ = ["BACKGROUND_KINDS", "DEFAULT_PHOTOS", "PHOTO_NAMES", "BackgroundConfig", "available_photos", "sample_backgrounds"]
+__all__ = ["BACKGROUND_KINDS", "DEFAULT_PHOTOS", "PHOTO_NAMES", "BackgroundConfig", "available_photos",
+           "sample_backgrounds"]
 
 logger = logging.getLogger(__name__)
 

@@ -126,8 +126,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if expected:
         actual = file_sha256(path)
         if actual not in expected:
-            raise CheckpointError(f"checkpoint {path} is truncated or corrupted: its SHA-256 {actual[:16]}… is not the one "
-                                  f"recorded in {_hash_path(path).name}")
+            raise CheckpointError(f"checkpoint {path} is truncated or corrupted: its SHA-256 {actual[:16]}… "
+                                  f"is not the one recorded in {_hash_path(path).name}")
     else:
         logger.warning("checkpoint %s has no %s beside it; its content is not verified", path,
                        _hash_path(path).name)
