@@ -10,7 +10,8 @@ apart and ≈ 0.38·b below the top of a box of side b (measured with OpenCV's e
 on scikit-image's ``astronaut`` photo). Hence the crop side is
 :data:`CROP_SCALE` · b = 1.7·b and its centre lies :data:`CROP_SHIFT` · b = 0.07·b below
 the box centre (the full face, chin and forehead included, fits). Crop regions reaching
-outside the photo are padded by repeating the border pixels.
+outside the photo are padded by repeating the border pixels. :class:`ImageFolder` prefers
+the landmark-framed crops of :mod:`mofa_bench.photos` where MediaPipe runs (see there).
 
 Detectors (argument ``detector``):
 
@@ -24,6 +25,7 @@ Detectors (argument ``detector``):
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections import OrderedDict
@@ -75,6 +77,8 @@ _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"
 Detector = Union[str, Callable[[np.ndarray], Sequence[Sequence[float]]]]
 CropBox = tuple[int, int, int]
 """A square crop region ``(x0, y0, side)`` in pixels of the source image (may reach outside it)."""
+
+logger = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------- loading
@@ -374,6 +378,34 @@ def crop_face(image: torch.Tensor, image_size: int, detector: Detector = "auto",
 
 
 # ---------------------------------------------------------------------------- dataset
+_FALLBACK_LOGGED: set[str] = set()
+
+
+def _folder_framing(detector: Detector) -> str:
+    """How :class:`ImageFolder` crops with ``detector``: ``"landmarks"`` or ``"box"``.
+
+    ``"auto"`` without MediaPipe logs why (once per process) and crops by the Haar box.
+    """
+    if callable(detector) or detector in ("haar", "none"):
+        return "box"
+    if detector in ("mediapipe", "dlib"):
+        return "landmarks"
+    if detector != "auto":
+        raise InputError(f"detector: expected 'auto', 'mediapipe', 'dlib', 'haar', 'none' or a callable, "
+                         f"got {detector!r}")
+    from mofa_bench.photos.detection import mediapipe_availability
+
+    state = mediapipe_availability()
+    if state.available:
+        return "landmarks"
+    if state.reason not in _FALLBACK_LOGGED:
+        _FALLBACK_LOGGED.add(state.reason)
+        logger.warning("ImageFolder: MediaPipe is unavailable (%s); photos are cropped around Haar-cascade boxes "
+                       "(%.1f × the box), not framed from landmarks like `mofa-bench prepare` crops. Fix: %s",
+                       state.reason, CROP_SCALE, state.fix)
+    return "box"
+
+
 class ImageFolder:
     """Face crops of the photos in a folder (no ground truth).
 
@@ -382,10 +414,19 @@ class ImageFolder:
     most recent crops are cached, and every photo's crop box is remembered, so the face
     detector runs once per photo.
 
+    Crops: with ``"auto"`` where MediaPipe runs, and with ``"mediapipe"`` or ``"dlib"``,
+    each photo is cropped as ``mofa-bench prepare`` and ``mofa-bench reconstruct`` crop
+    it (:class:`~mofa_bench.photos.faces.PhotoFramer`: detection, landmarks, and the box
+    framed from them the way the zero code fills its image). ``"auto"`` without MediaPipe
+    falls back to the Haar crops of :func:`crop_face` (1.7 × the detection box) and logs
+    the reason once per process. The MediaPipe graph is created at the first crop and
+    closed when the folder is garbage-collected or at interpreter exit.
+
     Args:
         path: the folder.
         image_size: crop side S in pixels (the encoder's input size, 240 in the paper).
-        detector: ``"auto"``, ``"haar"``, ``"none"`` or a callable (see :func:`crop_face`).
+        detector: ``"auto"``, ``"mediapipe"``, ``"dlib"``, ``"haar"``, ``"none"`` or a
+            callable (see :func:`crop_face`).
         allow_no_face: use the centre square (with a warning) for photos without a
             detected face instead of raising.
         recursive: also search subfolders.
@@ -421,6 +462,9 @@ class ImageFolder:
         self.cache_size = max(0, int(cache_size))
         self._cache: OrderedDict[int, tuple[torch.Tensor, CropBox]] = OrderedDict()
         self._boxes: dict[int, CropBox] = {}
+        self.framing = _folder_framing(detector)
+        """``"landmarks"`` (the photos pipeline frames the crops) or ``"box"`` (:func:`crop_face`)."""
+        self._framer: Any = None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -437,6 +481,9 @@ class ImageFolder:
         if index in self._boxes:
             box = self._boxes[index]
             result = (_crop_square(image, box, self.image_size), box)
+        elif self.framing == "landmarks":
+            result = self._photo_framer().crop(image, self.image_size, allow_no_face=self.allow_no_face, source=file)
+            self._boxes[index] = result[1]
         else:
             result = crop_face(image, self.image_size, self.detector, allow_no_face=self.allow_no_face,
                                source=file, return_box=True)
@@ -446,6 +493,19 @@ class ImageFolder:
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return result
+
+    def _photo_framer(self) -> Any:
+        """The :class:`~mofa_bench.photos.faces.PhotoFramer`, created at the first crop."""
+        if self._framer is None:
+            import weakref
+
+            from mofa_bench.photos.detection import mediapipe_availability
+            from mofa_bench.photos.faces import PhotoFramer
+
+            name = "mediapipe" if self.detector == "auto" else str(self.detector)
+            self._framer = PhotoFramer(name, "mediapipe" if mediapipe_availability().available else None)
+            weakref.finalize(self, self._framer.close)
+        return self._framer
 
     def image(self, index: int) -> torch.Tensor:
         """``(3, S, S)`` face crop of photo ``index``."""

@@ -214,7 +214,52 @@ class TestImageFolder:
 
     @needs_detector
     def test_folder_of_real_photos(self, photos):
-        folder = ImageFolder(photos["astronaut"].parent, image_size=32, allow_no_face=True)
+        folder = ImageFolder(photos["astronaut"].parent, image_size=32, detector="haar", allow_no_face=True)
         with pytest.warns(UserWarning, match="no face found in .*coffee.png"):
             batch = folder.batch(torch.arange(len(folder)))
         assert batch.images.shape == (2, 3, 32, 32)
+
+
+def _mediapipe_or_skip() -> None:
+    from mofa_bench.photos.detection import mediapipe_availability
+
+    state = mediapipe_availability()
+    if not state.available:
+        pytest.skip(f"MediaPipe unavailable: {state.reason} (fix: {state.fix})")
+
+
+class TestImageFolderFraming:
+    def test_auto_crops_like_prepare_and_reconstruct(self, photos):
+        _mediapipe_or_skip()
+        from mofa_bench.photos.faces import PhotoFramer
+
+        folder = ImageFolder(photos["astronaut"].parent, image_size=32, allow_no_face=True)
+        assert folder.framing == "landmarks"
+        with PhotoFramer("mediapipe") as framer:
+            crop, box = framer.crop(load_image(photos["astronaut"]), 32)
+        assert folder.crop_box(0) == box
+        torch.testing.assert_close(folder.image(0), crop)
+        haar = crop_face(load_image(photos["astronaut"]), 32, "none", return_box=True)[1]
+        assert box != haar                                   # not the centre square
+        with pytest.warns(UserWarning, match="coffee.png: no face"):
+            folder.image(1)
+
+    def test_without_mediapipe_auto_uses_haar_and_says_why_once(self, photos, monkeypatch, caplog):
+        from renderers.base import Availability
+
+        monkeypatch.setattr("mofa_bench.photos.detection.mediapipe_availability",
+                            lambda: Availability(False, "the MediaPipe runtime does not import (test)", "pip install x"))
+        monkeypatch.setattr(images_module, "_FALLBACK_LOGGED", set())
+        with caplog.at_level("WARNING", logger="mofa_bench.data.images"):
+            first = ImageFolder(photos["astronaut"].parent, image_size=32, allow_no_face=True)
+            ImageFolder(photos["astronaut"].parent, image_size=32, allow_no_face=True)
+        notes = [r.getMessage() for r in caplog.records if "MediaPipe is unavailable" in r.getMessage()]
+        assert len(notes) == 1 and "does not import (test)" in notes[0] and "pip install x" in notes[0]
+        assert first.framing == "box"
+        if face_detector_available():
+            expected = crop_face(load_image(photos["astronaut"]), 32, "haar", return_box=True)[1]
+            assert first.crop_box(0) == expected
+
+    def test_unknown_detector_is_named(self, photos):
+        with pytest.raises(InputError, match="detector: expected 'auto', 'mediapipe'.*got 'blaze'"):
+            ImageFolder(photos["astronaut"].parent, image_size=32, detector="blaze")
