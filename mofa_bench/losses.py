@@ -16,6 +16,7 @@ the weights.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -109,8 +110,9 @@ class LossWeights:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if name != "photo_normalization" and (not isinstance(value, (int, float)) or value < 0):
-                raise InputError(f"LossWeights.{name}: expected a number ≥ 0, got {value!r}")
+            if name != "photo_normalization" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                                  or not math.isfinite(value) or value < 0):
+                raise InputError(f"LossWeights.{name}: expected a finite number ≥ 0, got {value!r}")
         if self.photo_normalization not in ("paper", "weights"):
             raise InputError(f"LossWeights.photo_normalization: expected 'paper' or 'weights', "
                              f"got {self.photo_normalization!r}")

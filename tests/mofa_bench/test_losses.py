@@ -94,3 +94,8 @@ class TestMoFALoss:
     def test_negative_weight_raises(self):
         with pytest.raises(InputError, match="photo"):
             LossWeights(photo=-1.0)
+
+    @pytest.mark.parametrize("value", [float("nan"), float("inf"), True, "1"])
+    def test_non_finite_or_non_number_weight_raises(self, value):
+        with pytest.raises(InputError, match="LossWeights.reg: expected a finite number"):
+            LossWeights(reg=value)
