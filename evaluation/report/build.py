@@ -20,6 +20,7 @@ from evaluation.report.document import Block, Bullets, Figure, Heading, Paragrap
 from evaluation.report.html import write_html
 from evaluation.report.learning import START_METHOD, learning_records, learning_summary
 from evaluation.report.load import REFERENCE_RENDERER, ReportError, Suite, load_suite
+from evaluation.report.real import real_blocks
 from evaluation.report.tables import (
     COST_COLUMNS,
     cost_records,
@@ -242,7 +243,7 @@ def build_report(suite: Suite, fig_dir: str | Path, bench_csvs: Sequence[str | P
     fig_dir = Path(fig_dir)
     if resamples < 1:
         raise ReportError(f"--resamples: expected ≥ 1, got {resamples}")
-    return (_overview(suite) + _unfinished(suite) + _errors(suite) + _learning(suite)
+    return (_overview(suite) + _unfinished(suite) + _errors(suite) + _learning(suite) + real_blocks(suite)
             + _differences(suite, resamples, bootstrap_seed)
             + _costs(suite) + _figures(suite, fig_dir, [Path(c) for c in bench_csvs]))
 

@@ -102,8 +102,8 @@ def run_suite(spec: SuiteSpec, out: str | Path, only: str | None = None, device:
     base = config_from_dict(base_data)
     torch.save(draw_test_inputs(base, base.data.seed, spec.samples), out / "inputs.pt")
     every_id = [cell.run_id for cell in cells]
-    tasks = [RunTask(cell, str(run_dir_of(out, cell)), samples=spec.samples, device=device, progress=verbose)
-             for cell, state in plan if state != "ok"]
+    tasks = [RunTask(cell, str(run_dir_of(out, cell)), samples=spec.samples, device=device, progress=verbose,
+                     real_test=spec.real_test) for cell, state in plan if state != "ok"]
 
     def on_result(task: RunTask, row: dict[str, Any]) -> None:
         write_results(collect_results(out, every_id), out)

@@ -10,7 +10,10 @@
   ``figures/``); a stage before the last trains in ``stage_<name>/``. A method with
   ``trains = False`` (per-image optimisation) is built around the decoder the trainer
   would use and scored untrained; its directory gets ``config.yaml`` only;
-- the test files of :func:`~evaluation.suite.evaluate.evaluate_test_set`;
+- the test files of :func:`~evaluation.suite.evaluate.evaluate_test_set`, and with the
+  suite's ``real_test`` the ``real_metrics.csv`` of
+  :func:`~evaluation.suite.real.evaluate_real_set` (its ``real_*`` metrics and
+  ``real_test_size`` join the row);
 - ``result.json``: the run's results row (:mod:`evaluation.suite.collect`); ``error.log``:
   the traceback of a failed run.
 
@@ -45,7 +48,8 @@ from evaluation.results.rows import environment_columns, error_note, timestamp
 from evaluation.suite.collect import base_row
 from evaluation.suite.evaluate import draw_test_split, evaluate_test_set
 from evaluation.suite.expand import Cell, stage_config
-from evaluation.suite.spec import Stage
+from evaluation.suite.real import evaluate_real_set
+from evaluation.suite.spec import RealTest, Stage
 from evaluation.validation import validate
 from mofa_bench.config import TrainConfig, config_from_dict, save_config
 from mofa_bench.decoder import MoFADecoder
@@ -67,6 +71,7 @@ class RunTask:
         samples: K, the test images whose reconstructions are kept.
         device: device for every stage (``None``: the config's).
         progress: show the trainer's progress bar.
+        real_test: real photos the run is also scored on (:mod:`evaluation.suite.real`), or ``None``.
     """
 
     cell: Cell
@@ -74,6 +79,7 @@ class RunTask:
     samples: int = 6
     device: str | None = None
     progress: bool = False
+    real_test: RealTest | None = None
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -225,6 +231,8 @@ def run_task(task: RunTask, builders: Mapping[str, MethodBuilder] | None = None)
         scores = evaluate_test_set(trained.method, trained.decoder, trained.config, task.cell.test_seed,
                                    task.samples, run_dir)
         fidelity = _decoder_fidelity(trained, task.cell.test_seed)
+        real = (evaluate_real_set(trained.method, device, trained.config, task.real_test, run_dir)
+                if task.real_test is not None else None)
     except BaseException as err:
         finished = timestamp()
         (run_dir / "error.log").write_text(traceback.format_exc())
@@ -240,9 +248,12 @@ def run_task(task: RunTask, builders: Mapping[str, MethodBuilder] | None = None)
         return row
     peak_mb, peak_kind = _peak_mb(memory)
     metrics: dict[str, float] = {}
-    for name, value in scores.summary.items():
-        low, high = scores.ci[name]
-        metrics.update({name: value, f"{name}_ci_low": low, f"{name}_ci_high": high})
+    for part in (scores, real) if real is not None else (scores,):
+        for name, value in part.summary.items():
+            low, high = part.ci[name]
+            metrics.update({name: value, f"{name}_ci_low": low, f"{name}_ci_high": high})
+    if real is not None:
+        metrics["real_test_size"] = real.size
     finished = timestamp()
     row = {
         **base_row(record, "ok"), **metrics, "test_size": scores.size,

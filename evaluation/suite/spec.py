@@ -40,6 +40,9 @@ Keys (every other key is an error naming it):
   dotted key that receives the previous stage's ``checkpoints/last.pt`` (see
   :data:`DEFAULT_STAGES` for the learned decoder's two stages).
 - ``samples``: test images kept for the report's qualitative grid (default 6).
+- ``real_test``: real photos every run is also scored on, ``{path: PREPARED, limit: N}``:
+  a folder written by ``mofa-bench prepare`` (looked up like ``base``) and at most N of
+  its faces (default: all); see :mod:`evaluation.suite.real` for the metrics.
 - ``executor``: ``local`` (one run after another in this process), ``slurm`` (submitit's
   ``AutoExecutor`` on a Slurm cluster) or ``local_submitit`` (submitit's ``LocalExecutor``:
   one subprocess per run, all at once).
@@ -67,6 +70,7 @@ __all__ = [
     "DEFAULT_STAGES",
     "EXECUTORS",
     "CellRule",
+    "RealTest",
     "Stage",
     "SuiteSpec",
     "load_suite",
@@ -79,7 +83,8 @@ __all__ = [
 AXES: tuple[str, ...] = ("method", "renderer", "encoder", "landmark_loss", "seed")
 #: Where runs execute (see the module docstring).
 EXECUTORS: tuple[str, ...] = ("local", "slurm", "local_submitit")
-_TOP_KEYS = ("name", "base", "set", "grid", "exclude", "cells", "samples", "executor", "slurm")
+_TOP_KEYS = ("name", "base", "set", "grid", "exclude", "cells", "samples", "executor", "slurm", "real_test")
+_REAL_TEST_KEYS = ("path", "limit")
 _RULE_KEYS = ("match", "set", "stages")
 _STAGE_KEYS = ("name", "set", "previous_checkpoint")
 
@@ -131,6 +136,19 @@ class CellRule:
 
 
 @dataclass(frozen=True)
+class RealTest:
+    """Real photos every run of a suite is also scored on (the YAML ``real_test``).
+
+    Attributes:
+        path: absolute path of a folder written by ``mofa-bench prepare``.
+        limit: at most this many of its faces (manifest order), or ``None`` for all.
+    """
+
+    path: Path
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
 class SuiteSpec:
     """A suite file, checked (see the module docstring for each field's meaning).
 
@@ -145,6 +163,7 @@ class SuiteSpec:
         samples: test images kept for the report (≥ 1).
         executor: one of :data:`EXECUTORS`.
         slurm: submitit options.
+        real_test: real photos every run is also scored on, or ``None``.
     """
 
     name: str
@@ -156,6 +175,7 @@ class SuiteSpec:
     samples: int = 6
     executor: str = "local"
     slurm: dict[str, Any] = field(default_factory=dict)
+    real_test: RealTest | None = None
 
 
 # ---------------------------------------------------------------------------- checks
@@ -307,6 +327,29 @@ def _slurm(value: Any) -> dict[str, Any]:
     return data
 
 
+def _real_test(value: Any, folder: Path | None) -> RealTest | None:
+    """``{path, limit}`` → :class:`RealTest`, the folder looked up like ``base`` and checked for a manifest."""
+    from mofa_bench.photos.prepare import MANIFEST
+
+    if value is None:
+        return None
+    data = _mapping("real_test", value)
+    _known("real_test", data, _REAL_TEST_KEYS)
+    raw = data.get("path")
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(f"real_test.path: expected the folder of `mofa-bench prepare`, got {raw!r}")
+    limit = data.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"real_test.limit: expected an integer ≥ 1, got {limit!r}")
+    path = Path(raw).expanduser()
+    candidates = [path] if path.is_absolute() else [d / path for d in (folder, Path.cwd()) if d is not None]
+    for candidate in candidates:
+        if (candidate / MANIFEST).is_file():
+            return RealTest(candidate.resolve(), limit)
+    raise ConfigError(f"real_test.path: no {MANIFEST} in {raw} (looked in {', '.join(str(c) for c in candidates)}; "
+                      f"write one with `mofa-bench prepare folder PHOTOS --out {raw}`)")
+
+
 def _base_path(value: Any, folder: Path | None) -> Path | None:
     if value is None:
         return None
@@ -358,6 +401,7 @@ def suite_from_dict(data: Any, name: str = "suite", folder: Path | None = None) 
         samples=samples,
         executor=executor,
         slurm=_slurm(data.get("slurm", {})),
+        real_test=_real_test(data.get("real_test"), folder),
     )
 
 
@@ -405,6 +449,8 @@ def suite_to_dict(spec: SuiteSpec) -> dict[str, Any]:
         "executor": spec.executor,
         "slurm": dict(spec.slurm),
     }
+    if spec.real_test is not None:
+        out["real_test"] = {"path": str(spec.real_test.path), "limit": spec.real_test.limit}
     return out
 
 
