@@ -241,9 +241,6 @@ class TrainConfig:
         check("keep_every", self.keep_every, 0, strict=False)
         for key, value in (("seed", self.seed), ("data.seed", self.data.seed)):
             check(key, value, 0, strict=False, high=2**63)
-        for name, value in dataclasses.asdict(self.loss).items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"loss.{name}: expected a finite weight >= 0, got {value}")
         if self.model.source == "default":
             from mofa_bench.face_model.default_model.build import MAX_SUBDIVISIONS
         if self.model.source == "default" and not 0 <= self.model.subdivisions <= MAX_SUBDIVISIONS:
@@ -272,6 +269,11 @@ class TrainConfig:
         self.model.check_options()
         if self.method not in METHOD_NAMES:
             raise ConfigError(f"method: expected one of {', '.join(METHOD_NAMES)}, got {self.method!r}")
+        from mofa_bench.encoders.base import MIN_IMAGE_SIZE
+
+        if self.method in ("mofa", "code_regression") and self.camera.image_size < MIN_IMAGE_SIZE:
+            raise ConfigError(f"camera.image_size: the {self.encoder.name} encoder needs images of at least "
+                              f"{MIN_IMAGE_SIZE} px, got {self.camera.image_size}")
         if self.method == "mofa" and self.method_options:
             raise ConfigError(f"method_options: the mofa method has no options (its settings are the encoder, "
                               f"renderer, loss and optim sections), got {sorted(self.method_options)}")

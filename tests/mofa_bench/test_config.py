@@ -39,6 +39,8 @@ class TestNestedOptions:
         (["camera.head_distance=.inf"], r"camera.head_distance"),
         (["method=autoencoder"], r"method: expected one of mofa, conv_autoencoder"),
         (["method_options={steps: 3}"], r"method_options: the mofa method has no options"),
+        (["camera.image_size=32", "encoder.name=resnet18"],
+         r"camera.image_size: the resnet18 encoder needs images of at least 64 px, got 32"),
     ])
     def test_bad_option_is_a_config_error_naming_it(self, overrides, message):
         with pytest.raises(ConfigError, match=message):

@@ -94,8 +94,8 @@ CONFIG_CASES = [
     ("optim.learning_rate=0.1", r"optim\.learning_rate: unknown key"),
     ("data.kind=images", r"data\.path: required"),
     ("loss.photo=-1", r"^loss: .*photo"),
-    ("loss.landmark=.nan", r"^loss\.landmark: expected a finite weight"),
-    ("loss.reg=.inf", r"^loss\.reg: expected a finite weight"),
+    ("loss.landmark=.nan", r"^loss: LossWeights\.landmark: expected a finite number"),
+    ("loss.reg=.inf", r"^loss: LossWeights\.reg: expected a finite number"),
     ("model={source: default, subdivisions: 7}", r"^model\.subdivisions: expected an integer in \[0, 4\], got 7"),
 ]
 

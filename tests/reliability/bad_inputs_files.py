@@ -268,7 +268,7 @@ def _cli_binary_yaml(env, tmp):
 def _cli_nvdiffrast_on_cpu(env, tmp):
     _cli("train", "--device", "cpu", "--renderer", "nvdiffrast", "--out", str(tmp), "--set",
          f"model.source={env.model_path}", "--set", "data.train_size=4", "--set", "data.val_size=2",
-         "--set", "camera.image_size=32", "--encoder", "resnet18")
+         "--set", "camera.image_size=64", "--encoder", "resnet18")
 
 
 @case("CLI", "cli-error", r"^mofa-bench contact-sheet: error: --out: .*file\.txt is a file, not a folder")
@@ -313,4 +313,4 @@ def _cli_model_source_suffix(env, tmp):
 def _cli_allow_change_without_resume(env, tmp):
     _cli("train", "--allow-config-change", "--device", "cpu", "--out", str(tmp), "--encoder", "resnet18",
          "--set", f"model.source={env.model_path}", "--set", "data.train_size=4", "--set", "data.val_size=2",
-         "--set", "camera.image_size=32")
+         "--set", "camera.image_size=64")
