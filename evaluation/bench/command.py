@@ -14,6 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
+from mofa_bench.output_paths import output_folder
+
 DEFAULT_OUT = "reports/bench"
 
 
@@ -102,7 +104,7 @@ def _run(bench: str, spec: Any, run: Callable[..., list[dict[str, Any]]], column
     from evaluation.results.rows import earlier_rows, partial_writer
 
     _set_threads(args.threads)
-    csv_path = Path(args.out) / f"{bench}_{torch.device(spec.device).type}.csv"
+    csv_path = output_folder(args.out, "--out") / f"{bench}_{torch.device(spec.device).type}.csv"
     earlier = earlier_rows(csv_path, args.append)
     print(f"bench {bench} on {spec.device}: {spec.num_cells} cells, budget {spec.budget_s:g} s per cell")
     rows = run(spec, progress=not args.no_progress, on_rows=partial_writer(csv_path, columns, earlier))
@@ -143,7 +145,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     check_backends([args.backend])
     spec = ProfileSpec(backend=args.backend, batch=args.batch, resolution=args.resolution, level=args.level,
                        device=args.device, steps=args.steps, rows=args.rows)
-    path, text = profile_cell(spec, args.out)
+    path, text = profile_cell(spec, output_folder(args.out, "--out"))
     print(text)
     print(f"wrote {path}")
     return 0
@@ -157,7 +159,7 @@ def _cmd_bins(args: argparse.Namespace) -> int:
     spec = BinSweepSpec(backend=args.backend, batch=args.batch, resolution=args.resolution, level=args.level,
                         device=args.device, bin_sizes=args.bin_sizes, max_faces=args.max_faces,
                         repeats=args.repeats)
-    _, csv_path, md_path = run_bin_sweep(spec, args.out)
+    _, csv_path, md_path = run_bin_sweep(spec, output_folder(args.out, "--out"))
     print(md_path.read_text())
     print(f"wrote {csv_path}\nwrote {md_path}")
     return 0
@@ -172,7 +174,7 @@ def _bin_setting(text: str) -> int | str | None:
 def _cmd_report(args: argparse.Namespace) -> int:
     from evaluation.bench.reports import write_bench_report
 
-    md, png = write_bench_report(args.csv, args.out)
+    md, png = write_bench_report(args.csv, output_folder(args.out, "--out") if args.out is not None else None)
     print(md.read_text())
     for path in (md, png):
         if path is not None:

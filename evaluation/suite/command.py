@@ -39,6 +39,9 @@ def _cmd_suite(args: argparse.Namespace) -> int:
             changes = ", ".join(f"{k}={v}" for k, v in cell.overrides.items())
             print(f"  {cell.run_id:<{width}}  {state:<7}  {changes}{stages}")
         return 0
+    from mofa_bench.output_paths import output_folder
+
+    output_folder(out, "--out")
     frame = run_suite(spec, out, only=args.only, device=args.device, verbose=args.verbose,
                       progress=not args.no_progress)
     failed = frame[frame["status"] != "ok"] if len(frame) else frame

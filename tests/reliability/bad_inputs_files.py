@@ -314,3 +314,22 @@ def _cli_allow_change_without_resume(env, tmp):
     _cli("train", "--allow-config-change", "--device", "cpu", "--out", str(tmp), "--encoder", "resnet18",
          "--set", f"model.source={env.model_path}", "--set", "data.train_size=4", "--set", "data.val_size=2",
          "--set", "camera.image_size=64")
+
+
+@case("CLI", "cli-error", r"^mofa-bench suite: error: --out: .*taken\.txt is a file, not a folder")
+def _cli_suite_out_is_a_file(env, tmp):
+    (tmp / "taken.txt").write_text("x")
+    _cli("suite", str(Path(__file__).resolve().parents[2] / "configs" / "suites" / "smoke.yaml"),
+         "--out", str(tmp / "taken.txt"))
+
+
+@case("CLI", "cli-error", r"^mofa-bench report: error: --out: .*taken\.txt is a file, not a folder")
+def _cli_report_out_is_a_file(env, tmp):
+    (tmp / "taken.txt").write_text("x")
+    _cli("report", str(tmp), "--out", str(tmp / "taken.txt"))
+
+
+@case("CLI", "cli-error", r"^mofa-bench bench: error: --out: .*taken\.txt is a file, not a folder")
+def _cli_bench_out_is_a_file(env, tmp):
+    (tmp / "taken.txt").write_text("x")
+    _cli("bench", "renderers", "--quick", "--device", "cpu", "--out", str(tmp / "taken.txt"))
