@@ -156,7 +156,7 @@ class TestModesLimitsAppend:
     def test_append_keeps_earlier_rows(self, cli_run, tiny_model_path):
         before = read_csv(cli_run / "train_cpu.csv")
         args = ["bench", "train", "--device", "cpu", "--renderers", "per_vertex", "--encoders", "resnet18",
-                "--batches", "1", "--image-sizes", "32", "--warmup", "0", "--repeats", "1", "--no-progress",
+                "--batches", "1", "--image-sizes", "80", "--warmup", "0", "--repeats", "1", "--no-progress",
                 "--out", str(cli_run), "--append"]
         for item in _overrides(tiny_model_path):
             args += ["--set", item]
@@ -164,7 +164,7 @@ class TestModesLimitsAppend:
         after = read_csv(cli_run / "train_cpu.csv")
         assert len(after) == len(before) + 1
         assert after.iloc[:len(before)]["timestamp"].tolist() == before["timestamp"].tolist()
-        assert int(after.iloc[-1]["image_size"]) == 32
+        assert int(after.iloc[-1]["image_size"]) == 80
 
     def test_report_of_a_csv_without_the_mode_column_reads_it_as_fp32(self, cli_run, tmp_path):
         from evaluation.bench.reports import write_bench_report
