@@ -258,6 +258,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         builder = method_builder(config.method)
     output_folder(Path(config.out_dir) / config.name, "--out/--name (run directory)")
     trainer = Trainer(config, validator=validate, method_builder=builder)
+    if not trainer.dist.is_main:  # under torchrun rank 0 reports for every rank
+        trainer.fit(resume=args.resume, allow_config_change=args.allow_config_change)
+        return 0
     print(f"run directory: {trainer.run_dir}")
     print(f"face model: {trainer.face_model.summary()}")
     print(f"renderer: {config.renderer.name} · encoder: {config.encoder.name} · device: {trainer.device}")

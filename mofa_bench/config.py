@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 METHOD_NAMES: tuple[str, ...] = ("mofa", "conv_autoencoder", "learned_decoder", "fit", "code_regression",
                                   "mean_face")
 
+#: Values of ``capture``: ``none`` (eager step) or ``compile`` (CUDA graphs through
+#: ``torch.compile(mode="reduce-overhead")``; eager on the CPU).
+CAPTURE_MODES: tuple[str, ...] = ("none", "compile")
+
 
 @dataclass
 class ModelConfig:
@@ -176,6 +180,20 @@ class TrainConfig:
     ``torch.compile`` on any device, fusing the many small per-vertex operations that
     otherwise bound a GPU step by kernel launches.
 
+    ``capture`` captures the whole loss computation of a training step — encoder,
+    image formation, renderer and loss, forward and backward — into CUDA graphs:
+    ``none`` (default) runs it eagerly; ``compile`` runs ``method.loss_terms`` under
+    ``torch.compile(mode="reduce-overhead", dynamic=False)`` (every step has the same
+    shapes), which replays the recorded kernels with one launch each. It replaces
+    ``compile`` and ``compile_decoder`` (setting them too is an error). On the CPU, where
+    there are no CUDA graphs, ``compile`` falls back to the eager step with one logged
+    warning (a config written for a GPU runs anywhere). ``channels_last`` stores the
+    encoder's weights and input images in NHWC order (the layout of the GPU's fastest
+    convolutions; any device).
+
+    Under ``torchrun`` (:mod:`mofa_bench.training.distributed`) ``optim.batch_size`` is the
+    global batch, split evenly over the processes.
+
     ``method`` names what is trained (:data:`METHOD_NAMES`): ``mofa`` (the config's
     encoder through the analytic decoder and renderer), or one of the study's baselines
     (built by the ``evaluation`` package, which checks ``method_options``).
@@ -193,6 +211,8 @@ class TrainConfig:
     amp: bool = False
     compile: bool = False
     compile_decoder: bool = False
+    capture: str = "none"
+    channels_last: bool = False
     log_every: int = 10
     val_every: int = 100
     sample_every: int = 100
@@ -277,6 +297,12 @@ class TrainConfig:
         if self.method == "mofa" and self.method_options:
             raise ConfigError(f"method_options: the mofa method has no options (its settings are the encoder, "
                               f"renderer, loss and optim sections), got {sorted(self.method_options)}")
+        if self.capture not in CAPTURE_MODES:
+            raise ConfigError(f"capture: expected one of {', '.join(CAPTURE_MODES)}, got {self.capture!r}")
+        if self.capture != "none" and (self.compile or self.compile_decoder):
+            raise ConfigError(f"capture: {self.capture!r} compiles the whole loss computation; set compile and "
+                              f"compile_decoder to false (got compile={self.compile}, "
+                              f"compile_decoder={self.compile_decoder})")
         if not self.best_metric:
             raise ConfigError("best_metric: expected the name of a validation metric, got an empty string")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):

@@ -35,6 +35,12 @@ held for the duration of :meth:`Trainer.fit`); a second one stops with
 
 Validation is whatever ``validator`` the caller passes (the ``evaluation`` package's,
 from the command line); the trainer never imports ``evaluation``.
+
+Started by ``torchrun`` with several processes, the trainer trains with
+``DistributedDataParallel`` (:mod:`mofa_bench.training.distributed`): ``optim.batch_size``
+is the global batch, each rank trains on its own slice of it, and rank 0 alone holds
+the lock, validates and writes the run directory. ``capture`` and ``channels_last``
+choose how the step's loss runs (:mod:`mofa_bench.training.capture`).
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ from mofa_bench.data.splits import build_datasets
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.environment import environment_record, resolve_device
 from mofa_bench.errors import ConfigError, TrainingDivergedError
+from mofa_bench.training import distributed as ddp
+from mofa_bench.training.capture import build_step_capture
 from mofa_bench.training.checkpoint import (check_trainer_state, load_checkpoint, remove_stale_temp_files,
                                             save_checkpoint)
 from mofa_bench.training.lock import RunLock
@@ -76,7 +84,8 @@ MethodBuilder = Callable[[TrainConfig, MoFADecoder], Method]
 #: compiled. Any other difference from the checkpoint's config needs ``allow_config_change``.
 RESUME_FREE_KEYS: tuple[str, ...] = (
     "name", "out_dir", "device", "progress", "optim.iterations", "log_every", "val_every", "sample_every",
-    "checkpoint_every", "keep_every", "max_nonfinite", "num_val_images", "compile", "compile_decoder",
+    "checkpoint_every", "keep_every", "max_nonfinite", "num_val_images", "compile", "compile_decoder", "capture",
+    "channels_last",
 )
 #: The CSV logs of a run directory (cut back to the checkpoint's step on resume).
 LOG_FILES: tuple[str, ...] = ("metrics.csv", "validation.csv", "skipped.csv")
@@ -135,7 +144,9 @@ class Trainer:
                  validator: Validator | None = None, method_builder: MethodBuilder | None = None) -> None:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir else Path(config.out_dir) / config.name
-        self.device = resolve_device(config.device)
+        self.dist, self.device = ddp.setup_distributed(resolve_device(config.device))
+        self.rank_batch = ddp.per_rank_batch(config.optim.batch_size, self.dist.world_size)
+        """Samples per rank and step (``optim.batch_size`` is the global batch)."""
         torch.manual_seed(config.seed)
         self.face_model = config.model.load().to(self.device, torch.float32)
         self.camera = config.camera.build()
@@ -147,6 +158,12 @@ class Trainer:
             raise ConfigError(f"method {config.method!r} has nothing to train: evaluate it directly "
                               f"(a suite, or `mofa-bench reconstruct --method {config.method}`)")
         self.optimizer = self._build_optimizer()
+        self.capture = build_step_capture(self.method, config.capture, self.device, config.channels_last)
+        self.loss_fn = self.capture.loss_fn
+        """``batch -> terms`` of a step: the (captured) loss, through DDP with several ranks."""
+        if self.dist.enabled:  # same weights everywhere (seeded above); a random stream per rank from here on
+            self.loss_fn = ddp.wrap_for_ddp(self.method, self.capture.loss_fn, self.device)
+            torch.manual_seed((config.seed * 1_000_003 + self.dist.rank + 1) % 2**63)
         self.validator = validator
         self.step = 0
         self.best: float = math.inf
@@ -201,12 +218,14 @@ class Trainer:
         save_config(self.config, self.run_dir / "config.yaml")
         record = {**environment_record(self.device), "seed": self.config.seed, "method": self.config.method,
                   "method_class": type(self.method).__name__, "face_model": self.face_model.summary(),
-                  "renderer": self.config.renderer.name}
+                  "renderer": self.config.renderer.name, "world_size": self.dist.world_size,
+                  "batch_per_rank": self.rank_batch, **self.capture.describe()}
         (self.run_dir / "environment.json").write_text(json.dumps(record, indent=2))
         return state
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
+        """The trainer's state for a checkpoint (with several ranks a collective: every rank's RNG)."""
         state = {
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -218,7 +237,9 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "config": config_to_dict(self.config),
         }
-        if torch.cuda.is_available():
+        if self.dist.enabled:  # each rank's own streams (all-device CUDA states would touch every GPU)
+            state["rng_ranks"] = ddp.gather_rng_states(self.device)
+        elif torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state_all()
         return state
 
@@ -236,14 +257,21 @@ class Trainer:
         self.nonfinite_in_row = int(state["nonfinite_in_row"])
         self.skipped_total = int(state["skipped_total"])
         self.train_time_s = float(state.get("train_time_s", 0.0))
+        if self.dist.enabled:
+            ddp.restore_rng_state(state.get("rng_ranks"), self.device)
+            return
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
 
     def _save(self, is_best: bool) -> None:
+        """Write the checkpoints of this step (every rank calls it; rank 0 writes)."""
+        state = self.state_dict()
+        ddp.run_on_main(lambda: self._write_checkpoints(state, is_best), shared=lambda _: None)
+
+    def _write_checkpoints(self, state: dict[str, Any], is_best: bool) -> None:
         # last.pt goes last: a crash before it is written resumes from the previous one,
         # which repeats this step and so writes best.pt and step_*.pt again.
-        state = self.state_dict()
         if is_best:
             save_checkpoint(state, self.checkpoint_dir / "best.pt")
         if self.config.keep_every and self.step % self.config.keep_every == 0:
@@ -252,15 +280,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def train_step(self, batch: FaceBatch) -> dict[str, float] | None:
-        """One optimisation step; returns the loss terms, or ``None`` if the batch was skipped."""
+        """One optimisation step; returns the loss terms, or ``None`` if the batch was skipped.
+
+        With several ranks ``batch`` is this rank's slice, the returned terms are the
+        ranks' means and a batch is skipped on every rank when any rank's is non-finite.
+        """
         self.method.train()
+        self.capture.begin_step()
+        why = ""
         try:
-            terms = self.method.loss_terms(batch)
+            terms = self.loss_fn(self.capture.prepare(batch))
         except NonFiniteBatch as err:
-            return self._skip(str(err))
+            terms, why = None, str(err)
+        if terms is not None and not bool(torch.isfinite(terms["total"])):
+            why = "non-finite loss"
+        if not ddp.all_ranks_true(not why):
+            return self._skip(why or "non-finite loss or code on another rank")
         total = terms["total"]
-        if not bool(torch.isfinite(total)):
-            return self._skip("non-finite loss")
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         # One fused pass: the total gradient norm is finite iff every gradient is.
@@ -271,12 +307,13 @@ class Trainer:
             return self._skip("non-finite gradient")
         self.optimizer.step()
         self.nonfinite_in_row = 0
-        return {name: float(value.detach()) for name, value in terms.items()}
+        return ddp.mean_over_ranks({name: float(value.detach()) for name, value in terms.items()})
 
     def _skip(self, why: str) -> None:
         self.nonfinite_in_row += 1
         self.skipped_total += 1
-        append_row(self.run_dir / "skipped.csv", {"step": self.step, "reason": why})
+        if self.dist.is_main:
+            append_row(self.run_dir / "skipped.csv", {"step": self.step, "reason": why})
         if self.nonfinite_in_row >= self.config.max_nonfinite:
             raise TrainingDivergedError(
                 f"{self.nonfinite_in_row} batches in a row gave a {why} (last at step {self.step}); "
@@ -325,18 +362,32 @@ class Trainer:
             TrainingDivergedError: ``max_nonfinite`` skipped batches in a row, or every
                 step of this call skipped.
         """
-        with RunLock(self.run_dir):
-            return self._fit(resume, allow_config_change)
+        lock = RunLock(self.run_dir)
+        checkpoint: dict[str, Any] | None = None
 
-    def _fit(self, resume: bool, allow_config_change: bool) -> TrainResult:
+        def start() -> bool:  # rank 0 only: the lock, the run directory's checks and tidying
+            nonlocal checkpoint
+            lock.acquire()
+            checkpoint = self._prepare_run_dir(resume, allow_config_change)
+            if checkpoint is not None:
+                for name in ("metrics.csv", "validation.csv"):
+                    truncate_rows(self.run_dir / name, int(checkpoint["step"]))
+                truncate_rows(self.run_dir / "skipped.csv", int(checkpoint["step"]), inclusive=False)
+            return checkpoint is not None
+
+        try:
+            resumed = ddp.run_on_main(start)
+            if resumed and checkpoint is None:  # the other ranks read the checkpoint rank 0 checked
+                checkpoint = load_checkpoint(self.checkpoint_dir / "last.pt", self.device)
+            if checkpoint is not None:
+                self.load_state_dict(checkpoint, self.checkpoint_dir / "last.pt")
+            return self._fit()
+        finally:
+            lock.release()
+
+    def _fit(self) -> TrainResult:
         from tqdm.auto import tqdm
 
-        state = self._prepare_run_dir(resume, allow_config_change)
-        if state is not None:
-            self.load_state_dict(state, self.checkpoint_dir / "last.pt")
-            truncate_rows(self.run_dir / "metrics.csv", self.step)
-            truncate_rows(self.run_dir / "validation.csv", self.step)
-            truncate_rows(self.run_dir / "skipped.csv", self.step, inclusive=False)
         cfg = self.config
         total_steps = cfg.optim.iterations
         bs = cfg.optim.batch_size
@@ -346,12 +397,15 @@ class Trainer:
         first_step, good_steps = self.step, 0
         if self.step == 0:
             validation = self._run_validation()
-        bar = tqdm(total=total_steps, initial=self.step, disable=not cfg.progress, desc=f"train {cfg.name}",
+        main = self.dist.is_main
+        bar = tqdm(total=total_steps, initial=self.step, disable=not (cfg.progress and main), desc=f"train {cfg.name}",
                    unit="step", dynamic_ncols=True)
         window_start, window_samples = time.perf_counter(), 0
         started = time.perf_counter()
         while self.step < total_steps:
             indices = batch_indices(self.step, bs, size, self.order_seed)
+            if self.dist.enabled:
+                indices = ddp.rank_slice(indices, self.dist.rank, self.dist.world_size)
             step_start = time.perf_counter()
             batch = self.train_data.batch(indices).to(self.device)
             terms = self.train_step(batch)
@@ -370,10 +424,11 @@ class Trainer:
                 rate = window_samples / max(elapsed, 1e-9)
                 loss_terms = {"loss": last_terms.get("total", math.nan),
                               **{k: v for k, v in last_terms.items() if k != "total"}}
-                append_row(self.run_dir / "metrics.csv", {
-                    "step": self.step, **loss_terms, "samples_per_s": rate,
-                    "skipped": self.skipped_total, "time_s": time.perf_counter() - started,
-                })
+                if main:
+                    append_row(self.run_dir / "metrics.csv", {
+                        "step": self.step, **loss_terms, "samples_per_s": rate,
+                        "skipped": self.skipped_total, "time_s": time.perf_counter() - started,
+                    })
                 bar.set_postfix(loss=f"{loss_terms['loss']:.4f}", samples_s=f"{rate:.1f}")
                 window_start, window_samples = time.perf_counter(), 0
             is_best = False
@@ -383,21 +438,25 @@ class Trainer:
                 if math.isfinite(score) and score < self.best:
                     self.best, is_best = score, True
             if self.step % cfg.sample_every == 0 or self.step == total_steps:
-                self.save_samples()
+                ddp.run_on_main(self.save_samples, shared=lambda _: None)
             if self.step % cfg.checkpoint_every == 0 or self.step == total_steps or is_best:
                 self._save(is_best)
             bar.update(1)
         bar.close()
-        self.write_figures()
+        ddp.run_on_main(self.write_figures, shared=lambda _: None)
         return TrainResult(self.run_dir, self.step, last_terms.get("total", math.nan), validation, self.skipped_total,
                            new_steps=self.step - first_step)
 
     def _run_validation(self) -> dict[str, float]:
-        metrics = self.validate()
-        if metrics:
-            append_row(self.run_dir / "validation.csv",
-                       {"step": self.step, "train_time_s": self.train_time_s, **metrics})
-        return metrics
+        """Validate and log on rank 0; every rank returns its metrics (the others wait)."""
+        def run() -> dict[str, float]:
+            metrics = self.validate()
+            if metrics:
+                append_row(self.run_dir / "validation.csv",
+                           {"step": self.step, "train_time_s": self.train_time_s, **metrics})
+            return metrics
+
+        return ddp.run_on_main(run)
 
     def write_figures(self) -> list[Path]:
         """Loss and validation curves from the run's CSVs (see :mod:`mofa_bench.training.figures`)."""
