@@ -12,7 +12,16 @@
 #   6. `mofa-bench bench train --device cuda` (renderers × AlexNet/ResNet-18 × fp32/AMP,
 #      batches 5 (the paper's)/16/64, 240 px, level 3; bounded by TRAIN_LIMIT_S), then
 #      torch.compile rows — the encoder alone, and the encoder plus the decoder's loss
-#      path — for per_vertex and nvdiffrast with AlexNet (appended, bounded by COMPILE_LIMIT_S).
+#      path — for per_vertex and nvdiffrast with AlexNet (appended, bounded by COMPILE_LIMIT_S);
+#   7. (capture) the captured-step tests (tests/mofa_bench/test_capture.py: CUDA graphs of the
+#      loss against the eager step) and `bench train` rows of modes fp32, capture and
+#      amp+capture+nhwc for per_vertex and nvdiffrast with AlexNet at batches 5 and 64, once
+#      with the batch made before timing and once with --data-in-step (appended, bounded by
+#      CAPTURE_LIMIT_S);
+#   8. (ddp) with two or more GPUs: `torchrun --nproc_per_node <GPUs> -m mofa_bench.cli train`
+#      (nccl, per_vertex, AlexNet, 64 samples per GPU, 40 steps; samples/s from its metrics.csv);
+#      with one GPU: the two-process gloo tests (tests/mofa_bench/test_distributed.py, slow ones
+#      included), since NCCL needs a GPU per rank.
 # Each step's log goes to RESULTS_DIR; the benchmark CSV/Markdown/plots go to BENCH_OUT.
 # A failing step is reported and the next one still runs; the exit status is the number
 # of failed steps.
@@ -22,7 +31,8 @@
 # (default: reports/bench), RENDER_LIMIT_S, TRAIN_LIMIT_S, COMPILE_LIMIT_S, TEST_LIMIT_S,
 # PYTEST_WORKERS (pytest-xdist workers when it is installed; default 8), TEST_PATHS
 # (default: tests), GPU_STEPS (the steps to run, of info build tests renderers profile
-# train compile; default: all). The defaults take about 12 minutes on an H200; to fit 10,
+# train compile, and capture ddp, which run only when named; default: the first seven).
+# CAPTURE_LIMIT_S (default 150). The defaults take about 12 minutes on an H200; to fit 10,
 # e.g. RENDER_LIMIT_S=100 TRAIN_LIMIT_S=80 COMPILE_LIMIT_S=60 (the renderer grid measures
 # the target's cells first), or split the steps over two runs with GPU_STEPS. On a copy of
 # the tree whose git metadata is missing or stale, set MOFA_BENCH_COMMIT to the commit
@@ -45,6 +55,7 @@ export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
 MOFA=("$PYTHON" -m mofa_bench.cli)
 failed=0
 STEPS=" ${GPU_STEPS:-info build tests renderers profile train compile} "
+GPUS=$(nvidia-smi --list-gpus 2>/dev/null | wc -l)
 
 step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to RESULTS/NAME.log
     local name=$1 limit=$2
@@ -90,5 +101,23 @@ step bench_compile "$((${COMPILE_LIMIT_S:-120} + 60))" "${MOFA[@]}" bench train 
     --renderers per_vertex,nvdiffrast --encoders alexnet --modes compile,compile-all,amp+compile-all \
     --batches 5,16,64 --image-sizes 240 --levels 3 --warmup 3 --repeats 10 --budget-s 60 \
     --time-limit-s "${COMPILE_LIMIT_S:-120}" --out "$BENCH_OUT" --append
+step capture_tests 300 "$PYTHON" -m pytest -q -p no:cacheprovider tests/mofa_bench/test_capture.py
+for in_step in "" "--data-in-step"; do
+    # shellcheck disable=SC2086
+    step "bench_capture${in_step:+_data}" "$((${CAPTURE_LIMIT_S:-150} + 60))" "${MOFA[@]}" bench train --device cuda \
+        --no-progress --renderers per_vertex,nvdiffrast --encoders alexnet --modes fp32,capture,amp+capture+nhwc \
+        --batches 5,64 --image-sizes 240 --levels 3 --warmup 5 --repeats 10 --budget-s 60 $in_step \
+        --time-limit-s "${CAPTURE_LIMIT_S:-150}" --out "$BENCH_OUT" --append
+done
+if [ "$GPUS" -ge 2 ]; then
+    step ddp_train 400 "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node "$GPUS" -m mofa_bench.cli \
+        train --device cuda --encoder alexnet --renderer per_vertex --iterations 40 --out "$RESULTS/runs" \
+        --name "ddp_$GPUS" --set optim.batch_size=$((64 * GPUS)) --set model.subdivisions=3 --set log_every=10 \
+        --set val_every=40 --set sample_every=40 --set checkpoint_every=40 --set progress=false
+    [[ $STEPS == *" ddp "* && -f "$RESULTS/runs/ddp_$GPUS/metrics.csv" ]] && sed 's/^/   | /' "$RESULTS/runs/ddp_$GPUS/metrics.csv"
+else
+    step ddp_gloo_tests 400 "$PYTHON" -m pytest -q -p no:cacheprovider -m "slow or not slow" \
+        tests/mofa_bench/test_distributed.py
+fi
 echo "failed steps: $failed"
 exit "$failed"

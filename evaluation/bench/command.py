@@ -133,7 +133,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.device, args.quick, renderers=args.renderers, encoders=args.encoders, batches=args.batches,
         image_sizes=args.image_sizes, levels=args.levels, warmup=args.warmup, repeats=args.repeats,
         budget_s=args.budget_s, seed=args.seed, config=args.config, overrides=tuple(args.set) or None,
-        modes=args.modes, time_limit_s=args.time_limit_s,
+        modes=args.modes, time_limit_s=args.time_limit_s, data_in_step=args.data_in_step or None,
     )
     return _run("train", spec, run_train_bench, TRAIN_COLUMNS, args)
 
@@ -242,10 +242,14 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--modes", type=_NAMES, default=None, metavar="MODE,...",
                    help="speed modes, of fp32, amp (bfloat16 autocast of the encoder), compile (torch.compile "
                         "of the encoder), amp+compile, compile-all (encoder and the decoder's loss path), "
-                        "amp+compile-all; all but fp32 on CUDA only (default: fp32)")
+                        "amp+compile-all, capture (CUDA graphs of the whole loss computation), amp+capture+nhwc "
+                        "(with bf16 autocast and channels-last encoder); all but fp32 on CUDA only (default: fp32)")
     p.add_argument("--config", default=None, help="base YAML training config (default: built-in defaults)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set optim.optimizer=adamw (repeatable; the grid's keys win)")
+    p.add_argument("--data-in-step", action="store_true",
+                   help="make each step's synthetic batch inside the timed step, as training does (draw codes "
+                        "and backgrounds, render); default: one batch rendered before timing (column data_in_step)")
     p.set_defaults(func=_cmd_train)
 
     p = bench_sub.add_parser(

@@ -3,11 +3,19 @@
 Each group (renderer, encoder, mode, image size, model level) builds a
 :class:`~mofa_bench.training.trainer.Trainer` from a :class:`~mofa_bench.config.TrainConfig`
 (the optional base YAML, ``--set`` overrides, then the grid's own keys) in a temporary
-run directory, renders one synthetic batch of the largest size once, and times
-:meth:`Trainer.train_step` — encoder forward, image formation, renderer, MoFA loss,
-backward, gradient check and optimiser step, exactly as in training — on its first
-``batch`` samples. ``samples_per_s = batch / step_ms · 1000``; peak memory as in
+run directory and times :meth:`Trainer.train_step` — encoder forward, image formation,
+renderer, MoFA loss, backward, gradient check and optimiser step, exactly as in
+training. ``samples_per_s = batch / step_ms · 1000``; peak memory as in
 :mod:`evaluation.bench.measure`.
+
+What the timed step includes is the row's ``data_in_step`` column:
+
+- ``false`` (default): one synthetic batch of the largest size is rendered once, before
+  timing, and every step trains on its first ``batch`` samples — the model's cost alone;
+- ``true`` (``--data-in-step``): every timed step also makes its batch as the training
+  loop does — the next indices of the trainer's order, their codes and backgrounds drawn
+  on the CPU (one seeded generator per sample), the faces rendered on the training
+  device by ``data.synthetic_renderer`` — so the figure is what training runs at.
 
 The per-cell budget works as in ``bench renderers``: one probe step at the smallest
 batch of the group gives the seconds per sample, later cells are extrapolated
@@ -45,19 +53,25 @@ __all__ = ["TRAIN_COLUMNS", "TRAIN_MODES", "TRAIN_REPORT", "TrainBenchSpec", "ru
 #: Speed modes: ``mode -> config switches`` (:class:`~mofa_bench.config.TrainConfig`).
 #: ``amp`` runs the encoder under bfloat16 autocast, ``compile`` wraps the encoder in
 #: ``torch.compile`` (both CUDA only), ``compile-all`` also compiles the decoder's loss
-#: path (``compile_decoder``); image formation, renderer and loss stay float32 in every mode.
-TRAIN_MODES: dict[str, dict[str, bool]] = {
+#: path (``compile_decoder``); ``capture`` records the whole loss computation, forward and
+#: backward, as CUDA graphs (``capture: compile``), ``amp+capture+nhwc`` adds bfloat16
+#: autocast and channels-last weights and images for the encoder. Image formation,
+#: renderer and loss stay float32 in every mode.
+TRAIN_MODES: dict[str, dict[str, Any]] = {
     "fp32": {},
     "amp": {"amp": True},
     "compile": {"compile": True},
     "amp+compile": {"amp": True, "compile": True},
     "compile-all": {"compile": True, "compile_decoder": True},
     "amp+compile-all": {"amp": True, "compile": True, "compile_decoder": True},
+    "capture": {"capture": "compile"},
+    "amp+capture+nhwc": {"amp": True, "capture": "compile", "channels_last": True},
 }
 
 TRAIN_COLUMNS = (
     "bench", "renderer", "encoder", "mode", "device", "batch", "image_size", "level", "vertices", "faces", "step_ms",
-    "samples_per_s", "peak_mem_mb", "status", "note", "warmup", "repeats", "peak_mem_kind", "timestamp",
+    "samples_per_s", "peak_mem_mb", "data_in_step", "status", "note", "warmup", "repeats", "peak_mem_kind",
+    "timestamp",
 )
 
 
@@ -83,6 +97,8 @@ class TrainBenchSpec:
             ``amp+compile``, ``compile-all``, ``amp+compile-all``); CUDA only except ``fp32``.
         time_limit_s: wall-clock limit of the whole run, s; groups starting later are
             recorded as skipped (``None``: no limit).
+        data_in_step: time the synthetic batch's generation inside each step (see the
+            module docstring); rows record it in their ``data_in_step`` column.
     """
 
     device: str = "cpu"
@@ -99,6 +115,7 @@ class TrainBenchSpec:
     overrides: tuple[str, ...] = ()
     modes: tuple[str, ...] = ("fp32",)
     time_limit_s: float | None = None
+    data_in_step: bool = False
 
     @classmethod
     def preset(cls, device: str = "auto", quick: bool = False, **changes: Any) -> "TrainBenchSpec":
@@ -144,7 +161,8 @@ class TrainBenchSpec:
         """The :class:`TrainConfig` of one group (raises ``ConfigError`` for bad overrides)."""
         name, options = BACKEND_VARIANTS[renderer]
         largest = max(self.batches)
-        switches = {"amp": False, "compile": False, "compile_decoder": False, **TRAIN_MODES[mode]}
+        switches = {"amp": False, "compile": False, "compile_decoder": False, "capture": "none",
+                    "channels_last": False, **TRAIN_MODES[mode]}
         return load_config(
             self.config, list(self.overrides), device=self.device, seed=self.seed, progress=False, **switches,
             renderer__name=name, renderer__options=dict(options), encoder__name=encoder,
@@ -166,17 +184,34 @@ def _first(batch: FaceBatch, n: int) -> FaceBatch:
     })
 
 
-def setup_trainer(config: TrainConfig, run_dir: str) -> tuple[Any, Callable[[int], Callable[[], Any]]]:
+def setup_trainer(config: TrainConfig, run_dir: str,
+                  data_in_step: bool = False) -> tuple[Any, Callable[[int], Callable[[], Any]]]:
     """A :class:`Trainer` for ``config`` and ``step_for(batch) -> closure`` timing its ``train_step``.
 
-    One synthetic batch of ``config.optim.batch_size`` samples is rendered here; the
-    closure for ``batch`` trains on its first ``batch`` samples.
+    Args:
+        config: the cell's config.
+        run_dir: a scratch run directory.
+        data_in_step: ``False``: one synthetic batch of ``config.optim.batch_size``
+            samples is rendered here and the closure for ``batch`` trains on its first
+            ``batch`` samples. ``True``: each call of the closure makes a new batch of
+            ``batch`` samples (the trainer's next indices, drawn and rendered as in
+            training) and trains on it.
     """
+    from mofa_bench.training.schedule import batch_indices
     from mofa_bench.training.trainer import Trainer
 
     trainer = Trainer(config, run_dir=run_dir)
     size = config.optim.batch_size
     data = trainer.train_data
+    if data_in_step:
+        def step_for(batch: int) -> Callable[[], Any]:
+            def step() -> Any:
+                indices = batch_indices(trainer.step, batch, len(data), trainer.order_seed)
+                trainer.step += 1
+                return trainer.train_step(data.batch(indices).to(trainer.device))
+            return step
+
+        return trainer, step_for
     full = data.batch(torch.arange(size) % len(data)).to(trainer.device)
 
     def step_for(batch: int) -> Callable[[], Any]:
@@ -189,7 +224,7 @@ def setup_trainer(config: TrainConfig, run_dir: str) -> tuple[Any, Callable[[int
 # ---------------------------------------------------------------------------- rows
 def _row(spec: TrainBenchSpec, env: dict[str, Any], status: str, note: str = "", **values: Any) -> dict[str, Any]:
     return bench_row(TRAIN_COLUMNS, env, bench="train", device=torch.device(spec.device).type, status=status,
-                    note=note, warmup=spec.warmup, repeats=spec.repeats, **values)
+                    note=note, warmup=spec.warmup, repeats=spec.repeats, data_in_step=spec.data_in_step, **values)
 
 
 def _group_rows(spec: TrainBenchSpec, env: dict[str, Any], renderer: str, encoder: str, image_size: int, level: int,
@@ -213,7 +248,7 @@ def _group_rows(spec: TrainBenchSpec, env: dict[str, Any], renderer: str, encode
     first = rows.batches[0]
     with tempfile.TemporaryDirectory(prefix="mofa-bench-train-") as run_dir:
         try:
-            trainer, step_for = setup_trainer(config, run_dir)
+            trainer, step_for = setup_trainer(config, run_dir, data_in_step=spec.data_in_step)
             base.update(vertices=trainer.face_model.num_vertices, faces=trainer.face_model.num_triangles)
             per_item = probe_seconds(step_for(first), device, confirm=not history.has(family)) / first
         except CELL_ERRORS as err:
@@ -290,11 +325,12 @@ TRAIN_REPORT = ReportSpec(
         Column("batch", "batch", ",.0f"),
         Column("image_size", "px", ",.0f"), Column("vertices", "vertices", ",.0f"),
         Column("step_ms", "step ms", ",.1f"), Column("samples_per_s", "samples/s", ",.1f"),
-        Column("peak_mem_mb", "peak MiB", ",.0f"), Column("status", "status"), Column("note", "note"),
+        Column("peak_mem_mb", "peak MiB", ",.0f"), Column("data_in_step", "data in step"),
+        Column("status", "status"), Column("note", "note"),
     ),
     plot={"x": "batch", "y": "samples_per_s", "hue": "renderer", "facet_rows": "mode", "facet_cols": "encoder",
           "xlabel": "batch", "ylabel": "samples/s (training step)",
           "facet_format": {"mode": "{}", "encoder": "{}"}},
     title="Training throughput, one train_step ({device})",
-    defaults={"mode": "fp32"},
+    defaults={"mode": "fp32", "data_in_step": False},
 )

@@ -66,7 +66,7 @@ class TestTrainBench:
     def test_budget_skips_cells_whose_estimate_exceeds_it(self, tiny_model_path, monkeypatch):
         steps = []
 
-        def fake_setup(config, run_dir):
+        def fake_setup(config, run_dir, data_in_step=False):
             trainer = SimpleNamespace(face_model=tiny_face_model(subdivisions=1), skipped_total=0)
             return trainer, lambda batch: lambda: steps.append(batch) or time.sleep(0.02 * batch)
 
@@ -111,12 +111,14 @@ class TestModesLimitsAppend:
 
         def switches(mode):
             config = spec.cell_config("per_vertex", "resnet18", 64, 1, mode)
-            return config.amp, config.compile, config.compile_decoder
+            return config.amp, config.compile, config.compile_decoder, config.capture, config.channels_last
 
         assert {mode: switches(mode) for mode in bench_train.TRAIN_MODES} == {
-            "fp32": (False, False, False), "amp": (True, False, False), "compile": (False, True, False),
-            "amp+compile": (True, True, False), "compile-all": (False, True, True),
-            "amp+compile-all": (True, True, True)}
+            "fp32": (False, False, False, "none", False), "amp": (True, False, False, "none", False),
+            "compile": (False, True, False, "none", False), "amp+compile": (True, True, False, "none", False),
+            "compile-all": (False, True, True, "none", False), "amp+compile-all": (True, True, True, "none", False),
+            "capture": (False, False, False, "compile", False),
+            "amp+capture+nhwc": (True, False, False, "compile", True)}
 
     def test_amp_or_compile_on_the_cpu_is_a_clear_error(self, tiny_model_path):
         with pytest.raises(BenchSpecError, match="CUDA only"):
@@ -136,7 +138,7 @@ class TestModesLimitsAppend:
             def note(self):
                 return "run time limit 0.05 s reached" if steps else None
 
-        def fake_setup(config, run_dir):
+        def fake_setup(config, run_dir, data_in_step=False):
             trainer = SimpleNamespace(face_model=tiny_face_model(subdivisions=1), skipped_total=0)
             return trainer, lambda batch: lambda: steps.append(batch)
 
@@ -178,7 +180,7 @@ class TestModesLimitsAppend:
 
 class TestCellErrors:
     def test_a_group_that_cannot_be_set_up_is_error_rows_and_the_run_goes_on(self, tiny_model_path, monkeypatch):
-        def fake_setup(config, run_dir):
+        def fake_setup(config, run_dir, data_in_step=False):
             if config.encoder.name == "alexnet":
                 raise ImportError("No module named 'nvdiffrast_plugin_x'")
             trainer = SimpleNamespace(face_model=tiny_face_model(subdivisions=1), skipped_total=0)
@@ -191,7 +193,7 @@ class TestCellErrors:
         assert rows[0]["note"] == "ImportError: No module named 'nvdiffrast_plugin_x'"
 
     def test_a_failing_cell_is_an_error_row_between_measured_ones(self, tiny_model_path, monkeypatch):
-        def fake_setup(config, run_dir):
+        def fake_setup(config, run_dir, data_in_step=False):
             trainer = SimpleNamespace(face_model=tiny_face_model(subdivisions=1), skipped_total=0)
 
             def step_for(batch):
@@ -206,3 +208,41 @@ class TestCellErrors:
         rows = run_train_bench(_spec(tiny_model_path, batches=(2, 3, 4)), progress=False)
         assert [r["status"] for r in rows] == ["ok", "error", "ok"]
         assert rows[1]["note"] == "RuntimeError: CUDA out of memory."
+
+
+class TestDataInStep:
+    def test_rows_say_the_batch_was_made_before_timing_by_default(self, tiny_rows):
+        assert {r["data_in_step"] for r in tiny_rows} == {False}
+
+    def test_data_in_step_times_a_new_batch_every_step(self, tiny_model_path, monkeypatch):
+        from mofa_bench.data.synthetic import SyntheticFaces
+        from mofa_bench.training.schedule import batch_indices
+
+        drawn = []
+        original = SyntheticFaces.batch
+
+        def recorded(self, indices):
+            if self.start == 0:  # the training split (validation is never drawn here)
+                drawn.append(indices.tolist())
+            return original(self, indices)
+
+        monkeypatch.setattr(SyntheticFaces, "batch", recorded)
+        spec = _spec(tiny_model_path, batches=(2,), repeats=2, data_in_step=True)
+        rows = run_train_bench(spec, progress=False)
+        assert [(r["status"], r["data_in_step"]) for r in rows] == [("ok", True)]
+        # The probe step(s) and the two timed steps each drew their own batch: the trainer's order, in turn.
+        config = spec.cell_config("per_vertex", "resnet18", 64, 2)
+        order_seed = config.data.seed + 1_000_003 * config.seed
+        assert len(drawn) >= 3
+        assert drawn == [batch_indices(k, 2, config.data.train_size, order_seed).tolist() for k in range(len(drawn))]
+
+    def test_cli_flag_sets_the_column(self, tiny_model_path, tmp_path):
+        args = ["bench", "train", "--device", "cpu", "--renderers", "per_vertex", "--encoders", "resnet18",
+                "--batches", "1", "--image-sizes", "64", "--warmup", "0", "--repeats", "1", "--no-progress",
+                "--out", str(tmp_path), "--data-in-step"]
+        for item in _overrides(tiny_model_path):
+            args += ["--set", item]
+        assert main(args) == 0
+        rows = read_csv(tmp_path / "train_cpu.csv").to_dict("records")
+        assert [(r["status"], r["data_in_step"]) for r in rows] == [("ok", True)]
+        assert "| data in step |" in (tmp_path / "train_cpu.md").read_text()
