@@ -85,7 +85,7 @@ def make_suite(root: Path, model_path: Path, num_vertices: int) -> Path:
                "device": "cpu", "commit": "abc1234"}
         if status == "ok":
             config = config_from_dict({"method": method, "renderer": {"name": "per_vertex"},
-                                       "model": {"source": str(model_path)}, "camera": {"image_size": IMAGE_SIZE}})
+                                       "model": {"source": str(model_path)}, "camera": {"image_size": 64}})
             (run / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config)))
             errors = _per_image(renderer, method, seed)
             write_csv([{"index": TEST_START + i, **{m: float(v[i]) for m, v in errors.items()}}
