@@ -60,8 +60,10 @@ def _add_common(f: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``mofa-bench prepare <source>``; prints a summary, returns the exit status (0)."""
+    from mofa_bench.output_paths import output_folder
     from mofa_bench.photos.prepare import PrepareSettings, prepare_csv, prepare_folder
 
+    output_folder(args.out, "--out")
     state = available_detectors()[args.detector]
     if not state.available:
         from mofa_bench.photos.detection import DetectorUnavailableError

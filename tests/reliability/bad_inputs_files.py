@@ -333,3 +333,9 @@ def _cli_report_out_is_a_file(env, tmp):
 def _cli_bench_out_is_a_file(env, tmp):
     (tmp / "taken.txt").write_text("x")
     _cli("bench", "renderers", "--quick", "--device", "cpu", "--out", str(tmp / "taken.txt"))
+
+
+@case("CLI", "cli-error", r"^mofa-bench prepare: error: --out: .*taken\.txt is a file, not a folder")
+def _cli_prepare_out_is_a_file(env, tmp):
+    (tmp / "taken.txt").write_text("x")
+    _cli("prepare", "folder", str(tmp), "--out", str(tmp / "taken.txt"), "--detector", "haar")
