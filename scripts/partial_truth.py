@@ -1,0 +1,84 @@
+"""What each target of the synthetic study needs: the test errors of partly true codes.
+
+Scores codes that take some parts from the ground truth and leave the rest at zero (the
+mean face) on a config's synthetic test split, so one can read which code parts a target
+needs: e.g. the posed geometric error with the true rotation alone, or the photometric
+error with the true pose and light but the mean reflectance.
+
+    python scripts/partial_truth.py configs/train_converge.yaml --out reports/fig10/partial_truth.csv
+
+Writes a CSV (one row per set of true parts: photometric, geometric_mm, geometric_model_mm,
+landmark_px means over the test faces) and prints it as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from evaluation.protocol import evaluate_codes
+from evaluation.results.report import Column, markdown_table
+from mofa_bench.code_vector import CODE_SLICES
+from mofa_bench.config import load_config
+from mofa_bench.data.splits import synthetic_split
+from mofa_bench.decoder import MoFADecoder
+
+#: Rows: a name and the parts taken from the truth ("jaw_open" = the first expression mode only).
+ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("mean face (nothing true)", ()),
+    ("rotation", ("rotation",)),
+    ("pose (rotation, translation)", ("rotation", "translation")),
+    ("pose + light", ("rotation", "translation", "gamma")),
+    ("jaw_open", ("jaw_open",)),
+    ("expression", ("delta",)),
+    ("identity", ("alpha",)),
+    ("pose + jaw_open", ("rotation", "translation", "jaw_open")),
+    ("pose + expression", ("rotation", "translation", "delta")),
+    ("pose + light + reflectance", ("rotation", "translation", "gamma", "beta")),
+    ("pose + light + expression + reflectance", ("rotation", "translation", "gamma", "delta", "beta")),
+    ("everything", ("alpha", "delta", "beta", "rotation", "translation", "gamma")),
+)
+METRICS = ("photometric", "geometric_mm", "geometric_model_mm", "landmark_px")
+
+
+def partly_true(true: torch.Tensor, parts: tuple[str, ...]) -> torch.Tensor:
+    """``(B, 257)`` codes equal to ``true`` on ``parts`` and zero elsewhere."""
+    code = torch.zeros_like(true)
+    for part in parts:
+        index = slice(CODE_SLICES["delta"].start, CODE_SLICES["delta"].start + 1) if part == "jaw_open" \
+            else CODE_SLICES[part]
+        code[:, index] = true[:, index]
+    return code
+
+
+def main() -> None:
+    import pandas as pd
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="train config whose model, camera and data define the test split")
+    parser.add_argument("--size", type=int, default=None, help="test faces (default: data.test_size)")
+    parser.add_argument("--out", default=None, help="CSV to write")
+    args = parser.parse_args()
+    config = load_config(args.config, [], device="cpu")
+    model = config.model.load().to(dtype=torch.float32)
+    decoder = MoFADecoder(model, config.camera.build(), renderer="per_vertex")
+    test = synthetic_split(decoder, config.data, "test", args.size)
+    batch = test.batch(torch.arange(len(test)))
+    rows = []
+    with torch.no_grad():
+        for name, parts in ROWS:
+            metrics = evaluate_codes(decoder, partly_true(batch.codes, parts), batch)
+            rows.append({"true parts": name, **{m: float(metrics[m].mean()) for m in METRICS}})
+    frame = pd.DataFrame(rows)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.out, index=False)
+    print(f"{len(test)} test faces of {args.config} (data.seed {config.data.seed})")
+    columns = [Column("true parts", "true parts")] + [Column(m, m, ".3f") for m in METRICS]
+    print(markdown_table(rows, columns))
+
+
+if __name__ == "__main__":
+    main()
