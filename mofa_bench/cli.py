@@ -162,6 +162,8 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
                              "code); give --config for its face model, camera, renderer and loss")
         config = load_config(args.config)
         options = dict(config.method_options) if config.method == "fit" else {}
+        if args.fit_solver is not None and args.fit_solver != options.get("solver", "adam"):
+            options = {"solver": args.fit_solver}  # the config's steps/lr/damping were for its own solver
         if args.fit_steps is not None:
             options["steps"] = args.fit_steps
         config = dataclasses.replace(config, method="fit", method_options=options)
@@ -169,13 +171,15 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         decoder = build_decoder(config, device, args.renderer)
         fit = method_builder("fit")(config, decoder)
         model = CodeModel(encode=fit.encode, decoder=decoder, image_size=config.camera.image_size, device=device)
-        print(f"fit: {fit.steps} Adam steps per photo from the zero code, {model.image_size} px crops, "
+        steps = "Adam steps" if fit.solver == "adam" else "Levenberg-Marquardt iterations"
+        print(f"fit: {fit.steps} {steps} per photo from the zero code, {model.image_size} px crops, "
               f"renderer {decoder.renderer.name}, device {device}")
     else:
         if args.checkpoint is None:
             raise InputError("--checkpoint: required (a trained run), unless --method fit fits each photo instead")
-        if args.config is not None or args.fit_steps is not None:
-            raise InputError("--config and --fit-steps go with --method fit; a checkpoint brings its own config")
+        if args.config is not None or args.fit_steps is not None or args.fit_solver is not None:
+            raise InputError("--config, --fit-steps and --fit-solver go with --method fit; a checkpoint brings its "
+                             "own config")
         model = load_trained_model(args.checkpoint, args.device, renderer=args.renderer)
         print(f"checkpoint: {model.checkpoint} (step {model.step}, encoder {model.config.encoder.name}, "
               f"{model.image_size} px crops, renderer {model.decoder.renderer.name}, device {model.device})")
@@ -209,7 +213,7 @@ def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     p.add_argument("--method", default="encoder", choices=["encoder", "fit"],
                    help="encoder: the trained encoder of --checkpoint; fit: optimise each photo's code from zero "
-                        "(Adam on the MoFA loss through the renderer) (default: %(default)s)")
+                        "(Adam or Levenberg-Marquardt on the MoFA loss through the renderer) (default: %(default)s)")
     p.add_argument("--checkpoint", default=None,
                    help="a checkpoint .pt from mofa-bench train, or its run directory (uses best.pt, else last.pt); "
                         "required for --method encoder")
@@ -217,7 +221,11 @@ def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
                    help="--method fit: YAML config naming the face model, camera, renderer, loss and method_options "
                         "(default: built-in defaults)")
     p.add_argument("--fit-steps", type=_positive_int, default=None,
-                   help="--method fit: Adam steps per photo (default: method_options.steps, else 100)")
+                   help="--method fit: Adam steps or LM iterations per photo (default: method_options.steps, else "
+                        "100 Adam steps or 20 LM iterations)")
+    p.add_argument("--fit-solver", default=None, choices=["adam", "lm"],
+                   help="--method fit: adam, or lm (Levenberg-Marquardt: Gauss-Newton steps on the same loss, "
+                        "few and costly) (default: method_options.solver, else adam)")
     p.add_argument("--out", default="out/reconstruct", help="output folder (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i] (default: %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=16, help="photos per batch (default: %(default)s)")

@@ -1,6 +1,7 @@
 """Per-image optimisation baseline: fit a code to each image, no network.
 
-Each image's code starts at zero (the mean face, frontal, centred, ambient-lit) and Adam
+Each image's code starts at zero (the mean face, frontal, centred, ambient-lit) and a
+solver — Adam (default) or Levenberg-Marquardt (:mod:`evaluation.baselines.fit_lm`) —
 minimises MoFA's own loss (:func:`~mofa_bench.losses.mofa_loss`: photometric through the
 decoder's renderer — any backend that gives gradients — plus landmarks when the caller
 gives them, plus the statistical regulariser) for a fixed number of steps. Each code
@@ -8,8 +9,14 @@ part has its own learning rate (Adam moves each entry by about its rate per step
 part's units): translation in mm needs a larger rate than the SH coefficients, and
 z-translation a small one, as in the paper (depth trades off against face size).
 
-Options (``method_options``): ``steps`` (int, default 100) and ``lr`` (a mapping of code
-part → rate; parts not given keep :data:`DEFAULT_LR`).
+Adam's part. Levenberg-Marquardt instead solves damped Gauss-Newton normal equations per
+image on the same loss (the ℓ2,1 photometric term by iteratively reweighted least squares):
+far fewer, far costlier steps.
+
+Options (``method_options``): ``solver`` (``adam`` or ``lm``, default ``adam``), ``steps``
+(int: Adam steps, default 100, or LM iterations, default 20), ``lr`` (Adam only: a mapping
+of code part → rate; parts not given keep :data:`DEFAULT_LR`) and ``damping`` (LM only:
+the initial Marquardt λ, default :data:`~evaluation.baselines.fit_lm.DEFAULT_DAMPING`).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any, Mapping
 
 import torch
 
+from evaluation.baselines.fit_lm import DEFAULT_DAMPING, DEFAULT_LM_STEPS, LMTargets, lm_fit_codes
 from evaluation.baselines.options import check_method_options, positive_int
 from mofa_bench.code_vector import CODE_LAYOUT
 from mofa_bench.config import TrainConfig
@@ -30,8 +38,9 @@ from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights, mofa_loss
 from mofa_bench.training.method import Method, Reconstruction
 from renderers.checks import check_tensor
+from renderers.errors import InputError
 
-__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FitMethod", "FitResult", "build_fit", "code_loss", "fit_codes"]
+__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "SOLVERS", "FitMethod", "FitResult", "build_fit", "code_loss", "fit_codes"]
 
 #: Adam learning rate per code part (per step, in the part's units): α, δ, β in prior
 #: standard deviations, rotation in rad, translation (x, y) and z-translation in mm, γ
@@ -47,6 +56,8 @@ DEFAULT_LR: dict[str, float] = {
 }
 #: Adam steps per batch.
 DEFAULT_STEPS: int = 100
+#: The solvers and their default step counts.
+SOLVERS: dict[str, int] = {"adam": DEFAULT_STEPS, "lm": DEFAULT_LM_STEPS}
 #: The leaves optimised, in code order: ``translation`` is split into x, y and z.
 _LEAVES: tuple[tuple[str, int], ...] = tuple(
     item for name, size in CODE_LAYOUT
@@ -111,33 +122,28 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights = LossWeights(),
-              steps: int = DEFAULT_STEPS, lr: Mapping[str, float] | None = None,
-              landmarks: torch.Tensor | None = None, confidence: torch.Tensor | None = None) -> FitResult:
-    """Fit one code per image from the zero code with Adam (gradients on even under ``no_grad``).
-
-    Args:
-        decoder: face model, camera and renderer.
-        images: ``(B, 3, H, W)`` RGB in [0, 1] (moved to the decoder's device and dtype).
-        weights: MoFA loss weights.
-        steps: Adam steps.
-        lr: per-part rates (:data:`DEFAULT_LR` for parts not given).
-        landmarks: ``(B, 68, 2)`` target landmarks, px, or ``None``.
-        confidence: ``(B, 68)`` landmark confidences, or ``None``.
-
-    Returns:
-        The fitted codes, the loss per step and the time per image.
-    """
-    check_tensor("images", images, "B 3 H W", floating=True)
-    rates = {**DEFAULT_LR, **(lr or {})}
+def _lm_targets(decoder: MoFADecoder, images: torch.Tensor, landmarks: torch.Tensor | None,
+                confidence: torch.Tensor | None) -> LMTargets:
+    """The LM solver's targets: the model's training-landmark subset of iBUG-68 inputs."""
+    if landmarks is None:
+        return LMTargets(images)
     model = decoder.model
-    device = model.device
-    images = images.detach().to(device, model.dtype)
+    dims: dict[str, int] = {"B": images.shape[0]}
+    landmarks = check_tensor("landmarks", landmarks, "B 68 2", dims, floating=True)
+    subset = model.landmark_subset
+    target = landmarks.detach().to(model.device, model.dtype)[:, subset]
+    if confidence is None:
+        return LMTargets(images, target)
+    confidence = check_tensor("landmark_confidence", confidence, "B 68", dims, floating=True)
+    return LMTargets(images, target, confidence.detach().to(model.device, model.dtype)[:, subset])
+
+
+def _adam(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights, steps: int, rates: Mapping[str, float],
+          landmarks: torch.Tensor | None, confidence: torch.Tensor | None) -> tuple[torch.Tensor, list[float]]:
+    model = decoder.model
     batch = images.shape[0]
-    _synchronize(device)
-    start = time.perf_counter()
     with torch.enable_grad():
-        leaves = {name: torch.zeros(batch, size, device=device, dtype=model.dtype, requires_grad=True)
+        leaves = {name: torch.zeros(batch, size, device=model.device, dtype=model.dtype, requires_grad=True)
                   for name, size in _LEAVES}
         optimizer = torch.optim.Adam([{"params": [leaves[name]], "lr": rates[name]} for name, _ in _LEAVES])
         losses: list[float] = []
@@ -155,6 +161,46 @@ def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights =
             # Summed over the batch: each image's code gets its own gradient, whatever B is.
             (total * batch).backward()
             optimizer.step()
+    return code, losses
+
+
+def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights = LossWeights(),
+              steps: int = DEFAULT_STEPS, lr: Mapping[str, float] | None = None,
+              landmarks: torch.Tensor | None = None, confidence: torch.Tensor | None = None,
+              solver: str = "adam", damping: float = DEFAULT_DAMPING) -> FitResult:
+    """Fit one code per image from the zero code (gradients on even under ``no_grad``).
+
+    Args:
+        decoder: face model, camera and renderer.
+        images: ``(B, 3, H, W)`` RGB in [0, 1] (moved to the decoder's device and dtype).
+        weights: MoFA loss weights.
+        steps: Adam steps, or LM iterations.
+        lr: Adam's per-part rates (:data:`DEFAULT_LR` for parts not given).
+        landmarks: ``(B, 68, 2)`` target landmarks, px, or ``None``.
+        confidence: ``(B, 68)`` landmark confidences, or ``None``.
+        solver: ``"adam"`` or ``"lm"`` (:func:`~evaluation.baselines.fit_lm.lm_fit_codes`).
+        damping: LM's initial Marquardt λ.
+
+    Returns:
+        The fitted codes, the loss per step and the time per image.
+
+    Raises:
+        InputError: a bad ``solver`` or input shape.
+    """
+    check_tensor("images", images, "B 3 H W", floating=True)
+    if solver not in SOLVERS:
+        raise InputError(f"solver: expected one of {', '.join(SOLVERS)}, got {solver!r}")
+    model = decoder.model
+    device = model.device
+    images = images.detach().to(device, model.dtype)
+    batch = images.shape[0]
+    _synchronize(device)
+    start = time.perf_counter()
+    if solver == "lm":
+        code, losses = lm_fit_codes(decoder, _lm_targets(decoder, images, landmarks, confidence), weights, steps,
+                                    damping)
+    else:
+        code, losses = _adam(decoder, images, weights, steps, {**DEFAULT_LR, **(lr or {})}, landmarks, confidence)
     _synchronize(device)
     return FitResult(code=code, losses=losses, seconds_per_image=(time.perf_counter() - start) / batch)
 
@@ -166,8 +212,10 @@ class FitMethod(Method):
         decoder: the analytic decoder whose renderer the loss goes through (and which
             scores the codes).
         loss_weights: MoFA loss weights.
-        steps: Adam steps per batch.
-        lr: per-part learning rates (see :data:`DEFAULT_LR`).
+        steps: Adam steps (or LM iterations) per batch.
+        lr: Adam's per-part learning rates (see :data:`DEFAULT_LR`).
+        solver: ``"adam"`` or ``"lm"`` (Levenberg-Marquardt).
+        damping: LM's initial Marquardt λ.
 
     Attributes:
         last_fit_seconds_per_image: wall time per image of the last fit, s (NaN before any).
@@ -177,12 +225,17 @@ class FitMethod(Method):
     trains = False
 
     def __init__(self, decoder: MoFADecoder, loss_weights: LossWeights = LossWeights(), steps: int = DEFAULT_STEPS,
-                 lr: Mapping[str, float] | None = None) -> None:
+                 lr: Mapping[str, float] | None = None, solver: str = "adam",
+                 damping: float = DEFAULT_DAMPING) -> None:
         super().__init__()
+        if solver not in SOLVERS:
+            raise InputError(f"solver: expected one of {', '.join(SOLVERS)}, got {solver!r}")
         self.decoder = decoder
         self.loss_weights = loss_weights
         self.steps = steps
         self.lr = {**DEFAULT_LR, **(lr or {})}
+        self.solver = solver
+        self.damping = damping
         self.last_fit_seconds_per_image = math.nan
         self.last_fit: FitResult | None = None
 
@@ -194,7 +247,7 @@ class FitMethod(Method):
                landmark_confidence: torch.Tensor | None = None) -> torch.Tensor:
         """Fit ``(B, 257)`` codes to ``(B, 3, H, W)`` images (landmarks ``(B, 68, 2)`` px if given)."""
         result = fit_codes(self.decoder, images, self.loss_weights, self.steps, self.lr, landmarks,
-                           landmark_confidence)
+                           landmark_confidence, self.solver, self.damping)
         self.last_fit = result
         self.last_fit_seconds_per_image = result.seconds_per_image
         return result.code
@@ -227,12 +280,28 @@ def _check_rates(value: Any) -> dict[str, float]:
     return {part: float(rate) for part, rate in value.items()}
 
 
+def _check_damping(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ConfigError(f"method_options.damping: expected a number > 0, got {value!r}")
+    return float(value)
+
+
 def build_fit(config: TrainConfig, decoder: MoFADecoder) -> FitMethod:
     """Per-image optimisation with the config's loss weights and ``method_options``.
 
     Raises:
-        ConfigError: an unknown ``method_options`` key, or a bad ``steps`` / ``lr``.
+        ConfigError: an unknown ``method_options`` key, a bad ``solver`` / ``steps`` /
+            ``lr`` / ``damping``, or an option of the other solver.
     """
-    options = check_method_options("fit", config.method_options, {"steps": DEFAULT_STEPS, "lr": {}})
-    steps = positive_int("steps", options["steps"])
-    return FitMethod(decoder, config.loss, steps, _check_rates(options["lr"])).to(decoder.model.device)
+    options = check_method_options("fit", config.method_options,
+                                   {"solver": "adam", "steps": None, "lr": None, "damping": None})
+    solver = options["solver"]
+    if solver not in SOLVERS:
+        raise ConfigError(f"method_options.solver: expected one of {', '.join(SOLVERS)}, got {solver!r}")
+    for key, owner in (("lr", "adam"), ("damping", "lm")):
+        if options[key] is not None and solver != owner:
+            raise ConfigError(f"method_options.{key}: an option of solver {owner}, but solver is {solver}")
+    steps = SOLVERS[solver] if options["steps"] is None else positive_int("steps", options["steps"])
+    rates = _check_rates(options["lr"]) if options["lr"] is not None else {}
+    damping = DEFAULT_DAMPING if options["damping"] is None else _check_damping(options["damping"])
+    return FitMethod(decoder, config.loss, steps, rates, solver, damping).to(decoder.model.device)
