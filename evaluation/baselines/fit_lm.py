@@ -26,15 +26,17 @@ one pass gives every image's block at once):
 
 - ``forward`` (renderers of plain PyTorch ops, ``per_vertex``): Jacobian-vector products by
   the double-backward trick (``Jᵀu`` built with ``create_graph``, then differentiated in u),
-  vectorised over chunks of the 257 basis tangents with ``is_grads_batched``; each chunk
-  of columns is folded into ``JᵀJ`` by one more batched backward, so J is never stored.
+  vectorised over chunks of the 257 basis tangents with ``is_grads_batched``, for a group
+  of images at a time whose Jacobians fit :data:`JACOBIAN_ELEMENTS`; then ``JᵀJ`` by one
+  batched matrix product.
   ``torch.func``'s forward mode is not usable: ``grid_sample`` has no forward-mode formula.
 - ``reverse`` (rasterizers, whose custom autograd functions have backward passes that are
   neither differentiable again nor vmappable, so ``torch.func`` and the double-backward
   trick both fail or silently drop terms): rows of J by plain reverse mode, K rows per pass
   by replicating each image K times in the batch, over the active residual rows only.
 
-Memory is bounded by :data:`CHUNK_ELEMENTS` (tangents or replicas × batch × residuals).
+Memory is bounded by :data:`CHUNK_ELEMENTS` (tangents or replicas × batch × residuals) and
+:data:`JACOBIAN_ELEMENTS`.
 
 **Step.** ``(A + λ·diag(A)) δ = −g`` with ``A = JᵀJ`` (+ the regulariser's constant
 diagonal) and ``g = Jᵀρ``, solved per image in float64; the diagonal scaling makes the
@@ -56,8 +58,9 @@ from mofa_bench.decoder import MoFADecoder
 from mofa_bench.losses import _NORM_EPS, LossWeights
 from renderers.checks import check_tensor
 
-__all__ = ["CHUNK_ELEMENTS", "DEFAULT_DAMPING", "DEFAULT_LM_STEPS", "IRLS_EPS", "JacobianMode", "LMTargets",
-           "irls_objective", "jacobian_mode", "lm_fit_codes", "per_image_loss"]
+__all__ = ["CHUNK_ELEMENTS", "DEFAULT_DAMPING", "DEFAULT_LM_STEPS", "FORWARD_RENDERERS", "IRLS_EPS",
+           "JACOBIAN_ELEMENTS", "JacobianMode", "LMTargets", "irls_objective", "jacobian_mode", "lm_fit_codes",
+           "per_image_loss"]
 
 #: Levenberg-Marquardt iterations per batch when ``steps`` is not given.
 DEFAULT_LM_STEPS: int = 20
@@ -67,6 +70,8 @@ DEFAULT_DAMPING: float = 1e-2
 IRLS_EPS: float = 1e-3
 #: Bound on (tangents or replicas) × batch × residuals held at once by the Jacobian passes.
 CHUNK_ELEMENTS: int = 2 ** 23
+#: Bound on images × residuals × 257 of the Jacobian held at once (forward mode; one image at least).
+JACOBIAN_ELEMENTS: int = 2 ** 25
 #: Renderers made of plain, twice-differentiable PyTorch ops (forward-mode Jacobian is exact).
 FORWARD_RENDERERS: frozenset[str] = frozenset({"per_vertex"})
 
@@ -88,6 +93,12 @@ class LMTargets:
     images: torch.Tensor
     landmarks: torch.Tensor | None = None
     confidence: torch.Tensor | None = None
+
+    def select(self, part: slice) -> "LMTargets":
+        """The images (and landmarks) of ``part`` of the batch."""
+        def sel(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[part]
+        return LMTargets(sel(self.images), sel(self.landmarks), sel(self.confidence))
 
     def repeat(self, k: int) -> "LMTargets":
         """Each image repeated ``k`` times in a row (batch ``B·k``)."""
@@ -199,22 +210,26 @@ ResidualFn = Callable[[torch.Tensor, LMTargets], _Pieces]
 
 def _normal_forward(fn: ResidualFn, code: torch.Tensor, targets: LMTargets,
                     scales: torch.Tensor, r_shape: int) -> torch.Tensor:
-    """``(B, P, P)`` JρᵀJρ by batched JVPs (double-backward) folded back by batched VJPs."""
+    """``(B, P, P)`` JρᵀJρ from J's columns by batched JVPs (double-backward), a group of images at a time."""
     batch = code.shape[0]
-    x = code.detach().requires_grad_(True)
-    r = fn(x, targets).r
-    u = torch.zeros_like(r, requires_grad=True)
-    (jtu,) = torch.autograd.grad(r, x, u, create_graph=True)
-    s2 = scales * scales
-    chunk = max(1, min(CODE_DIM, CHUNK_ELEMENTS // max(1, batch * r_shape)))
+    group = max(1, min(batch, JACOBIAN_ELEMENTS // max(1, r_shape * CODE_DIM)))
     eye = torch.eye(CODE_DIM, dtype=code.dtype, device=code.device)
-    columns = []
-    for start in range(0, CODE_DIM, chunk):
-        tangents = eye[start:start + chunk].unsqueeze(1).expand(-1, batch, CODE_DIM)
-        (jv,) = torch.autograd.grad(jtu, u, tangents, retain_graph=True, is_grads_batched=True)  # (K, B, R)
-        (cols,) = torch.autograd.grad(r, x, s2 * jv, retain_graph=True, is_grads_batched=True)  # (K, B, P)
-        columns.append(cols)
-    return torch.cat(columns, dim=0).permute(1, 2, 0)
+    normal = []
+    for first in range(0, batch, group):
+        part = slice(first, first + group)
+        x = code[part].detach().requires_grad_(True)
+        r = fn(x, targets.select(part)).r
+        u = torch.zeros_like(r, requires_grad=True)
+        (jtu,) = torch.autograd.grad(r, x, u, create_graph=True)  # Jᵀu, linear in u
+        size = x.shape[0]
+        chunk = max(1, min(CODE_DIM, CHUNK_ELEMENTS // max(1, size * r_shape)))
+        jac = r.new_empty(size, CODE_DIM, r_shape)  # rows of Jρᵀ
+        for start in range(0, CODE_DIM, chunk):
+            tangents = eye[start:start + chunk].unsqueeze(1).expand(-1, size, CODE_DIM)
+            (jv,) = torch.autograd.grad(jtu, u, tangents, retain_graph=True, is_grads_batched=True)  # (K, G, R)
+            jac[:, start:start + chunk] = (jv * scales[part]).transpose(0, 1)
+        normal.append(jac @ jac.transpose(1, 2))
+    return torch.cat(normal)
 
 
 def _normal_reverse(fn: ResidualFn, code: torch.Tensor, targets: LMTargets,

@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+import evaluation.baselines.fit_lm as fit_lm
 from evaluation.baselines import FitMethod, code_loss, fit_codes, method_builder
 from evaluation.baselines.fit_lm import LMTargets, irls_objective, jacobian_mode, lm_fit_codes, per_image_loss
 from evaluation.baselines.fit_lm import _linearise  # the normal equations, compared across Jacobian modes
@@ -83,7 +84,11 @@ class TestResiduals:
 
 
 class TestJacobian:
-    def test_forward_and_reverse_modes_give_the_same_normal_equations(self, tiny32):
+    @pytest.mark.parametrize("chunked", [False, True])
+    def test_forward_and_reverse_modes_give_the_same_normal_equations(self, tiny32, monkeypatch, chunked):
+        if chunked:  # one image per Jacobian group, a few tangents / replicas per pass
+            monkeypatch.setattr(fit_lm, "JACOBIAN_ELEMENTS", 1)
+            monkeypatch.setattr(fit_lm, "CHUNK_ELEMENTS", 20_000)
         decoder = _decoder(tiny32)
         codes, images, landmarks = _faces(decoder)
         targets = LMTargets(images, landmarks[:, tiny32.landmark_subset] + 2.0)
