@@ -108,8 +108,8 @@ def build_code_regression(config: TrainConfig, decoder: MoFADecoder) -> CodeRegr
         ConfigError: any ``method_options`` key, or photos without true codes.
     """
     check_method_options("code_regression", config.method_options, {})
-    if config.data.kind == "images":
-        raise ConfigError("data.kind: the code_regression method needs true codes (synthetic or sharded "
-                          "synthetic data), got 'images'")
+    if config.data.kind not in ("synthetic", "sharded"):
+        raise ConfigError(f"data.kind: the code_regression method needs true codes (synthetic or sharded "
+                          f"synthetic data), got {config.data.kind!r}")
     encoder = build_encoder(config.encoder.name, config.encoder.pretrained, image_size=config.camera.image_size)
     return CodeRegression(encoder, decoder, prior_scale(config.data.prior)).to(decoder.model.device)

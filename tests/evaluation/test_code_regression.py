@@ -124,7 +124,8 @@ class TestInTheTrainer:
         cfg = tiny_train_config(tmp_path, tiny_model_path, "method=code_regression", "method_options={depth: 2}")
         with pytest.raises(ConfigError, match="method_options.depth: unknown option"):
             build_code_regression(cfg, decoder)
-        photos = tiny_train_config(tmp_path, tiny_model_path, "method=code_regression", "data.kind=images",
-                                   f"data.path={tmp_path}")
-        with pytest.raises(ConfigError, match="data.kind.*true codes"):
-            build_code_regression(photos, decoder)
+        for kind in ("images", "prepared"):
+            photos = tiny_train_config(tmp_path, tiny_model_path, "method=code_regression", f"data.kind={kind}",
+                                       f"data.path={tmp_path}")
+            with pytest.raises(ConfigError, match=f"data.kind.*true codes.*got '{kind}'"):
+                build_code_regression(photos, decoder)
