@@ -82,6 +82,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
         for name, state in available_renderers(device).items():
             print(f"  {name:<12} {device:<5} {state}")
+    from mofa_bench.photos import available_detectors, available_landmarkers
+
+    print("\nphotos (prepare, reconstruct):")
+    for kind, states in (("detector", available_detectors()), ("landmarker", available_landmarkers())):
+        for name, state in states.items():
+            print(f"  {name:<12} {kind:<10} {state}")
     print("\nface model:")
     try:
         from mofa_bench.face_model.mediapipe_mesh import canonical_mesh_path

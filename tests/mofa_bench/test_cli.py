@@ -12,10 +12,12 @@ def test_help_lists_commands(capsys):
         assert command in out
 
 
-def test_info_reports_renderers(capsys):
+def test_info_reports_renderers_and_photo_tools(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "per_vertex" in out and "pytorch3d" in out and "nvdiffrast" in out
+    photos = out.split("photos (prepare, reconstruct):")[1].split("face model:")[0]
+    assert {"haar", "mediapipe", "detector", "landmarker"} <= set(photos.split())
 
 
 def test_contact_sheet_and_model_export(tmp_path, capsys):
