@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from evaluation.report.load import METHOD_TITLES
 from evaluation.report.tables import METRIC_TITLES, NO_GEOMETRY_METHODS
 from evaluation.results.report import Column
 
@@ -90,7 +91,7 @@ def learning_records(summary: Any) -> tuple[list[dict[str, str]], tuple[Column, 
     records = []
     for row in summary.to_dict("records"):
         seed = _number(row["seed"])
-        record = {"run": f"{row['method']} · {row['renderer']}", "seed": f"{seed:.0f}" if math.isfinite(seed) else "",
+        record = {"run": f"{METHOD_TITLES.get(row['method'], row['method'])} · {row['renderer']}", "seed": f"{seed:.0f}" if math.isfinite(seed) else "",
                   "landmarks": "on" if _number(row["landmark_loss"]) > 0 else "off",
                   "samples": f"{row['samples']:,.0f}" if math.isfinite(_number(row["samples"])) else "–"}
         for metric in LEARNING_METRICS:

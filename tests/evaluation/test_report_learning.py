@@ -58,6 +58,7 @@ class TestLearningSummary:
         summary = learning_summary(pd.DataFrame([_row("mean_face"), _row("mofa", scale=0.5)]))
         records, columns = learning_records(summary)
         assert records[0]["geometric_mm"] == "10 → 5 (×0.50)" and records[0]["landmarks"] == "on"
+        assert records[0]["run"] == "MoFA · per_vertex"
         assert [c.key for c in columns][:4] == ["run", "landmarks", "seed", "samples"]
 
 
