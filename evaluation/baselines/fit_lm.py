@@ -278,7 +278,14 @@ def _solve(normal: torch.Tensor, gradient: torch.Tensor, damping: torch.Tensor) 
     floor = diag.amax(-1, keepdim=True).clamp(min=1e-30) * 1e-9
     damped = a + torch.diag_embed(damping.double().unsqueeze(-1) * diag.clamp(min=floor))
     damped = damped + torch.diag_embed(floor.expand_as(diag))
-    return torch.linalg.solve(damped, -gradient.double()).to(gradient.dtype)
+    rhs = -gradient.double().unsqueeze(-1)
+    # The damped normal matrix is symmetric positive definite: Cholesky. (Batched LU,
+    # torch.linalg.solve, also hangs in MKL once torch's thread count has been changed.)
+    factor, info = torch.linalg.cholesky_ex(damped)
+    step = torch.cholesky_solve(rhs, factor)
+    for i in torch.nonzero(info).flatten().tolist():  # not positive definite in floating point
+        step[i] = torch.linalg.lstsq(damped[i], rhs[i]).solution
+    return step.squeeze(-1).to(gradient.dtype)
 
 
 def lm_fit_codes(decoder: MoFADecoder, targets: LMTargets, loss: LossWeights = LossWeights(),

@@ -206,3 +206,29 @@ class TestReconstructCommand:
         rc = main(["reconstruct", str(tmp_path / "x.png"), "--fit-solver", "lm", "--checkpoint", str(tmp_path),
                    "--out", str(tmp_path / "o"), "--device", "cpu"])
         assert rc == 1 and "--fit-solver" in capsys.readouterr().err
+
+
+class TestDampedSolve:
+    def test_solves_the_damped_normal_equations(self):
+        from evaluation.baselines.fit_lm import _solve
+
+        j = torch.randn(3, 40, 12, dtype=torch.float64)
+        normal, gradient, damping = j.transpose(1, 2) @ j, torch.randn(3, 12, dtype=torch.float64), torch.rand(3)
+        step = _solve(normal, gradient, damping)
+        diag = torch.diagonal(normal, dim1=1, dim2=2)
+        damped = normal + torch.diag_embed(damping.double().unsqueeze(-1) * diag)
+        torch.testing.assert_close(damped @ step.unsqueeze(-1), -gradient.unsqueeze(-1), rtol=1e-6, atol=1e-6)
+
+    def test_survives_a_change_of_torch_thread_count(self):
+        # Batched LU (torch.linalg.solve) hangs in MKL after set_num_threads(1) → (2).
+        import subprocess
+        import sys
+
+        script = ("import torch\n"
+                  "from evaluation.baselines.fit_lm import _solve\n"
+                  "j = torch.randn(8, 300, 257, dtype=torch.float64)\n"
+                  "a, g, d = j.transpose(1, 2) @ j, torch.randn(8, 257, dtype=torch.float64), torch.full((8,), 0.01)\n"
+                  "torch.set_num_threads(1); _solve(a, g, d); torch.set_num_threads(2); _solve(a, g, d)\n")
+        done = subprocess.run([sys.executable, "-c", script], timeout=120, capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+        assert done.returncode == 0, done.stderr[-2000:]
