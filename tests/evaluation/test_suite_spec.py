@@ -234,7 +234,7 @@ def test_shipped_quick_suite_has_every_cpu_renderer_and_each_baseline_once():
     assert ids == ["mean_face-per_vertex-resnet18-land1-s0", "mofa-per_vertex-resnet18-land1-s0",
                    "mofa-pytorch3d-resnet18-land1-s0", "conv_autoencoder-per_vertex-resnet18-land1-s0",
                    "learned_decoder-per_vertex-resnet18-land1-s0", "fit-per_vertex-resnet18-land1-s0"]
-    assert cells[2].config["renderer"]["options"] == {"blur_radius": 0.5, "faces_per_pixel": 16}
+    assert cells[2].config["renderer"]["options"] == {"blur_radius": 0.25, "faces_per_pixel": 8}
     assert {c.test_size for c in cells} == {48}
 
 
