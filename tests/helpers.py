@@ -108,3 +108,14 @@ def tiny_train_config(out_dir: Path, model_path: Path, *overrides: str, **direct
 
     base = [f"model.source={model_path}", *TINY_TRAIN_OVERRIDES]
     return load_config(None, base + list(overrides), device="cpu", out_dir=str(out_dir), **direct)
+
+
+def save_render_png(decoder, codes: torch.Tensor, path: Path) -> Path:
+    """Render the first of ``codes`` ``(B, 257)`` with ``decoder`` over mid-grey and save it as a PNG."""
+    from PIL import Image
+
+    size = decoder.camera.image_size
+    with torch.no_grad():
+        image, _ = decoder.render(codes[:1], background=torch.full((3, size, size), 0.5))
+    Image.fromarray((image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
+    return path

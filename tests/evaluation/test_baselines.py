@@ -28,7 +28,7 @@ from evaluation.baselines import (
 from evaluation.validation import evaluate_batch
 from mofa_bench import CODE_DIM, Camera, MoFADecoder
 from mofa_bench.cli import main
-from helpers import tiny_train_config
+from helpers import save_render_png, tiny_train_config
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights
@@ -279,15 +279,8 @@ class TestReconstructFitCommand:
     @pytest.fixture
     def photo(self, tmp_path, tiny32) -> Path:
         """A 96 px synthetic face on grey, as a PNG."""
-        from PIL import Image
-
-        decoder = _decoder(tiny32, size=96)
         codes = sample_codes(1, NEAR_PRIOR, torch.Generator().manual_seed(2))
-        with torch.no_grad():
-            image, _ = decoder.render(codes, background=torch.full((3, 96, 96), 0.5))
-        path = tmp_path / "face.png"
-        Image.fromarray((image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
-        return path
+        return save_render_png(_decoder(tiny32, size=96), codes, tmp_path / "face.png")
 
     @pytest.fixture
     def config_file(self, tmp_path, tiny_model_path) -> Path:

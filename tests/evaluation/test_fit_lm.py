@@ -13,7 +13,7 @@ import evaluation.baselines.fit_lm as fit_lm
 from evaluation.baselines import FitMethod, code_loss, fit_codes, method_builder
 from evaluation.baselines.fit_lm import LMTargets, irls_objective, jacobian_mode, lm_fit_codes, per_image_loss
 from evaluation.baselines.fit_lm import _linearise  # the normal equations, compared across Jacobian modes
-from helpers import tiny_train_config
+from helpers import save_render_png, tiny_train_config
 from mofa_bench import CODE_DIM, Camera, MoFADecoder
 from mofa_bench.cli import main
 from mofa_bench.errors import ConfigError
@@ -182,14 +182,8 @@ class TestOptions:
 
 class TestReconstructCommand:
     def test_fit_solver_lm(self, tmp_path, tiny_model_path, tiny32, capsys):
-        from PIL import Image
-
-        decoder = _decoder(tiny32, size=96)
         codes = sample_codes(1, NEAR_PRIOR, torch.Generator().manual_seed(2))
-        with torch.no_grad():
-            image, _ = decoder.render(codes, background=torch.full((3, 96, 96), 0.5))
-        photo = tmp_path / "face.png"
-        Image.fromarray((image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(photo)
+        photo = save_render_png(_decoder(tiny32, size=96), codes, tmp_path / "face.png")
         config = tmp_path / "fit.yaml"
         config.write_text(yaml.safe_dump({"model": {"source": str(tiny_model_path)}, "camera": {"image_size": 32},
                                           "method": "fit", "method_options": {"steps": 50, "lr": {"gamma": 0.02}}}))
