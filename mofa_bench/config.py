@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 
 #: Methods a config can name: MoFA, and the study's baselines (built by ``evaluation``).
+#: ``optim.schedule`` values (:func:`mofa_bench.training.schedule.lr_factor`).
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+
 METHOD_NAMES: tuple[str, ...] = ("mofa", "conv_autoencoder", "learned_decoder", "fit", "code_regression",
                                   "mean_face")
 
@@ -158,7 +161,13 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """Optimiser: ``adadelta`` (the paper: lr 0.1, 0.0005 on z-translation) or ``adamw``."""
+    """Optimiser: ``adadelta`` (the paper: lr 0.1, 0.0005 on z-translation) or ``adamw``.
+
+    ``schedule`` scales every group's rate by step: ``constant`` (the paper) or ``cosine``
+    (half a cosine from the full rate at the end of ``warmup_steps`` to zero at
+    ``iterations``); ``warmup_steps`` ramps the rate up linearly from zero first
+    (:func:`~mofa_bench.training.schedule.lr_factor`).
+    """
 
     optimizer: str = "adadelta"
     lr: float = 0.1
@@ -167,6 +176,8 @@ class OptimConfig:
     batch_size: int = 5
     iterations: int = 300
     grad_clip: float | None = None
+    schedule: str = "constant"
+    warmup_steps: int = 0
 
 
 @dataclass
@@ -258,6 +269,9 @@ class TrainConfig:
         check("camera.focal_length", self.camera.focal_length, 0, optional=True)
         check("optim.grad_clip", self.optim.grad_clip, 0, optional=True)
         check("optim.weight_decay", self.optim.weight_decay, 0, strict=False)
+        check("optim.warmup_steps", self.optim.warmup_steps, 0, strict=False)
+        if self.optim.schedule not in LR_SCHEDULES:
+            raise ConfigError(f"optim.schedule: expected one of {', '.join(LR_SCHEDULES)}, got {self.optim.schedule!r}")
         check("keep_every", self.keep_every, 0, strict=False)
         for key, value in (("seed", self.seed), ("data.seed", self.data.seed)):
             check(key, value, 0, strict=False, high=2**63)

@@ -69,7 +69,7 @@ from mofa_bench.training.lock import RunLock
 from mofa_bench.training.method import Method, NonFiniteBatch
 from mofa_bench.training.mofa import build_mofa_method
 from mofa_bench.training.run_files import append_row, flatten, truncate_rows
-from mofa_bench.training.schedule import batch_indices
+from mofa_bench.training.schedule import batch_indices, lr_factor
 from renderers import get_renderer
 
 #: ``validator(method, dataset, device) -> {metric: value}`` (lower is better for the
@@ -178,8 +178,20 @@ class Trainer:
         cfg = self.config.optim
         groups = self.method.parameter_groups(cfg.lr, cfg.z_translation_lr)
         if cfg.optimizer == "adadelta":
-            return torch.optim.Adadelta(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+            optimizer: torch.optim.Optimizer = torch.optim.Adadelta(groups, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                                                    foreach=True)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        return optimizer
+
+    def _apply_lr_schedule(self) -> None:
+        """Set every group's rate to its base rate × :func:`lr_factor` of the current step."""
+        cfg = self.config.optim
+        factor = lr_factor(self.step, cfg.iterations, cfg.schedule, cfg.warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
 
     # ------------------------------------------------------------------ run directory
     @property
@@ -305,6 +317,7 @@ class Trainer:
         if not bool(torch.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
             return self._skip("non-finite gradient")
+        self._apply_lr_schedule()
         self.optimizer.step()
         self.nonfinite_in_row = 0
         return ddp.mean_over_ranks({name: float(value.detach()) for name, value in terms.items()})

@@ -10,7 +10,7 @@ from helpers import tiny_train_config
 from mofa_bench.config import config_to_dict, load_config
 from mofa_bench.errors import CheckpointError, ConfigError, TrainingDivergedError
 from mofa_bench.training import Trainer, load_checkpoint, save_checkpoint
-from mofa_bench.training.schedule import batch_indices
+from mofa_bench.training.schedule import batch_indices, lr_factor
 from renderers import RendererUnavailableError, available_renderers
 
 CPU_RENDERERS = [name for name, state in available_renderers("cpu").items() if state.available]
@@ -27,6 +27,57 @@ class TestSchedule:
         assert sorted(seen[10:].tolist()) == list(range(10))
         assert torch.equal(batch_indices(3, 4, 10, seed=3), batch_indices(3, 4, 10, seed=3))
         assert not torch.equal(seen[:10], seen[10:20])
+
+
+class TestLearningRateSchedule:
+    def test_constant_is_one_after_a_linear_warmup(self):
+        assert [lr_factor(s, 10, "constant", 4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+        assert lr_factor(0, 10) == lr_factor(9, 10) == 1.0
+
+    def test_cosine_falls_from_one_to_near_zero(self):
+        factors = [lr_factor(s, 100, "cosine", 10) for s in range(100)]
+        assert factors[9] == pytest.approx(1.0) and factors[10] == pytest.approx(1.0)
+        assert factors[55] == pytest.approx(0.5)  # halfway through the 90 decaying steps
+        assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+        assert 0 < factors[-1] < 0.01
+        assert lr_factor(100, 100, "cosine") > 0  # past the end (more steps on resume): still a step
+
+    def test_unknown_schedule_is_refused(self, tmp_path, tiny_model_path):
+        with pytest.raises(ConfigError, match="optim.schedule"):
+            lr_factor(0, 10, "linear")
+        with pytest.raises(ConfigError, match="optim.schedule"):
+            _config(tmp_path, tiny_model_path, "optim.schedule=step")
+        with pytest.raises(ConfigError, match="optim.warmup_steps"):
+            _config(tmp_path, tiny_model_path, "optim.warmup_steps=-1")
+
+    def test_trainer_sets_each_groups_rate_and_resume_follows_it(self, tmp_path, tiny_model_path):
+        over = ("optim.optimizer=adamw", "optim.lr=0.01", "optim.z_translation_lr=0.001", "optim.schedule=cosine",
+                "optim.warmup_steps=1")
+        full = Trainer(_config(tmp_path, tiny_model_path, *over, "optim.iterations=4", name="full"))
+        full.fit()
+        want = lr_factor(3, 4, "cosine", 1)
+        assert sorted(g["lr"] for g in full.optimizer.param_groups) == pytest.approx([0.001 * want, 0.01 * want])
+        part = Trainer(_config(tmp_path, tiny_model_path, *over, "optim.iterations=4", "checkpoint_every=1",
+                               name="part"))
+        step = part.train_step
+
+        def killed_after_two(batch):
+            if part.step == 2:
+                raise KeyboardInterrupt
+            return step(batch)
+
+        part.train_step = killed_after_two
+        with pytest.raises(KeyboardInterrupt):
+            part.fit()
+        resumed = Trainer(_config(tmp_path, tiny_model_path, *over, "optim.iterations=4", "checkpoint_every=1",
+                                  name="part"))
+        resumed.fit(resume=True)
+        a, b = full.method.state_dict(), resumed.method.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        constant = Trainer(_config(tmp_path, tiny_model_path, *over[:-2], "optim.iterations=4", name="constant"))
+        constant.fit()
+        c = constant.method.state_dict()
+        assert not all(torch.equal(a[k], c[k]) for k in a)  # the schedule changed what was learnt
 
 
 def test_seed_varies_batch_order_and_weights_not_the_faces(tmp_path, tiny_model_path):
