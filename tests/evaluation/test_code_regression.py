@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from evaluation.baselines import CodeRegression, build_code_regression, method_builder, prior_scale
+from evaluation.baselines.code_regression import effect_weights
 from evaluation.validation import evaluate_batch
 from helpers import tiny_train_config
 from mofa_bench import CODE_DIM, Camera, MoFADecoder
@@ -108,6 +109,39 @@ class TestLoss:
         assert float(metrics["geometric_model_mm"][0]) == pytest.approx(0.0, abs=1e-3)
 
 
+class TestEffectWeights:
+    def test_face_modes_weigh_by_their_basis_norm_and_sum_to_one_per_part(self, tiny_model):
+        weights = effect_weights(tiny_model, "effect").double()
+        for name, part in CODE_SLICES.items():
+            assert float(weights[part].sum()) == pytest.approx(1.0, rel=1e-6), name
+        norms = tiny_model.shape_basis.double().pow(2).sum(dim=(0, 1))
+        torch.testing.assert_close(weights[CODE_SLICES["alpha"]], norms / norms.sum(), rtol=1e-5, atol=1e-7)
+        rotation = weights[CODE_SLICES["rotation"]]
+        torch.testing.assert_close(rotation, torch.full_like(rotation, 1 / 3))
+        uniform = effect_weights(tiny_model, "uniform")
+        torch.testing.assert_close(uniform[CODE_SLICES["alpha"]], torch.full((80,), 1 / 80))
+
+    def test_a_large_mode_costs_more_than_a_small_one(self, decoder):
+        weights = effect_weights(decoder.model, "effect")
+        alpha = CODE_SLICES["alpha"]
+        big, small = alpha.start + int(weights[alpha].argmax()), alpha.start + int(weights[alpha].argmin())
+        scale = prior_scale(CodePrior())
+        batch = _batch(1)
+        terms = {}
+        for entry in (big, small):
+            wrong = batch.codes[0].clone()
+            wrong[entry] += 1.0
+            terms[entry] = CodeRegression(FixedCodes(wrong), decoder, scale, weights).loss_terms(batch)["alpha"]
+        assert float(terms[big]) > 2 * float(terms[small])
+        assert float(terms[big]) == pytest.approx(float(weights[big]), rel=1e-5)  # one σ of error × its weight
+
+    def test_unknown_weighting_is_refused(self, tmp_path, tiny_model_path, decoder):
+        cfg = tiny_train_config(tmp_path, tiny_model_path, "method=code_regression",
+                                "method_options={weighting: pixels}")
+        with pytest.raises(ConfigError, match="method_options.weighting"):
+            build_code_regression(cfg, decoder)
+
+
 class TestInTheTrainer:
     def test_one_step_trains_the_encoder(self, tmp_path, tiny_model_path):
         cfg = tiny_train_config(tmp_path, tiny_model_path, "method=code_regression", "optim.iterations=1")
@@ -120,9 +154,9 @@ class TestInTheTrainer:
         after = trainer.method.trainable_parameters()
         assert any(not torch.equal(a, b) for a, b in zip(before, after))
 
-    def test_no_options_and_no_photos(self, tmp_path, tiny_model_path, decoder):
+    def test_unknown_options_and_photos_are_refused(self, tmp_path, tiny_model_path, decoder):
         cfg = tiny_train_config(tmp_path, tiny_model_path, "method=code_regression", "method_options={depth: 2}")
-        with pytest.raises(ConfigError, match="method_options.depth: unknown option"):
+        with pytest.raises(ConfigError, match="method_options.depth: unknown option.*weighting"):
             build_code_regression(cfg, decoder)
         for kind in ("images", "prepared"):
             photos = tiny_train_config(tmp_path, tiny_model_path, "method=code_regression", f"data.kind={kind}",
