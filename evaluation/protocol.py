@@ -103,3 +103,27 @@ def _landmarks(pred: torch.Tensor, target: torch.Tensor, confidence: torch.Tenso
     on_all = landmark_error(pred, target, confidence=confidence)
     return {"landmark_px": on_subset, "landmark_px_68": on_all,
             "landmark_nme": on_subset / eyes, "landmark_nme_68": on_all / eyes}
+
+
+def synthetic_test_batch(config_path: str | None, size: int | None = None) -> tuple[Any, MoFADecoder, Any]:
+    """A config's synthetic test faces as one batch, with a per_vertex decoder on the CPU.
+
+    For the protocol's analysis scripts (``scripts/partial_truth.py``,
+    ``scripts/loss_optimum.py``), which score hand-made codes on the same faces a suite
+    tests on.
+
+    Args:
+        config_path: train config (YAML) whose model, camera and data define the faces.
+        size: number of test faces (default: the config's ``data.test_size``).
+
+    Returns:
+        ``(config, decoder, batch)``: the loaded config, the float32 decoder and a
+        :class:`~mofa_bench.data.batch.FaceBatch` of the first ``size`` test faces.
+    """
+    from mofa_bench.config import load_config
+    from mofa_bench.data.splits import synthetic_split
+
+    config = load_config(config_path, [], device="cpu")
+    decoder = MoFADecoder(config.model.load().to(dtype=torch.float32), config.camera.build(), renderer="per_vertex")
+    test = synthetic_split(decoder, config.data, "test", size)
+    return config, decoder, test.batch(torch.arange(len(test)))

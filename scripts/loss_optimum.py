@@ -25,10 +25,8 @@ from pathlib import Path
 import torch
 
 from evaluation.baselines.fit import code_loss
-from evaluation.protocol import evaluate_codes
+from evaluation.protocol import evaluate_codes, synthetic_test_batch
 from evaluation.results.report import Column, markdown_table
-from mofa_bench.config import load_config
-from mofa_bench.data.splits import synthetic_split
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.losses import LossWeights
 
@@ -85,11 +83,7 @@ def main() -> None:
                         help="reg:reg_beta pairs (default: the config's)")
     parser.add_argument("--out", default=None, help="CSV to write")
     args = parser.parse_args()
-    config = load_config(args.config, [], device="cpu")
-    model = config.model.load().to(dtype=torch.float32)
-    decoder = MoFADecoder(model, config.camera.build(), renderer="per_vertex")
-    test = synthetic_split(decoder, config.data, "test", args.size)
-    batch = test.batch(torch.arange(len(test)))
+    config, decoder, batch = synthetic_test_batch(args.config, args.size)
     settings = args.weights or [(config.loss.reg, config.loss.reg_beta)]
 
     def row(name: str, code: torch.Tensor, **extra: float) -> dict:
@@ -108,7 +102,7 @@ def main() -> None:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.out, index=False)
-    print(f"{len(test)} test faces of {args.config}; landmark weight {config.loss.landmark:g}, "
+    print(f"{batch.images.shape[0]} test faces of {args.config}; landmark weight {config.loss.landmark:g}, "
           f"relative expression weight {config.loss.reg_delta:g}, {args.steps} Adam steps")
     columns = [Column("face codes", "face codes"), Column("reg", "reg", ".2g"), Column("reg_beta", "reg_beta", ".2g")]
     columns += [Column(m, m, ".3f") for m in METRICS]

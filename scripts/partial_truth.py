@@ -18,12 +18,9 @@ from pathlib import Path
 
 import torch
 
-from evaluation.protocol import evaluate_codes
+from evaluation.protocol import evaluate_codes, synthetic_test_batch
 from evaluation.results.report import Column, markdown_table
 from mofa_bench.code_vector import CODE_SLICES
-from mofa_bench.config import load_config
-from mofa_bench.data.splits import synthetic_split
-from mofa_bench.decoder import MoFADecoder
 
 #: Rows: a name and the parts taken from the truth ("jaw_open" = the first expression mode only).
 ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -61,11 +58,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=None, help="test faces (default: data.test_size)")
     parser.add_argument("--out", default=None, help="CSV to write")
     args = parser.parse_args()
-    config = load_config(args.config, [], device="cpu")
-    model = config.model.load().to(dtype=torch.float32)
-    decoder = MoFADecoder(model, config.camera.build(), renderer="per_vertex")
-    test = synthetic_split(decoder, config.data, "test", args.size)
-    batch = test.batch(torch.arange(len(test)))
+    config, decoder, batch = synthetic_test_batch(args.config, args.size)
     rows = []
     with torch.no_grad():
         for name, parts in ROWS:
@@ -75,7 +68,7 @@ def main() -> None:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.out, index=False)
-    print(f"{len(test)} test faces of {args.config} (data.seed {config.data.seed})")
+    print(f"{batch.images.shape[0]} test faces of {args.config} (data.seed {config.data.seed})")
     columns = [Column("true parts", "true parts")] + [Column(m, m, ".3f") for m in METRICS]
     print(markdown_table(rows, columns))
 
