@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from mofa_bench.face_model.model import FaceModel
 
 
-#: Methods a config can name: MoFA, and the study's baselines (built by ``evaluation``).
 #: ``optim.schedule`` values (:func:`mofa_bench.training.schedule.lr_factor`).
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 
+#: Methods a config can name: MoFA, and the study's baselines (built by ``evaluation``).
 METHOD_NAMES: tuple[str, ...] = ("mofa", "conv_autoencoder", "learned_decoder", "fit", "code_regression",
                                   "mean_face")
 

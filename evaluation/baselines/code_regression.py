@@ -82,7 +82,7 @@ def effect_weights(model: Any, weighting: str = "effect") -> torch.Tensor:
     if weighting not in WEIGHTINGS:
         raise ConfigError(f"method_options.weighting: expected one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
     weights = torch.empty(CODE_DIM, dtype=torch.float64)
-    for name, part in CODE_SLICES.items():
+    for part in CODE_SLICES.values():
         weights[part] = 1.0 / (part.stop - part.start)
     if weighting == "effect":
         for name, basis in (("alpha", model.shape_basis), ("delta", model.expression_basis),

@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from mofa_bench.config import LR_SCHEDULES
 from mofa_bench.errors import ConfigError
 
 
@@ -52,8 +53,8 @@ def lr_factor(step: int, total_steps: int, schedule: str = "constant", warmup_st
     Raises:
         ConfigError: an unknown schedule.
     """
-    if schedule not in ("constant", "cosine"):
-        raise ConfigError(f"optim.schedule: expected 'constant' or 'cosine', got {schedule!r}")
+    if schedule not in LR_SCHEDULES:
+        raise ConfigError(f"optim.schedule: expected one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     if schedule == "constant":
