@@ -99,6 +99,10 @@ class LossWeights:
         reg_beta: relative weight of Σβ² in E_reg (1.7e-3).
         reg_delta: relative weight of Σδ² in E_reg (0.8).
         photo_normalization: ``"paper"`` (÷ M samples) or ``"weights"`` (÷ Σ weights).
+        reg_final: the factor ``reg`` falls to by the end of a training run, along half a
+            cosine (1: constant). The trainer applies it
+            (:func:`mofa_bench.training.schedule.prior_factor`); :func:`mofa_loss` uses
+            ``reg`` as given.
     """
 
     photo: float = 1.92
@@ -107,6 +111,7 @@ class LossWeights:
     reg_beta: float = 1.7e-3
     reg_delta: float = 0.8
     photo_normalization: str = "paper"
+    reg_final: float = 1.0
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():

@@ -240,10 +240,11 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
                    help="of alexnet, vgg16, resnet18, resnet50")
     p.add_argument("--image-sizes", type=_INTS, default=None, metavar="PX,...", help="image sides, px")
     p.add_argument("--modes", type=_NAMES, default=None, metavar="MODE,...",
-                   help="speed modes, of fp32, amp (bfloat16 autocast of the encoder), compile (torch.compile "
-                        "of the encoder), amp+compile, compile-all (encoder and the decoder's loss path), "
-                        "amp+compile-all, capture (CUDA graphs of the whole loss computation), amp+capture+nhwc "
-                        "(with bf16 autocast and channels-last encoder); all but fp32 on CUDA only (default: fp32)")
+                   help="speed modes, of fp32, amp (bfloat16 autocast of the encoder), amp+nhwc (with "
+                        "channels-last encoder weights and images), compile (torch.compile of the encoder), "
+                        "amp+compile, compile-all (encoder and the decoder's loss path), amp+compile-all, capture "
+                        "(CUDA graphs of the whole loss computation), amp+capture+nhwc; fp32, amp and amp+nhwc "
+                        "run on any device, the others on CUDA only (default: fp32)")
     p.add_argument("--config", default=None, help="base YAML training config (default: built-in defaults)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set optim.optimizer=adamw (repeatable; the grid's keys win)")

@@ -48,18 +48,21 @@ from mofa_bench.config import TrainConfig, load_config
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.environment import resolve_device
 
-__all__ = ["TRAIN_COLUMNS", "TRAIN_MODES", "TRAIN_REPORT", "TrainBenchSpec", "run_train_bench", "setup_trainer"]
+__all__ = ["CUDA_ONLY_MODES", "TRAIN_COLUMNS", "TRAIN_MODES", "TRAIN_REPORT", "TrainBenchSpec", "run_train_bench", "setup_trainer"]
 
 #: Speed modes: ``mode -> config switches`` (:class:`~mofa_bench.config.TrainConfig`).
-#: ``amp`` runs the encoder under bfloat16 autocast, ``compile`` wraps the encoder in
-#: ``torch.compile`` (both CUDA only), ``compile-all`` also compiles the decoder's loss
+#: ``amp`` runs the encoder under bfloat16 autocast (CUDA, or a CPU with native
+#: bfloat16), ``amp+nhwc`` adds channels-last weights and images; ``compile`` wraps the
+#: encoder in ``torch.compile`` (CUDA only), ``compile-all`` also compiles the decoder's loss
 #: path (``compile_decoder``); ``capture`` records the whole loss computation, forward and
 #: backward, as CUDA graphs (``capture: compile``), ``amp+capture+nhwc`` adds bfloat16
-#: autocast and channels-last weights and images for the encoder. Image formation,
+#: autocast and channels-last weights and images for the encoder (the CUDA-only modes
+#: are those in :data:`CUDA_ONLY_MODES`). Image formation,
 #: renderer and loss stay float32 in every mode.
 TRAIN_MODES: dict[str, dict[str, Any]] = {
     "fp32": {},
     "amp": {"amp": True},
+    "amp+nhwc": {"amp": True, "channels_last": True},
     "compile": {"compile": True},
     "amp+compile": {"amp": True, "compile": True},
     "compile-all": {"compile": True, "compile_decoder": True},
@@ -67,6 +70,10 @@ TRAIN_MODES: dict[str, dict[str, Any]] = {
     "capture": {"capture": "compile"},
     "amp+capture+nhwc": {"amp": True, "capture": "compile", "channels_last": True},
 }
+
+#: Modes that need CUDA (``torch.compile`` of the encoder, CUDA-graph capture).
+CUDA_ONLY_MODES = frozenset(mode for mode, switches in TRAIN_MODES.items()
+                            if switches.get("compile") or switches.get("capture"))
 
 TRAIN_COLUMNS = (
     "bench", "renderer", "encoder", "mode", "device", "batch", "image_size", "level", "vertices", "faces", "step_ms",
@@ -94,7 +101,8 @@ class TrainBenchSpec:
         config: base YAML config (``None``: built-in defaults).
         overrides: ``key=value`` config overrides (as ``--set``); the grid's keys win.
         modes: speed modes from :data:`TRAIN_MODES` (``fp32``, ``amp``, ``compile``,
-            ``amp+compile``, ``compile-all``, ``amp+compile-all``); CUDA only except ``fp32``.
+            ``amp+compile``, ``compile-all``, ``amp+compile-all``, ...); those in
+            :data:`CUDA_ONLY_MODES` need a CUDA device.
         time_limit_s: wall-clock limit of the whole run, s; groups starting later are
             recorded as skipped (``None``: no limit).
         data_in_step: time the synthetic batch's generation inside each step (see the
@@ -150,9 +158,11 @@ class TrainBenchSpec:
         if not self.modes or unknown:
             raise BenchSpecError(f"modes: expected names from {', '.join(TRAIN_MODES)}, "
                                  f"got {', '.join(map(repr, self.modes)) or 'none'}")
-        if resolve_device(self.device).type != "cuda" and set(self.modes) != {"fp32"}:
-            raise BenchSpecError(f"modes: AMP and torch.compile apply on CUDA only; on {self.device} use fp32, "
-                                 f"got {', '.join(self.modes)}")
+        cuda_only = [m for m in self.modes if m in CUDA_ONLY_MODES]
+        if resolve_device(self.device).type != "cuda" and cuda_only:
+            allowed = ", ".join(m for m in TRAIN_MODES if m not in CUDA_ONLY_MODES)
+            raise BenchSpecError(f"modes: torch.compile and CUDA-graph capture need CUDA; on {self.device} use "
+                                 f"{allowed}, got {', '.join(cuda_only)}")
         self.cell_config(self.renderers[0], self.encoders[0], self.image_sizes[0], self.levels[0], self.modes[0])
         return self
 

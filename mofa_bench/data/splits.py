@@ -47,7 +47,8 @@ def synthetic_split(decoder: MoFADecoder, data: "DataConfig", split: Split, size
                           backgrounds=data.backgrounds, start=_STARTS[split])
 
 
-def build_datasets(data: "DataConfig", decoder: MoFADecoder, image_size: int) -> tuple[Any, Any]:
+def build_datasets(data: "DataConfig", decoder: MoFADecoder, image_size: int,
+                   progress: bool = True) -> tuple[Any, Any]:
     """The training and validation datasets of a config's ``data`` section.
 
     Args:
@@ -55,13 +56,25 @@ def build_datasets(data: "DataConfig", decoder: MoFADecoder, image_size: int) ->
         decoder: the training decoder; synthetic images are drawn with its model and
             camera and the ``data.synthetic_renderer`` backend.
         image_size: side of the square crops of photo folders, px.
+        progress: show a progress bar while ``data.preload`` draws the training set.
 
     Returns:
         ``(train, val)``; ``val`` is ``None`` when the config names no validation data.
         ``mixed`` data (:mod:`mofa_bench.data.mixed`) trains on a
         :class:`~mofa_bench.data.mixed.MixedFaces` of its sources and validates on the
-        synthetic validation split.
+        synthetic validation split. With ``data.preload`` the training set is a
+        :class:`~mofa_bench.data.preload.PreloadedFaces`: drawn once, held in memory.
     """
+    train, val = _train_and_val(data, decoder, image_size)
+    if data.preload:
+        from mofa_bench.data.preload import PreloadedFaces
+
+        train = PreloadedFaces(train, progress=progress)
+    return train, val
+
+
+def _train_and_val(data: "DataConfig", decoder: MoFADecoder, image_size: int) -> tuple[Any, Any]:
+    """``(train, val)`` of :func:`build_datasets`, before any preloading."""
     if data.kind == "mixed":
         from mofa_bench.data.mixed import MixedFaces
 

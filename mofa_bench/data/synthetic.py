@@ -293,7 +293,8 @@ def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2) + "\n"))
 
 
-def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Values in [0, 1] → uint8 on the CPU (clamped, rounded to the nearest 1/255)."""
     return (x.detach().float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).cpu()
 
 
@@ -379,8 +380,8 @@ def write_synthetic_dataset(dataset: SyntheticFaces, out_dir: str | Path, shard_
             for first in range(shard["start"], shard["start"] + shard["count"], render_batch_size):
                 last = min(first + render_batch_size, shard["start"] + shard["count"])
                 batch = dataset.batch(torch.arange(first, last))
-                parts["images"].append(_to_uint8(batch.images))
-                parts["masks"].append(_to_uint8(batch.masks))
+                parts["images"].append(to_uint8(batch.images))
+                parts["masks"].append(to_uint8(batch.masks))
                 parts["codes"].append(batch.codes.detach().float().cpu())
                 parts["landmarks"].append(batch.landmarks.detach().float().cpu())
                 parts["landmark_confidence"].append(batch.landmark_confidence.detach().float().cpu())

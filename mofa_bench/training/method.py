@@ -68,6 +68,10 @@ class Method(nn.Module, ABC):
                 for methods that predict one (others ignore it).
         """
 
+    def set_step(self, step: int, total_steps: int) -> None:
+        """Called by the trainer before each training step (``step`` 0-based of
+        ``total_steps``): a method whose loss follows a schedule updates it here."""
+
     @abstractmethod
     def loss_terms(self, batch: FaceBatch) -> dict[str, torch.Tensor]:
         """Scalar loss terms of a training batch; ``"total"`` is what is minimised.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import torch
@@ -12,6 +13,7 @@ from mofa_bench.decoder import MoFADecoder
 from mofa_bench.encoders import FaceEncoder, build_encoder, parameter_groups
 from mofa_bench.losses import LossWeights, mofa_loss
 from mofa_bench.training.method import Method, NonFiniteBatch, Reconstruction
+from mofa_bench.training.schedule import prior_factor
 
 #: ``loss_path(code, images, landmarks, confidence) -> terms``.
 LossPath = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"],
@@ -25,8 +27,10 @@ class MoFAMethod(Method):
         encoder: image → code network (last layer zero-initialised: the first prediction
             is the mean face, centred, ambient-lit).
         decoder: face model + camera + renderer (no learnable parameters).
-        loss_weights: weights of the landmark, photometric and regularisation terms.
-        amp: run the encoder under bfloat16 autocast (CUDA only; ignored elsewhere).
+        loss_weights: weights of the landmark, photometric and regularisation terms (the
+            prior's weight follows ``loss_weights.reg_final`` over training, see
+            :meth:`set_step`).
+        amp: run the encoder under bfloat16 autocast (on the images' device: CUDA or CPU).
         compile_encoder: wrap the encoder in ``torch.compile`` (CUDA only).
         compile_loss_path: wrap :meth:`loss_path` (formation, renderer samples, loss) in
             ``torch.compile`` (any device).
@@ -37,7 +41,9 @@ class MoFAMethod(Method):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+        self.base_loss_weights = loss_weights
         self.loss_weights = loss_weights
+        """The weights of the current step (``reg`` scaled by :meth:`set_step`)."""
         self.amp = amp
         self.compile_encoder = compile_encoder
         self.loss_path_fn: LossPath = torch.compile(self.loss_path) if compile_loss_path else self.loss_path
@@ -46,6 +52,13 @@ class MoFAMethod(Method):
         """The encoder's groups: everything at ``lr``, the head's z-translation row at its own rate."""
         return parameter_groups(self.encoder, lr, z_translation_lr)
 
+    def set_step(self, step: int, total_steps: int) -> None:
+        """Scale the prior's weight for ``step``: ``reg × prior_factor(step, total, reg_final)``."""
+        base = self.base_loss_weights
+        if base.reg_final != 1.0:
+            factor = prior_factor(step, total_steps, base.reg_final)
+            self.loss_weights = dataclasses.replace(base, reg=base.reg * factor)
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` images → ``(B, 257)`` float32 codes (autocast/compile as configured)."""
         on_cuda = images.device.type == "cuda"
@@ -53,7 +66,7 @@ class MoFAMethod(Method):
         if self.compile_encoder and on_cuda:
             # Kept out of the module tree (``__dict__``) so the state dict holds the encoder once.
             encoder = self.__dict__.setdefault("_compiled_encoder", torch.compile(self.encoder))
-        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=self.amp and on_cuda):
+        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=self.amp):
             code = encoder(images)
         return code.float()
 

@@ -152,7 +152,8 @@ class Trainer:
         self.camera = config.camera.build()
         renderer = get_renderer(config.renderer.name, self.device, **config.renderer.options)
         self.decoder = MoFADecoder(self.face_model, self.camera, renderer=renderer)
-        self.train_data, self.val_data = build_datasets(config.data, self.decoder, config.camera.image_size)
+        self.train_data, self.val_data = build_datasets(config.data, self.decoder, config.camera.image_size,
+                                                         progress=config.progress and self.dist.is_main)
         self.method = (method_builder or build_mofa_method)(config, self.decoder).to(self.device)
         if not self.method.trains:
             raise ConfigError(f"method {config.method!r} has nothing to train: evaluate it directly "
@@ -298,6 +299,7 @@ class Trainer:
         ranks' means and a batch is skipped on every rank when any rank's is non-finite.
         """
         self.method.train()
+        self.method.set_step(self.step, self.config.optim.iterations)
         self.capture.begin_step()
         why = ""
         try:

@@ -1,4 +1,5 @@
 import math
+import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -115,14 +116,17 @@ class TestModesLimitsAppend:
 
         assert {mode: switches(mode) for mode in bench_train.TRAIN_MODES} == {
             "fp32": (False, False, False, "none", False), "amp": (True, False, False, "none", False),
+            "amp+nhwc": (True, False, False, "none", True),
             "compile": (False, True, False, "none", False), "amp+compile": (True, True, False, "none", False),
             "compile-all": (False, True, True, "none", False), "amp+compile-all": (True, True, True, "none", False),
             "capture": (False, False, False, "compile", False),
             "amp+capture+nhwc": (True, False, False, "compile", True)}
 
-    def test_amp_or_compile_on_the_cpu_is_a_clear_error(self, tiny_model_path):
-        with pytest.raises(BenchSpecError, match="CUDA only"):
-            _spec(tiny_model_path, modes=("fp32", "amp")).validate()
+    def test_compile_or_capture_on_the_cpu_is_a_clear_error_and_amp_is_not(self, tiny_model_path):
+        _spec(tiny_model_path, modes=("fp32", "amp", "amp+nhwc")).validate()
+        for mode in ("compile", "amp+compile-all", "amp+capture+nhwc"):
+            with pytest.raises(BenchSpecError, match=f"need CUDA.*got {re.escape(mode)}$"):
+                _spec(tiny_model_path, modes=("fp32", mode)).validate()
         with pytest.raises(BenchSpecError, match="modes"):
             _spec(tiny_model_path, modes=("fp16",)).validate()
 

@@ -10,7 +10,7 @@ from helpers import tiny_train_config
 from mofa_bench.config import config_to_dict, load_config
 from mofa_bench.errors import CheckpointError, ConfigError, TrainingDivergedError
 from mofa_bench.training import Trainer, load_checkpoint, save_checkpoint
-from mofa_bench.training.schedule import batch_indices, lr_factor
+from mofa_bench.training.schedule import batch_indices, lr_factor, prior_factor
 from renderers import RendererUnavailableError, available_renderers
 
 CPU_RENDERERS = [name for name, state in available_renderers("cpu").items() if state.available]
@@ -78,6 +78,33 @@ class TestLearningRateSchedule:
         constant.fit()
         c = constant.method.state_dict()
         assert not all(torch.equal(a[k], c[k]) for k in a)  # the schedule changed what was learnt
+
+
+class TestPriorSchedule:
+    def test_falls_from_one_to_the_final_factor_along_a_cosine(self):
+        factors = [prior_factor(s, 100, 0.1) for s in range(101)]
+        assert factors[0] == 1.0 and factors[100] == pytest.approx(0.1)
+        assert factors[50] == pytest.approx(0.55)
+        assert all(a > b for a, b in zip(factors, factors[1:]))
+        assert prior_factor(250, 100, 0.1) == pytest.approx(0.1)  # past the end: stays at the final factor
+        assert {prior_factor(s, 100) for s in range(0, 101, 10)} == {1.0}
+
+    def test_trainer_scales_only_the_prior_weight_each_step(self, tmp_path, tiny_model_path):
+        trainer = Trainer(_config(tmp_path, tiny_model_path, "optim.iterations=4", "loss.reg=0.02",
+                                  "loss.reg_final=0.25", "loss.landmark=0.001"))
+        seen = []
+        loss_path = trainer.method.loss_path
+
+        def spy(*args):
+            seen.append(trainer.method.loss_weights)
+            return loss_path(*args)
+
+        trainer.method.loss_path_fn = spy
+        trainer.fit()
+        assert [w.reg for w in seen] == pytest.approx([0.02 * prior_factor(s, 4, 0.25) for s in range(4)])
+        assert seen[-1].reg < 0.02 * 0.5
+        assert {(w.landmark, w.photo, w.reg_beta, w.reg_delta) for w in seen} == {(0.001, 1.92, 1.7e-3, 0.8)}
+        assert trainer.method.base_loss_weights.reg == 0.02
 
 
 def test_seed_varies_batch_order_and_weights_not_the_faces(tmp_path, tiny_model_path):
