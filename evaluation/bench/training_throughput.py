@@ -48,7 +48,8 @@ from mofa_bench.config import TrainConfig, load_config
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.environment import resolve_device
 
-__all__ = ["CUDA_ONLY_MODES", "TRAIN_COLUMNS", "TRAIN_MODES", "TRAIN_REPORT", "TrainBenchSpec", "run_train_bench", "setup_trainer"]
+__all__ = ["CUDA_ONLY_MODES", "TRAIN_COLUMNS", "TRAIN_MODES", "TRAIN_REPORT", "TrainBenchSpec", "run_train_bench",
+           "setup_trainer"]
 
 #: Speed modes: ``mode -> config switches`` (:class:`~mofa_bench.config.TrainConfig`).
 #: ``amp`` runs the encoder under bfloat16 autocast (CUDA, or a CPU with native
