@@ -191,7 +191,7 @@ class TrainConfig:
     Speed switches (the results do not depend on them beyond floating-point rounding):
     ``amp`` runs the encoder under bfloat16 autocast (on CUDA, and on CPUs with native
     bfloat16 arithmetic such as AMX or AVX-512 BF16, where it takes about a third off
-    a ResNet-18's step at 64 px; elsewhere it is slower); ``compile`` wraps the encoder in
+    a ResNet-18's forward and backward at 64 px; elsewhere it is slower); ``compile`` wraps the encoder in
     ``torch.compile`` (CUDA only); ``compile_decoder`` wraps the loss path —
     image formation, the renderer's photometric samples and the MoFA loss — in
     ``torch.compile`` on any device, fusing the many small per-vertex operations that
