@@ -9,6 +9,9 @@ w_photo = 1.92, w_reg = 2.9e-5 and w_land ∈ {0, 1} as defaults.
   ``normalization="weights"`` it divides by Σ w_i instead (mean over compared samples).
 - E_land: ``Σ_j c_j ‖u_{k_j} − s_j‖²`` over the training landmarks (46 of 68), pixels².
 - E_reg: ``Σα² + w_β Σβ² + w_δ Σδ²`` (w_β = 1.7e-3, w_δ = 0.8); pose and light free.
+- E_pose (not in the paper, off by default): ``w_r Σ r² + w_t Σ t²`` over the rotation
+  (rad) and translation (mm) of the code, a restoring force towards the centred frontal
+  pose that face crops are framed in.
 
 Every term is averaged over the batch. Functions are pure; :class:`LossWeights` holds
 the weights.
@@ -88,6 +91,13 @@ def regularization_loss(code: torch.Tensor, beta_weight: float = 1.7e-3,
     return reg.mean()
 
 
+def pose_loss(code: torch.Tensor, rotation_weight: float, translation_weight: float) -> torch.Tensor:
+    """Pose prior ``w_r Σ r² + w_t Σ t²`` on ``(B, 257)`` codes (r in rad, t in mm), batch mean."""
+    parts = split_code(code)
+    pose = rotation_weight * (parts.rotation ** 2).sum(-1) + translation_weight * (parts.translation ** 2).sum(-1)
+    return pose.mean()
+
+
 @dataclass(frozen=True)
 class LossWeights:
     """Weights of the MoFA loss (paper defaults).
@@ -103,6 +113,8 @@ class LossWeights:
             cosine (1: constant). The trainer applies it
             (:func:`mofa_bench.training.schedule.prior_factor`); :func:`mofa_loss` uses
             ``reg`` as given.
+        reg_rotation: w_r of the pose prior, per rad² of the Euler angles (0: none).
+        reg_translation: w_t of the pose prior, per mm² of the translation (0: none).
     """
 
     photo: float = 1.92
@@ -112,6 +124,8 @@ class LossWeights:
     reg_delta: float = 0.8
     photo_normalization: str = "paper"
     reg_final: float = 1.0
+    reg_rotation: float = 0.0
+    reg_translation: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -138,7 +152,8 @@ def mofa_loss(code: torch.Tensor, samples: PhotometricSamples, weights: LossWeig
         landmark_confidence: ``(B, L)`` detection confidences.
 
     Returns:
-        ``{"total", "photo", "landmark", "reg"}`` scalar tensors (unweighted terms).
+        ``{"total", "photo", "landmark", "reg", "pose"}`` scalar tensors (unweighted terms
+        except ``"pose"``, which carries its two weights).
     """
     photo = photometric_loss(samples, weights.photo_normalization)
     reg = regularization_loss(code, weights.reg_beta, weights.reg_delta)
@@ -151,5 +166,6 @@ def mofa_loss(code: torch.Tensor, samples: PhotometricSamples, weights: LossWeig
             land = landmark_loss(landmarks_pred, landmarks_target, landmark_confidence)
     else:
         land = photo.new_zeros(())
-    total = weights.photo * photo + weights.reg * reg + weights.landmark * land
-    return {"total": total, "photo": photo, "landmark": land, "reg": reg}
+    pose = pose_loss(code, weights.reg_rotation, weights.reg_translation)
+    total = weights.photo * photo + weights.reg * reg + weights.landmark * land + pose
+    return {"total": total, "photo": photo, "landmark": land, "reg": reg, "pose": pose}

@@ -98,7 +98,7 @@ def code_loss(decoder: MoFADecoder, code: torch.Tensor, images: torch.Tensor, we
         confidence: ``(B, 68)`` their confidences, or ``None``.
 
     Returns:
-        ``{"total", "photo", "landmark", "reg"}`` (see :func:`~mofa_bench.losses.mofa_loss`).
+        ``{"total", "photo", "landmark", "reg", "pose"}`` (see :func:`~mofa_bench.losses.mofa_loss`).
     """
     formed = decoder.form(code)
     samples = decoder.photometric_samples(formed, images)

@@ -3,7 +3,8 @@ import torch
 
 from mofa_bench import CODE_DIM, join_code
 from mofa_bench.errors import InputError
-from mofa_bench.losses import (LossWeights, landmark_loss, mofa_loss, photometric_loss,
+from mofa_bench.code_vector import CODE_SLICES
+from mofa_bench.losses import (LossWeights, landmark_loss, mofa_loss, photometric_loss, pose_loss,
                                regularization_loss)
 from renderers import PhotometricSamples
 from helpers import assert_close
@@ -70,6 +71,28 @@ class TestRegularization:
     def test_gradcheck(self):
         code = torch.randn(2, CODE_DIM, dtype=torch.float64, requires_grad=True)
         assert torch.autograd.gradcheck(regularization_loss, (code,))
+
+
+class TestPoseLoss:
+    def test_known_value_on_constructed_codes(self):
+        code = torch.zeros(2, CODE_DIM, dtype=torch.float64)
+        code[0, CODE_SLICES["rotation"]] = torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
+        code[1, CODE_SLICES["translation"]] = torch.tensor([10.0, 0.0, -20.0], dtype=torch.float64)
+        code[:, CODE_SLICES["alpha"]] = 5.0  # face codes are not part of the pose prior
+        value = pose_loss(code, 2.0, 1e-3)
+        assert float(value) == pytest.approx((2.0 * 0.14 + 1e-3 * 500.0) / 2)
+        assert float(pose_loss(code, 0.0, 0.0)) == 0.0
+
+    def test_gradcheck(self):
+        code = torch.randn(2, CODE_DIM, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(lambda c: pose_loss(c, 0.3, 0.01), (code,))
+
+    def test_enters_the_total_with_its_own_weights(self):
+        code = torch.randn(2, CODE_DIM, dtype=torch.float64)
+        out = mofa_loss(code, _samples(), LossWeights(reg_rotation=0.2, reg_translation=3e-4))
+        assert_close(out["pose"], pose_loss(code, 0.2, 3e-4))
+        assert_close(out["total"], 1.92 * out["photo"] + 2.9e-5 * out["reg"] + out["pose"])
+        assert float(mofa_loss(code, _samples())["pose"]) == 0.0
 
 
 class TestMoFALoss:
