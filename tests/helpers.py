@@ -110,6 +110,32 @@ def tiny_train_config(out_dir: Path, model_path: Path, *overrides: str, **direct
     return load_config(None, base + list(overrides), device="cpu", out_dir=str(out_dir), **direct)
 
 
+def load_script(name: str):
+    """The module of ``scripts/<name>.py`` (the analysis scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def synthetic_test_setting(out_dir: Path, model_path: Path, size: int):
+    """``(config, decoder, batch)``: the first ``size`` test faces of a 64 px default-model config.
+
+    The default model at subdivision 0 with a float32 per_vertex decoder on the CPU, as the
+    protocol's analysis scripts see it (:func:`evaluation.protocol.synthetic_test_batch`).
+    """
+    from mofa_bench.data.splits import synthetic_split
+    from mofa_bench.decoder import MoFADecoder
+
+    config = tiny_train_config(out_dir, model_path, "camera.image_size=64", "model.source=default",
+                               "model.subdivisions=0")
+    decoder = MoFADecoder(config.model.load().to(dtype=torch.float32), config.camera.build(), renderer="per_vertex")
+    batch = synthetic_split(decoder, config.data, "test", size).batch(torch.arange(size))
+    return config, decoder, batch
+
+
 def save_render_png(decoder, codes: torch.Tensor, path: Path) -> Path:
     """Render the first of ``codes`` ``(B, 257)`` with ``decoder`` over mid-grey and save it as a PNG."""
     from PIL import Image

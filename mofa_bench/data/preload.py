@@ -20,10 +20,13 @@ from typing import Any
 import torch
 
 from mofa_bench.data.batch import FaceBatch
-from mofa_bench.data.synthetic import check_indices, to_uint8
+from mofa_bench.data.synthetic import check_indices, stored_fields
 from mofa_bench.errors import InputError
 
 __all__ = ["PreloadedFaces"]
+
+#: The fields a preloaded dataset holds.
+_HELD = ("images", "masks", "codes", "landmarks", "landmark_confidence")
 
 
 class PreloadedFaces:
@@ -49,18 +52,13 @@ class PreloadedFaces:
             raise InputError(f"chunk_size: expected a positive number of samples, got {chunk_size}")
         self.source = dataset
         size = len(dataset)
-        parts: dict[str, list[torch.Tensor | None]] = {key: [] for key in
-                                                       ("images", "masks", "codes", "landmarks",
-                                                        "landmark_confidence")}
+        parts: dict[str, list[torch.Tensor | None]] = {key: [] for key in _HELD}
         with tqdm(total=size, unit="img", desc=description, disable=not progress) as bar:
             for first in range(0, size, chunk_size):
-                batch = dataset.batch(torch.arange(first, min(first + chunk_size, size)))
-                parts["images"].append(to_uint8(batch.images))
-                parts["masks"].append(None if batch.masks is None else to_uint8(batch.masks))
-                for key in ("codes", "landmarks", "landmark_confidence"):
-                    value = getattr(batch, key)
-                    parts[key].append(None if value is None else value.detach().float().cpu())
-                bar.update(batch.batch_size)
+                last = min(first + chunk_size, size)
+                for key, value in stored_fields(dataset.batch(torch.arange(first, last)), _HELD).items():
+                    parts[key].append(value)
+                bar.update(last - first)
         self.tensors: dict[str, torch.Tensor | None] = {
             key: None if any(v is None for v in values) else torch.cat(values)  # type: ignore[arg-type]
             for key, values in parts.items()

@@ -43,6 +43,7 @@ import math
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ __all__ = [
     "ShardedFaces",
     "SyntheticFaces",
     "sample_seed",
+    "stored_fields",
+    "to_uint8",
     "write_synthetic_dataset",
 ]
 
@@ -298,6 +301,27 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x.detach().float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).cpu()
 
 
+def stored_fields(batch: FaceBatch, keys: Sequence[str]) -> dict[str, torch.Tensor | None]:
+    """The ``keys`` of a batch as they are stored (in shards, or held by a preloaded dataset).
+
+    ``images`` and ``masks`` become uint8 (:func:`to_uint8`), ``indices`` int64, every other
+    field (codes, landmarks, confidences, vertices) float32; all on the CPU. A field the
+    batch does not have is ``None``.
+    """
+    out: dict[str, torch.Tensor | None] = {}
+    for key in keys:
+        value = getattr(batch, key)
+        if value is None:
+            out[key] = None
+        elif key in ("images", "masks"):
+            out[key] = to_uint8(value)
+        elif key == "indices":
+            out[key] = value.detach().cpu()
+        else:
+            out[key] = value.detach().float().cpu()
+    return out
+
+
 def write_synthetic_dataset(dataset: SyntheticFaces, out_dir: str | Path, shard_size: int = 1000,
                             progress: bool = True, store_vertices: bool = True,
                             render_batch_size: int = 32, overwrite: bool = False) -> Path:
@@ -379,15 +403,8 @@ def write_synthetic_dataset(dataset: SyntheticFaces, out_dir: str | Path, shard_
             parts: dict[str, list[torch.Tensor]] = {key: [] for key in fields_}
             for first in range(shard["start"], shard["start"] + shard["count"], render_batch_size):
                 last = min(first + render_batch_size, shard["start"] + shard["count"])
-                batch = dataset.batch(torch.arange(first, last))
-                parts["images"].append(to_uint8(batch.images))
-                parts["masks"].append(to_uint8(batch.masks))
-                parts["codes"].append(batch.codes.detach().float().cpu())
-                parts["landmarks"].append(batch.landmarks.detach().float().cpu())
-                parts["landmark_confidence"].append(batch.landmark_confidence.detach().float().cpu())
-                parts["indices"].append(batch.indices.detach().cpu())
-                if store_vertices:
-                    parts["vertices"].append(batch.vertices.detach().float().cpu())
+                for key, value in stored_fields(dataset.batch(torch.arange(first, last)), fields_).items():
+                    parts[key].append(value)  # type: ignore[arg-type]
                 bar.update(last - first)
             tensors = {key: torch.cat(values) for key, values in parts.items()}
             _atomic_write(path, lambda tmp: torch.save(tensors, tmp))

@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 
 from evaluation.protocol import evaluate_codes
-from helpers import tiny_train_config
-from mofa_bench.data.splits import synthetic_split
-from mofa_bench.decoder import MoFADecoder
+from helpers import load_script, synthetic_test_setting
 
-_SPEC = importlib.util.spec_from_file_location(
-    "loss_optimum", Path(__file__).resolve().parents[2] / "scripts" / "loss_optimum.py")
-loss_optimum = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(loss_optimum)
+loss_optimum = load_script("loss_optimum")
 
 
 @pytest.fixture(scope="module")
 def setting(tmp_path_factory, tiny_model_path):
-    config = tiny_train_config(tmp_path_factory.mktemp("runs"), tiny_model_path, "camera.image_size=64",
-                               "model.source=default", "model.subdivisions=0")
-    decoder = MoFADecoder(config.model.load().to(dtype=torch.float32), config.camera.build(), renderer="per_vertex")
-    batch = synthetic_split(decoder, config.data, "test", 4).batch(torch.arange(4))
-    return config, decoder, batch
+    return synthetic_test_setting(tmp_path_factory.mktemp("runs"), tiny_model_path, 4)
 
 
 def test_fit_recovers_the_face_and_keeps_pose_and_light(setting):

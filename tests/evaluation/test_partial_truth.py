@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
+from helpers import load_script
 from mofa_bench.code_vector import CODE_SLICES
 
-_SPEC = importlib.util.spec_from_file_location(
-    "partial_truth", Path(__file__).resolve().parents[2] / "scripts" / "partial_truth.py")
-partial_truth = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(partial_truth)
+partial_truth = load_script("partial_truth")
 
 
 def test_only_the_named_parts_are_true():

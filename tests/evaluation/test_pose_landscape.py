@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 import pytest
 import torch
 
-from helpers import tiny_train_config
+from helpers import load_script, synthetic_test_setting
 from mofa_bench.code_vector import CODE_SLICES
-from mofa_bench.data.splits import synthetic_split
-from mofa_bench.decoder import MoFADecoder
 
-_SPEC = importlib.util.spec_from_file_location(
-    "pose_landscape", Path(__file__).resolve().parents[2] / "scripts" / "pose_landscape.py")
-pose_landscape = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(pose_landscape)
+pose_landscape = load_script("pose_landscape")
 
 
 def test_mean_face_keeps_the_true_pose_and_the_named_light_entries():
@@ -34,10 +26,7 @@ def test_mean_face_keeps_the_true_pose_and_the_named_light_entries():
 
 @pytest.fixture(scope="module")
 def frame(tmp_path_factory, tiny_model_path):
-    config = tiny_train_config(tmp_path_factory.mktemp("runs"), tiny_model_path, "camera.image_size=64",
-                               "model.source=default", "model.subdivisions=0")
-    decoder = MoFADecoder(config.model.load().to(dtype=torch.float32), config.camera.build(), renderer="per_vertex")
-    batch = synthetic_split(decoder, config.data, "test", 8).batch(torch.arange(8))
+    _, decoder, batch = synthetic_test_setting(tmp_path_factory.mktemp("runs"), tiny_model_path, 8)
     return pd.DataFrame(pose_landscape.landscape(decoder, batch))
 
 
@@ -66,10 +55,7 @@ def test_figure_is_written(frame, tmp_path):
 
 
 def test_gradient_alignment_is_the_correlation_of_the_negative_gradient_with_the_truth(tiny_model_path, tmp_path):
-    config = tiny_train_config(tmp_path, tiny_model_path, "camera.image_size=64", "model.source=default",
-                               "model.subdivisions=0")
-    decoder = MoFADecoder(config.model.load().to(dtype=torch.float32), config.camera.build(), renderer="per_vertex")
-    batch = synthetic_split(decoder, config.data, "test", 16).batch(torch.arange(16))
+    _, decoder, batch = synthetic_test_setting(tmp_path, tiny_model_path, 16)
     rows = pose_landscape.gradient_alignment(decoder, batch)
     assert {(r["light"], r["parameter"]) for r in rows} == {
         (light, name) for light in pose_landscape.LIGHTS for name in pose_landscape.POSE_PARAMETERS}

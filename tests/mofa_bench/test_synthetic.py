@@ -12,7 +12,7 @@ from helpers import assert_close
 from mofa_bench import Camera, MoFADecoder
 from mofa_bench.code_vector import CODE_SLICES
 from mofa_bench.data import BackgroundConfig, FaceBatch, ShardedFaces, SyntheticFaces, write_synthetic_dataset
-from mofa_bench.data.synthetic import sample_seed
+from mofa_bench.data.synthetic import sample_seed, stored_fields
 from mofa_bench.errors import DatasetError, InputError
 from mofa_bench.sampling import CodePrior
 
@@ -243,3 +243,12 @@ class TestShards:
         torch.save({"images": torch.zeros(1)}, copy / "shard_00000.pt")
         with pytest.raises(DatasetError, match="shard_00000.pt"):
             ShardedFaces(copy).batch(torch.tensor([0]))
+
+
+def test_stored_fields_are_uint8_images_int64_indices_float32_rest_and_none_where_absent():
+    batch = FaceBatch(images=torch.tensor([0.0, 0.5, 1.2]).view(1, 3, 1, 1), indices=torch.tensor([7]),
+                      codes=torch.ones(1, 257, dtype=torch.float64), masks=None)
+    out = stored_fields(batch, ("images", "masks", "codes", "indices", "landmarks"))
+    assert out["images"].dtype == torch.uint8 and out["images"].flatten().tolist() == [0, 128, 255]
+    assert out["codes"].dtype == torch.float32 and out["indices"].tolist() == [7]
+    assert out["masks"] is None and out["landmarks"] is None
