@@ -2,15 +2,15 @@
 
 Drawing a synthetic batch on the fly (codes, backgrounds, image formation, rendering)
 costs about a quarter of a CPU training step at 64 px. :class:`PreloadedFaces` draws every
-sample of a dataset once, at the start of a run, and keeps what training reads: the
+sample of a dataset once, when training first reads a batch, and keeps what it reads: the
 images and masks as uint8 (as :class:`~mofa_bench.data.synthetic.ShardedFaces` stores
 them: 4 bytes per pixel, 16 KiB per 64 px sample), the codes, landmarks and their
 confidences. Per-sample geometry is not kept: training reads none, and validation draws
-its own split.
+its own split. A run resumed at its last step (a suite scoring a finished run) never draws it.
 
 Example:
-    >>> train = PreloadedFaces(SyntheticFaces(decoder, 20_000))   # renders 20k samples once
-    >>> batch = train.batch(torch.arange(16))                      # a FaceBatch on the CPU
+    >>> train = PreloadedFaces(SyntheticFaces(decoder, 20_000))
+    >>> batch = train.batch(torch.arange(16))   # renders the 20k samples once, then a FaceBatch
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ _HELD = ("images", "masks", "codes", "landmarks", "landmark_confidence")
 
 
 class PreloadedFaces:
-    """Every sample of ``dataset``, drawn once and held in CPU memory.
+    """Every sample of ``dataset``, drawn once (on first use) and held in CPU memory.
 
     Args:
         dataset: any dataset with ``__len__`` and ``batch(indices) -> FaceBatch`` whose
@@ -46,29 +46,44 @@ class PreloadedFaces:
 
     def __init__(self, dataset: Any, chunk_size: int = 64, progress: bool = True,
                  description: str = "preloading training data") -> None:
-        from tqdm.auto import tqdm
-
         if chunk_size <= 0:
             raise InputError(f"chunk_size: expected a positive number of samples, got {chunk_size}")
         self.source = dataset
-        size = len(dataset)
+        self.chunk_size = chunk_size
+        self.progress = progress
+        self.description = description
+        self._tensors: dict[str, torch.Tensor | None] | None = None
+
+    @property
+    def tensors(self) -> dict[str, torch.Tensor | None]:
+        """The held samples, drawn on first access: ``images`` ``(n, 3, H, W)`` and ``masks``
+        ``(n, 1, H, W)`` uint8, ``codes`` ``(n, 257)``, ``landmarks`` ``(n, 68, 2)`` px and
+        ``landmark_confidence`` ``(n, 68)`` float32 (``None`` where the source has none)."""
+        if self._tensors is None:
+            self._tensors = self._draw()
+        return self._tensors
+
+    def _draw(self) -> dict[str, torch.Tensor | None]:
+        from tqdm.auto import tqdm
+
+        size = len(self.source)
         parts: dict[str, list[torch.Tensor | None]] = {key: [] for key in _HELD}
-        with tqdm(total=size, unit="img", desc=description, disable=not progress) as bar:
-            for first in range(0, size, chunk_size):
-                last = min(first + chunk_size, size)
-                for key, value in stored_fields(dataset.batch(torch.arange(first, last)), _HELD).items():
+        with tqdm(total=size, unit="img", desc=self.description, disable=not self.progress) as bar:
+            for first in range(0, size, self.chunk_size):
+                last = min(first + self.chunk_size, size)
+                for key, value in stored_fields(self.source.batch(torch.arange(first, last)), _HELD).items():
                     parts[key].append(value)
                 bar.update(last - first)
-        self.tensors: dict[str, torch.Tensor | None] = {
-            key: None if any(v is None for v in values) else torch.cat(values)  # type: ignore[arg-type]
-            for key, values in parts.items()
-        }
-        """The held samples: ``images`` ``(n, 3, H, W)`` and ``masks`` ``(n, 1, H, W)``
-        uint8, ``codes`` ``(n, 257)``, ``landmarks`` ``(n, 68, 2)`` px and
-        ``landmark_confidence`` ``(n, 68)`` float32 (``None`` where the source has none)."""
+        return {key: None if any(v is None for v in values) else torch.cat(values)  # type: ignore[arg-type]
+                for key, values in parts.items()}
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the samples have been drawn."""
+        return self._tensors is not None
 
     def __len__(self) -> int:
-        return int(self.tensors["images"].shape[0])  # type: ignore[union-attr]
+        return len(self.source)
 
     def __repr__(self) -> str:
         return f"PreloadedFaces({self.source!r})"

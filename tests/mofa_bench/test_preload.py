@@ -70,7 +70,18 @@ def test_trainer_preloads_the_training_set_and_trains_on_it(tmp_path, tiny_model
     assert isinstance(trainer.train_data, PreloadedFaces)
     assert len(trainer.train_data) == trainer.config.data.train_size
     assert not isinstance(trainer.val_data, PreloadedFaces)  # validation draws its own faces
+    assert not trainer.train_data.loaded  # drawn when the first step reads a batch
     assert trainer.fit().steps == 2
+    assert trainer.train_data.loaded
+
+
+def test_a_finished_run_resumed_does_not_draw_its_training_set(tmp_path, tiny_model_path):
+    config = tiny_train_config(tmp_path, tiny_model_path, "data.preload=true", "optim.iterations=2")
+    Trainer(config).fit()
+    resumed = Trainer(config)
+    result = resumed.fit(resume=True)
+    assert result.steps == 2 and result.new_steps == 0
+    assert not resumed.train_data.loaded
 
 
 def test_amp_runs_the_encoder_in_bfloat16_on_the_cpu(tmp_path, tiny_model_path):
