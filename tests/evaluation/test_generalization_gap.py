@@ -1,0 +1,48 @@
+"""scripts/generalization_gap.py: a run scored on its own training faces and on unseen ones."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from helpers import load_script, tiny_train_config
+from mofa_bench.data.splits import synthetic_split
+from mofa_bench.errors import ConfigError
+from mofa_bench.reconstruct import load_trained_model
+from mofa_bench.training import Trainer
+
+generalization_gap = load_script("generalization_gap")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model_path):
+    trainer = Trainer(tiny_train_config(tmp_path_factory.mktemp("runs"), tiny_model_path, "optim.iterations=2"))
+    trainer.fit()
+    return trainer, load_trained_model(trainer.run_dir, "cpu")
+
+
+def test_the_train_split_is_the_one_the_run_trained_on(trained):
+    trainer, model = trained
+    data = synthetic_split(model.decoder.with_renderer(model.config.data.synthetic_renderer), model.config.data,
+                           "train")
+    indices = torch.arange(3)
+    assert torch.allclose(data.batch(indices).images, trainer.train_data.batch(indices).images)
+
+
+def test_scores_each_split_and_differs_between_them(trained):
+    _, model = trained
+    train = generalization_gap.split_scores(model, "train", 6, batch_size=4)
+    val = generalization_gap.split_scores(model, "val", 6, batch_size=4)
+    assert set(train) == set(generalization_gap.METRICS)
+    assert all(v == v and v > 0 for v in (*train.values(), *val.values()))
+    assert train["geometric_model_mm"] != val["geometric_model_mm"]  # different faces
+
+
+def test_photo_runs_are_refused(trained):
+    _, model = trained
+    photos = dataclasses.replace(model, config=dataclasses.replace(
+        model.config, data=dataclasses.replace(model.config.data, kind="photos")))
+    with pytest.raises(ConfigError, match="synthetic"):
+        generalization_gap.split_scores(photos, "train", 4)
