@@ -2,12 +2,15 @@
 
 Scores a run's checkpoint on the first N faces of its own synthetic training split and on
 the first N of its validation split (the protocol's errors: photometric, posed and
-model-space geometric, landmarks). A gap says the encoder has learnt its training faces
-rather than faces: more distinct training images (``data.train_size``) close it.
+model-space geometric, landmarks), each beside the mean face's (the zero code) on the
+same faces. Two sets of a few dozen faces differ in how hard they are, so the
+comparison is the change against the mean face: a larger drop on the training faces
+than on the unseen ones says the encoder has learnt its training faces rather than faces.
 
     python scripts/generalization_gap.py runs/learning_cpu/runs/mofa-per_vertex-resnet18-land1-s0 --size 64
 
-Prints one row per split; ``--out`` writes them as CSV.
+Prints one row per split and coder (``run``, ``mean face``) with the change against the
+mean face in %; ``--out`` writes them as CSV.
 """
 
 from __future__ import annotations
@@ -26,8 +29,12 @@ from mofa_bench.reconstruct import TrainedModel, load_trained_model
 METRICS = ("photometric", "geometric_mm", "geometric_model_mm", "landmark_px")
 
 
-def split_scores(model: TrainedModel, split: str, size: int, batch_size: int = 32) -> dict[str, float]:
-    """Mean errors of ``model`` on the first ``size`` faces of its config's ``split``.
+def split_scores(model: TrainedModel, split: str, size: int, batch_size: int = 32) -> dict[str, dict[str, float]]:
+    """Mean errors on the first ``size`` faces of the run config's ``split``.
+
+    Returns:
+        ``{"run": {metric: value}, "mean face": {metric: value}}``: the encoder's codes and
+        the zero code on the same faces.
 
     Raises:
         ConfigError: the run did not train on synthetic faces.
@@ -37,15 +44,31 @@ def split_scores(model: TrainedModel, split: str, size: int, batch_size: int = 3
         raise ConfigError(f"{model.checkpoint}: data.kind is {config.data.kind!r}; the gap needs synthetic "
                           f"faces with known codes")
     data = synthetic_split(model.decoder.with_renderer(config.data.synthetic_renderer), config.data, split)
-    totals: dict[str, list[torch.Tensor]] = {m: [] for m in METRICS}
+    totals: dict[str, dict[str, list[torch.Tensor]]] = {coder: {m: [] for m in METRICS}
+                                                        for coder in ("run", "mean face")}
     count = min(size, len(data))
     with torch.no_grad():
         for first in range(0, count, batch_size):
             batch = data.batch(torch.arange(first, min(first + batch_size, count))).to(model.device)
-            scores = evaluate_codes(model.decoder, model.encode(batch.images), batch)
-            for name in METRICS:
-                totals[name].append(scores[name].float().cpu())
-    return {name: float(torch.cat(values).mean()) for name, values in totals.items()}
+            code = model.encode(batch.images)
+            for coder, codes in (("run", code), ("mean face", torch.zeros_like(code))):
+                scores = evaluate_codes(model.decoder, codes, batch)
+                for name in METRICS:
+                    totals[coder][name].append(scores[name].float().cpu())
+    return {coder: {name: float(torch.cat(values).mean()) for name, values in parts.items()}
+            for coder, parts in totals.items()}
+
+
+def gap_rows(model: TrainedModel, size: int) -> list[dict]:
+    """Rows ``{split, coder, metric…, <metric>_change_pct}`` for the train and val splits."""
+    rows = []
+    for split in ("train", "val"):
+        scores = split_scores(model, split, size)
+        start = scores["mean face"]
+        for coder, values in scores.items():
+            rows.append({"split": split, "coder": coder, **values,
+                         **{f"{m}_change_pct": 100.0 * (values[m] / start[m] - 1.0) for m in METRICS}})
+    return rows
 
 
 def main() -> None:
@@ -58,12 +81,14 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="CSV to write")
     args = parser.parse_args()
     model = load_trained_model(args.run, args.device)
-    rows = [{"split": split, **split_scores(model, split, args.size)} for split in ("train", "val")]
+    rows = gap_rows(model, args.size)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_csv(args.out, index=False)
     print(f"{model.checkpoint} (step {model.step}), first {args.size} faces of each split")
-    print(markdown_table(rows, [Column("split", "split")] + [Column(m, m, ".3f") for m in METRICS]))
+    columns = [Column("split", "split"), Column("coder", "coder")] + [
+        column for m in METRICS for column in (Column(m, m, ".3f"), Column(f"{m}_change_pct", "Δ %", "+.1f"))]
+    print(markdown_table(rows, columns))
 
 
 if __name__ == "__main__":
