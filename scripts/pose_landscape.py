@@ -149,7 +149,8 @@ def main() -> None:
     table = frame.pivot_table(index=["axis", "offset"], columns=["light", "normalization"], values="photometric",
                               sort=False).sort_index(level="offset", sort_remaining=False).sort_index(
                                   level="axis", key=lambda axis: axis.map(list(AXES).index), sort_remaining=False)
-    print(f"{len(batch.images)} test faces of {args.config}: photometric loss of the mean face at the true pose + offset")
+    print(f"{len(batch.images)} test faces of {args.config}: "
+          "photometric loss of the mean face at the true pose + offset")
     print(table.round(4).to_string())
     print("\ncorrelation of -dE_photo/dp with the true p, at the mean face and pose 0")
     print(alignment.pivot_table(index="light", columns="parameter", values="correlation", sort=False)
