@@ -2,7 +2,7 @@
 
 Drawing a synthetic batch on the fly (codes, backgrounds, image formation, rendering)
 costs about a quarter of a CPU training step at 64 px. :class:`PreloadedFaces` draws every
-sample of a dataset once, when training first reads a batch, and keeps what it reads: the
+sample of a dataset once, when training starts, and keeps what it reads: the
 images and masks as uint8 (as :class:`~mofa_bench.data.synthetic.ShardedFaces` stores
 them: 4 bytes per pixel, 16 KiB per 64 px sample), the codes, landmarks and their
 confidences. Per-sample geometry is not kept: training reads none, and validation draws
@@ -76,6 +76,10 @@ class PreloadedFaces:
                 bar.update(last - first)
         return {key: None if any(v is None for v in values) else torch.cat(values)  # type: ignore[arg-type]
                 for key, values in parts.items()}
+
+    def load(self) -> None:
+        """Draw the samples now, if they are not drawn yet (a trainer does so before timing its steps)."""
+        _ = self.tensors
 
     @property
     def loaded(self) -> bool:

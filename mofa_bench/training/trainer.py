@@ -410,6 +410,8 @@ class Trainer:
         last_terms: dict[str, float] = {}
         validation: dict[str, float] = {}
         first_step, good_steps = self.step, 0
+        if self.step < total_steps and hasattr(self.train_data, "load"):
+            self.train_data.load()  # a preloaded set is drawn here, outside the steps' timing
         if self.step == 0:
             validation = self._run_validation()
         main = self.dist.is_main

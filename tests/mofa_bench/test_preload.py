@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import pandas as pd
 import pytest
 import torch
 
@@ -70,9 +73,28 @@ def test_trainer_preloads_the_training_set_and_trains_on_it(tmp_path, tiny_model
     assert isinstance(trainer.train_data, PreloadedFaces)
     assert len(trainer.train_data) == trainer.config.data.train_size
     assert not isinstance(trainer.val_data, PreloadedFaces)  # validation draws its own faces
-    assert not trainer.train_data.loaded  # drawn when the first step reads a batch
+    assert not trainer.train_data.loaded  # drawn when training starts
     assert trainer.fit().steps == 2
     assert trainer.train_data.loaded
+
+
+def test_drawing_the_training_set_is_not_counted_as_training_time(tmp_path, tiny_model_path, monkeypatch):
+    """The set is drawn before the step loop, so ``train_time_s`` and the first logged row's
+    ``time_s`` measure steps only: a draw made 3 s slower does not show in them (two tiny steps
+    take a fraction of that)."""
+    draw, delay = PreloadedFaces._draw, 3.0
+
+    def slow_draw(self):
+        time.sleep(delay)
+        return draw(self)
+
+    monkeypatch.setattr(PreloadedFaces, "_draw", slow_draw)
+    trainer = Trainer(tiny_train_config(tmp_path, tiny_model_path, "data.preload=true", "optim.iterations=2",
+                                        "log_every=2"))
+    trainer.fit()
+    assert trainer.train_data.loaded
+    assert trainer.train_time_s < delay
+    assert pd.read_csv(trainer.run_dir / "metrics.csv").iloc[0]["time_s"] < delay
 
 
 def test_a_finished_run_resumed_does_not_draw_its_training_set(tmp_path, tiny_model_path):
