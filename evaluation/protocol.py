@@ -24,6 +24,7 @@ truth):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -105,7 +106,8 @@ def _landmarks(pred: torch.Tensor, target: torch.Tensor, confidence: torch.Tenso
             "landmark_nme": on_subset / eyes, "landmark_nme_68": on_all / eyes}
 
 
-def synthetic_test_batch(config_path: str | None, size: int | None = None) -> tuple[Any, MoFADecoder, Any]:
+def synthetic_test_batch(config_path: str | None, size: int | None = None,
+                         overrides: Sequence[str] = ()) -> tuple[Any, MoFADecoder, Any]:
     """A config's synthetic test faces as one batch, with a per_vertex decoder on the CPU.
 
     For the protocol's analysis scripts (``scripts/partial_truth.py``,
@@ -115,6 +117,8 @@ def synthetic_test_batch(config_path: str | None, size: int | None = None) -> tu
     Args:
         config_path: train config (YAML) whose model, camera and data define the faces.
         size: number of test faces (default: the config's ``data.test_size``).
+        overrides: ``KEY=VALUE`` changes to the config, as ``--set`` takes them (for
+            example ``camera.image_size=240``).
 
     Returns:
         ``(config, decoder, batch)``: the loaded config, the float32 decoder and a
@@ -123,7 +127,7 @@ def synthetic_test_batch(config_path: str | None, size: int | None = None) -> tu
     from mofa_bench.config import load_config
     from mofa_bench.data.splits import synthetic_split
 
-    config = load_config(config_path, [], device="cpu")
+    config = load_config(config_path, list(overrides), device="cpu")
     decoder = MoFADecoder(config.model.load().to(dtype=torch.float32), config.camera.build(), renderer="per_vertex")
     test = synthetic_split(decoder, config.data, "test", size)
     return config, decoder, test.batch(torch.arange(len(test)))

@@ -51,19 +51,20 @@ class MoFADecoder(nn.Module):
         self.model = dataclasses.replace(self.model, **changes)
         return self
 
-    def with_renderer(self, renderer: str) -> "MoFADecoder":
+    def with_renderer(self, renderer: str, **options: Any) -> "MoFADecoder":
         """This decoder's face model, camera and ambient offset with another backend.
 
-        ``self`` when it already uses ``renderer``; the new backend is made for the
-        model's device (e.g. the backend that draws synthetic data, or the one that
-        scores every method's codes).
+        ``self`` when it already uses ``renderer`` and no ``options`` are given; the new
+        backend is made for the model's device with ``options`` (e.g. the backend that
+        draws synthetic data, the one that scores every method's codes, or a soft
+        PyTorch3D: ``with_renderer("pytorch3d", blur_radius=0.5, faces_per_pixel=16)``).
 
         Raises:
             InputError, RendererUnavailableError: as :func:`renderers.get_renderer`.
         """
-        if self.renderer.name == renderer:
+        if self.renderer.name == renderer and not options:
             return self
-        return MoFADecoder(self.model, self.camera, renderer=get_renderer(renderer, self.model.device),
+        return MoFADecoder(self.model, self.camera, renderer=get_renderer(renderer, self.model.device, **options),
                            ambient_offset=self.ambient_offset)
 
     def form(self, code: torch.Tensor) -> FormedFace:

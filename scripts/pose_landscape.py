@@ -14,12 +14,21 @@ parameter towards its truth: the correlation over the faces between ``−∂E/�
 supervised regression gets, 0 no signal. Both normalisations give the same correlation
 (per image they differ by a positive factor).
 
+Both are taken through the config's renderer (``renderer.name`` and ``renderer.options``:
+the loss a training run through it minimises); the test faces are drawn as the suite draws
+them (``data.synthetic_renderer``). ``--set`` changes the config, for example the image
+size and mesh level, or the renderer:
+
     python scripts/pose_landscape.py configs/train_converge.yaml --size 64 \\
         --out reports/fig10/pose_landscape.csv --figure reports/fig10/pose_landscape.png
+    python scripts/pose_landscape.py configs/train_converge.yaml --gradient-only \\
+        --set renderer.name=pytorch3d --set 'renderer.options={blur_radius: 0.5, faces_per_pixel: 16}' \\
+        --out reports/fig10/pose_landscape.csv --append
 
 Writes a CSV (one row per light × normalisation × axis × offset: the mean photometric loss
-over the faces), a second CSV beside it (``*_gradient.csv``: one row per light × pose
-parameter, the correlation) and, with ``--figure``, a PNG of the curves; prints both.
+over the faces), a second CSV beside it (``*_gradient.csv``: one row per renderer × image
+size × mesh level × light × pose parameter, the correlation; ``--append`` adds to it) and,
+with ``--figure``, a PNG of the curves; prints both.
 """
 
 from __future__ import annotations
@@ -135,26 +144,48 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="test faces (default 64)")
     parser.add_argument("--out", default=None, help="CSV to write")
     parser.add_argument("--figure", default=None, help="PNG to write")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="change the config, e.g. --set camera.image_size=240 (repeatable)")
+    parser.add_argument("--gradient-only", action="store_true",
+                        help="measure the gradient's alignment alone (no landscape CSV or figure)")
+    parser.add_argument("--append", action="store_true", help="add the gradient rows to an existing *_gradient.csv")
     args = parser.parse_args()
-    _, decoder, batch = synthetic_test_batch(args.config, args.size)
-    frame = pd.DataFrame(landscape(decoder, batch))
-    alignment = pd.DataFrame(gradient_alignment(decoder, batch))
-    if args.out:
-        out = Path(args.out)
+    config, test_decoder, batch = synthetic_test_batch(args.config, args.size, args.overrides)
+    decoder = test_decoder.with_renderer(config.renderer.name, **config.renderer.options)
+    setting = {"renderer": _renderer_label(config), "image_size": config.camera.image_size,
+               "subdivisions": config.model.subdivisions, "faces": len(batch.images)}
+    alignment = pd.DataFrame([{**setting, **row} for row in gradient_alignment(decoder, batch)])
+    out = Path(args.out) if args.out else None
+    if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out, index=False)
-        alignment.to_csv(out.with_name(out.stem + "_gradient.csv"), index=False)
-    if args.figure:
-        plot(frame, Path(args.figure))
-    table = frame.pivot_table(index=["axis", "offset"], columns=["light", "normalization"], values="photometric",
-                              sort=False).sort_index(level="offset", sort_remaining=False).sort_index(
-                                  level="axis", key=lambda axis: axis.map(list(AXES).index), sort_remaining=False)
-    print(f"{len(batch.images)} test faces of {args.config}: "
-          "photometric loss of the mean face at the true pose + offset")
-    print(table.round(4).to_string())
-    print("\ncorrelation of -dE_photo/dp with the true p, at the mean face and pose 0")
-    print(alignment.pivot_table(index="light", columns="parameter", values="correlation", sort=False)
+        gradient_path = out.with_name(out.stem + "_gradient.csv")
+        if args.append and gradient_path.exists():
+            alignment = pd.concat([pd.read_csv(gradient_path), alignment], ignore_index=True)
+        alignment.to_csv(gradient_path, index=False)
+    described = (f"{len(batch.images)} test faces of {args.config}, {setting['renderer']}, "
+                 f"{setting['image_size']} px, level {setting['subdivisions']}")
+    if not args.gradient_only:
+        frame = pd.DataFrame(landscape(decoder, batch))
+        if out:
+            frame.to_csv(out, index=False)
+        if args.figure:
+            plot(frame, Path(args.figure))
+        table = frame.pivot_table(index=["axis", "offset"], columns=["light", "normalization"], values="photometric",
+                                  sort=False).sort_index(level="offset", sort_remaining=False).sort_index(
+                                      level="axis", key=lambda axis: axis.map(list(AXES).index),
+                                      sort_remaining=False)
+        print(f"{described}: photometric loss of the mean face at the true pose + offset")
+        print(table.round(4).to_string())
+    print(f"\n{described}: correlation of -dE_photo/dp with the true p, at the mean face and pose 0")
+    latest = alignment.tail(len(LIGHTS) * len(POSE_PARAMETERS))
+    print(latest.pivot_table(index="light", columns="parameter", values="correlation", sort=False)
           [list(POSE_PARAMETERS)].round(2).to_string())
+
+
+def _renderer_label(config) -> str:
+    """``per_vertex``, ``pytorch3d`` or ``pytorch3d (blur_radius=0.5, faces_per_pixel=16)``."""
+    options = ", ".join(f"{key}={value}" for key, value in sorted(config.renderer.options.items()))
+    return f"{config.renderer.name} ({options})" if options else config.renderer.name
 
 
 if __name__ == "__main__":

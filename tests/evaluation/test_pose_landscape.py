@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import load_script, synthetic_test_setting
+from helpers import load_script, renderer_or_skip, synthetic_test_setting
 from mofa_bench.code_vector import CODE_SLICES
+from mofa_bench.losses import photometric_loss
 
 pose_landscape = load_script("pose_landscape")
 
@@ -70,3 +71,17 @@ def test_gradient_alignment_is_the_correlation_of_the_negative_gradient_with_the
          if r["parameter"] == "x"}
     assert x["true light"] > 0.5
     assert pose_landscape._correlation(torch.arange(5.0), -2 * torch.arange(5.0)) == pytest.approx(-1.0)
+
+
+def test_gradient_alignment_through_a_soft_rasterizer(tmp_path, tiny_model_path):
+    """``--set renderer.name=pytorch3d``: the gradient a PyTorch3D run gets, on the same faces."""
+    renderer_or_skip("pytorch3d", "cpu", {})
+    _, decoder, batch = synthetic_test_setting(tmp_path, tiny_model_path, 6)
+    soft = decoder.with_renderer("pytorch3d", blur_radius=0.5, faces_per_pixel=4)
+    code = pose_landscape.mean_face_at_true_pose(batch.codes, 27)
+    per_vertex = photometric_loss(decoder.photometric_samples(decoder.form(code), batch.images))
+    rasterized = photometric_loss(soft.photometric_samples(soft.form(code), batch.images))
+    assert float(rasterized) != pytest.approx(float(per_vertex))  # a different loss, not a relabelled one
+    rows = pose_landscape.gradient_alignment(soft, batch)
+    assert len(rows) == len(pose_landscape.LIGHTS) * len(pose_landscape.POSE_PARAMETERS)
+    assert all(-1.0 <= row["correlation"] <= 1.0 for row in rows)

@@ -9,7 +9,7 @@ import torch
 from helpers import assert_close
 
 from evaluation.metrics import aligned_distances, geometric_error
-from evaluation.protocol import evaluate_codes, eye_distance, vertex_errors
+from evaluation.protocol import evaluate_codes, eye_distance, synthetic_test_batch, vertex_errors
 from evaluation.validation import summarize, validate
 from mofa_bench import CODE_DIM, Camera, MoFADecoder, join_code
 from mofa_bench.data.batch import FaceBatch
@@ -213,3 +213,13 @@ def test_every_renderer_is_scored_through_the_same_drawing(tiny_model):
         scores[name] = validate(_Oracle(decoder, codes), _Dataset(batch), torch.device("cpu"))
     assert scores["pytorch3d"]["photometric"] == pytest.approx(scores["per_vertex"]["photometric"], abs=1e-9)
     assert scores["per_vertex"]["photometric"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_synthetic_test_batch_applies_config_overrides():
+    """The analysis scripts' ``--set``: the same test split drawn at another size and mesh level."""
+    config, decoder, batch = synthetic_test_batch(None, 2, ["camera.image_size=64", "model.subdivisions=0"])
+    assert config.camera.image_size == 64 and decoder.camera.image_size == 64
+    assert batch.images.shape == (2, 3, 64, 64)
+    assert decoder.model.num_vertices == 468  # MediaPipe's canonical mesh, not subdivided
+    _, _, larger = synthetic_test_batch(None, 2, ["camera.image_size=96", "model.subdivisions=0"])
+    assert torch.equal(larger.codes, batch.codes)  # the same faces, drawn at another size

@@ -143,3 +143,7 @@ def test_with_renderer_keeps_model_camera_and_light(tiny_model):
     other = decoder.with_renderer("pytorch3d")
     assert other.renderer.name == "pytorch3d" and other.model is decoder.model
     assert other.camera == decoder.camera and other.ambient_offset == 0.5
+    soft = decoder.with_renderer("pytorch3d", blur_radius=0.5, faces_per_pixel=4)
+    assert soft is not other and soft.model is decoder.model and soft.ambient_offset == 0.5
+    assert soft.renderer.settings.blur_radius == 0.5 and soft.renderer.settings.faces_per_pixel == 4
+    assert other.renderer.settings.blur_radius == 0.0  # options are not shared between the two
