@@ -13,6 +13,7 @@ from mofa_bench import Camera, MoFADecoder
 from mofa_bench.data import SyntheticFaces
 from mofa_bench.data.preload import PreloadedFaces
 from mofa_bench.errors import InputError
+import mofa_bench.training.trainer as trainer_module
 from mofa_bench.training.trainer import Trainer
 
 
@@ -80,21 +81,24 @@ def test_trainer_preloads_the_training_set_and_trains_on_it(tmp_path, tiny_model
 
 def test_drawing_the_training_set_is_not_counted_as_training_time(tmp_path, tiny_model_path, monkeypatch):
     """The set is drawn before the step loop, so ``train_time_s`` and the first logged row's
-    ``time_s`` measure steps only: a draw made 3 s slower does not show in them (two tiny steps
-    take a fraction of that)."""
-    draw, delay = PreloadedFaces._draw, 3.0
+    ``time_s`` measure steps only: a draw that takes 1,000 s on the trainer's clock does not
+    show in them. The clock is the real one plus what the draw adds, so the test does not
+    depend on how fast the machine runs the two tiny steps."""
+    draw, real_clock, draw_s = PreloadedFaces._draw, time.perf_counter, 1000.0
+    offset = [0.0]
 
     def slow_draw(self):
-        time.sleep(delay)
+        offset[0] += draw_s
         return draw(self)
 
     monkeypatch.setattr(PreloadedFaces, "_draw", slow_draw)
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: real_clock() + offset[0])
     trainer = Trainer(tiny_train_config(tmp_path, tiny_model_path, "data.preload=true", "optim.iterations=2",
                                         "log_every=2"))
     trainer.fit()
-    assert trainer.train_data.loaded
-    assert trainer.train_time_s < delay
-    assert pd.read_csv(trainer.run_dir / "metrics.csv").iloc[0]["time_s"] < delay
+    assert trainer.train_data.loaded and offset[0] == draw_s
+    assert trainer.train_time_s < draw_s
+    assert pd.read_csv(trainer.run_dir / "metrics.csv").iloc[0]["time_s"] < draw_s
 
 
 def test_a_finished_run_resumed_does_not_draw_its_training_set(tmp_path, tiny_model_path):
