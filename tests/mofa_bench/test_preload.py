@@ -13,7 +13,6 @@ from mofa_bench import Camera, MoFADecoder
 from mofa_bench.data import SyntheticFaces
 from mofa_bench.data.preload import PreloadedFaces
 from mofa_bench.errors import InputError
-import mofa_bench.training.trainer as trainer_module
 from mofa_bench.training.trainer import Trainer
 
 
@@ -81,8 +80,8 @@ def test_trainer_preloads_the_training_set_and_trains_on_it(tmp_path, tiny_model
 
 def test_drawing_the_training_set_is_not_counted_as_training_time(tmp_path, tiny_model_path, monkeypatch):
     """The set is drawn before the step loop, so ``train_time_s`` and the first logged row's
-    ``time_s`` measure steps only: a draw that takes 1,000 s on the trainer's clock does not
-    show in them. The clock is the real one plus what the draw adds, so the test does not
+    ``time_s`` measure steps only: a draw that takes 1,000 s on the clock does not show in
+    them. The clock is the real one plus what the draw adds, so the test does not
     depend on how fast the machine runs the two tiny steps."""
     draw, real_clock, draw_s = PreloadedFaces._draw, time.perf_counter, 1000.0
     offset = [0.0]
@@ -92,7 +91,7 @@ def test_drawing_the_training_set_is_not_counted_as_training_time(tmp_path, tiny
         return draw(self)
 
     monkeypatch.setattr(PreloadedFaces, "_draw", slow_draw)
-    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: real_clock() + offset[0])
+    monkeypatch.setattr(time, "perf_counter", lambda: real_clock() + offset[0])
     trainer = Trainer(tiny_train_config(tmp_path, tiny_model_path, "data.preload=true", "optim.iterations=2",
                                         "log_every=2"))
     trainer.fit()
