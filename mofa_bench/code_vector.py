@@ -48,6 +48,17 @@ def code_slices() -> dict[str, slice]:
 CODE_SLICES: dict[str, slice] = code_slices()
 
 
+def part_entries(name: str) -> slice:
+    """Code entries of a named part: a key of :data:`CODE_SLICES`, or ``"jaw_open"`` (the
+    first expression mode alone, the default model's jaw opening)."""
+    if name == "jaw_open":
+        start = CODE_SLICES["delta"].start
+        return slice(start, start + 1)
+    if name not in CODE_SLICES:
+        raise KeyError(f"code part {name!r}: expected 'jaw_open' or one of {', '.join(CODE_SLICES)}")
+    return CODE_SLICES[name]
+
+
 @dataclass(frozen=True)
 class CodeParts:
     """The named parts of a batch of codes; every field is ``(B, k)``."""

@@ -34,7 +34,7 @@ import torch
 from evaluation.baselines.fit import code_loss
 from evaluation.protocol import evaluate_codes, synthetic_test_batch
 from evaluation.results.report import Column, markdown_table
-from mofa_bench.code_vector import CODE_SLICES
+from mofa_bench.code_vector import CODE_SLICES, part_entries
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.losses import LossWeights
 from mofa_bench.reconstruct import TrainedModel, load_trained_model
@@ -109,12 +109,6 @@ def mode_rows(code: torch.Tensor, true: torch.Tensor, grads: dict[str, torch.Ten
     return rows
 
 
-def part_slice(part: str) -> slice:
-    """Code entries of a part of :data:`SWAPPED`."""
-    start = CODE_SLICES["delta"].start
-    return slice(start, start + 1) if part == "jaw_open" else CODE_SLICES[part]
-
-
 def swap_rows(decoder: MoFADecoder, code: torch.Tensor, reference: torch.Tensor, batch) -> list[dict]:
     """Mean test errors of ``code`` as is, and with each part from ``reference`` or at zero.
 
@@ -135,7 +129,7 @@ def swap_rows(decoder: MoFADecoder, code: torch.Tensor, reference: torch.Tensor,
 
     rows = [row("run", "", code), row("reference", "", reference)]
     for part in SWAPPED:
-        index = part_slice(part)
+        index = part_entries(part)
         swapped, zeroed = code.clone(), code.clone()
         swapped[:, index] = reference[:, index]
         zeroed[:, index] = 0.0

@@ -20,7 +20,7 @@ import torch
 
 from evaluation.protocol import evaluate_codes, synthetic_test_batch
 from evaluation.results.report import Column, markdown_table
-from mofa_bench.code_vector import CODE_SLICES
+from mofa_bench.code_vector import part_entries
 
 #: Rows: a name and the parts taken from the truth ("jaw_open" = the first expression mode only).
 ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -44,8 +44,7 @@ def partly_true(true: torch.Tensor, parts: tuple[str, ...]) -> torch.Tensor:
     """``(B, 257)`` codes equal to ``true`` on ``parts`` and zero elsewhere."""
     code = torch.zeros_like(true)
     for part in parts:
-        index = slice(CODE_SLICES["delta"].start, CODE_SLICES["delta"].start + 1) if part == "jaw_open" \
-            else CODE_SLICES[part]
+        index = part_entries(part)
         code[:, index] = true[:, index]
     return code
 

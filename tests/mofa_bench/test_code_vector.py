@@ -43,3 +43,12 @@ class TestCodeLayout:
     def test_join_unknown_part_raises(self):
         with pytest.raises(InputError, match="unknown"):
             join_code(shape=torch.zeros(1, 80))
+
+
+def test_part_entries_name_a_part_or_the_jaw_opening():
+    from mofa_bench.code_vector import CODE_SLICES, part_entries
+
+    assert part_entries("alpha") == CODE_SLICES["alpha"]
+    assert part_entries("jaw_open") == slice(CODE_SLICES["delta"].start, CODE_SLICES["delta"].start + 1)
+    with pytest.raises(KeyError, match="jaw_open"):
+        part_entries("nose")
