@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from evaluation.report.load import METHOD_TITLES
+from evaluation.report.load import LANDMARK_LOSS_METHODS, METHOD_TITLES
 from evaluation.report.tables import METRIC_TITLES, NO_GEOMETRY_METHODS
 from evaluation.results.report import Column
 
@@ -92,7 +92,8 @@ def learning_records(summary: Any) -> tuple[list[dict[str, str]], tuple[Column, 
     for row in summary.to_dict("records"):
         seed = _number(row["seed"])
         record = {"run": f"{METHOD_TITLES.get(row['method'], row['method'])} · {row['renderer']}", "seed": f"{seed:.0f}" if math.isfinite(seed) else "",
-                  "landmarks": "on" if _number(row["landmark_loss"]) > 0 else "off",
+                  "landmarks": ("–" if row["method"] not in LANDMARK_LOSS_METHODS
+                                else "on" if _number(row["landmark_loss"]) > 0 else "off"),
                   "samples": f"{row['samples']:,.0f}" if math.isfinite(_number(row["samples"])) else "–"}
         for metric in LEARNING_METRICS:
             start, end, ratio = row[f"{metric}_start"], row[metric], row[f"{metric}_ratio"]

@@ -27,6 +27,7 @@ from mofa_bench.errors import MofaBenchError
 
 __all__ = [
     "GROUP_KEYS",
+    "LANDMARK_LOSS_METHODS",
     "METHOD_TITLES",
     "REFERENCE_RENDERER",
     "ReportError",
@@ -49,6 +50,9 @@ METHOD_TITLES: dict[str, str] = {
     "code_regression": "code regression (supervised)",
     "mean_face": "mean face",
 }
+#: Methods whose training loss has the landmark term; the others ignore ``loss.landmark``
+#: (a suite cell still records it), so the report names no landmark weight for them.
+LANDMARK_LOSS_METHODS: frozenset[str] = frozenset({"mofa", "fit"})
 #: Renderers in report order (others follow by name).
 RENDERER_ORDER: tuple[str, ...] = ("per_vertex", "pytorch3d", "nvdiffrast")
 
@@ -202,13 +206,16 @@ def series_labels(results: Any) -> list[str]:
     """A short label per row naming its configuration (seed left out).
 
     ``MoFA · <renderer>`` for MoFA; the method's title for a baseline, with its renderer
-    when the baseline was run with several; then the encoder and ``landmark loss <w>``
-    when the suite varies them: e.g. ``MoFA · pytorch3d``, ``conv autoencoder``,
+    when the baseline was run with several; then the encoder when the suite varies it, and
+    ``landmark loss <w>`` when the suite varies the weight, for a method whose loss has the
+    landmark term (:data:`LANDMARK_LOSS_METHODS`) or one run with several weights: e.g.
+    ``MoFA · pytorch3d``, ``conv autoencoder``, ``mean face``,
     ``MoFA · nvdiffrast · resnet18 · landmark loss 0``.
     """
     encoders = set(results["encoder"]) - {""}
     landmarks = set(results["landmark_loss"]) - {""}
     renderers_of = results.groupby("method")["renderer"].agg(lambda values: set(values) - {""})
+    landmarks_of = results.groupby("method")["landmark_loss"].agg(lambda values: set(values) - {""})
     labels = []
     for row in results.to_dict("records"):
         method = row["method"]
@@ -217,7 +224,8 @@ def series_labels(results: Any) -> list[str]:
             parts.append(row["renderer"])
         if len(encoders) > 1 and row["encoder"]:
             parts.append(row["encoder"])
-        if len(landmarks) > 1 and row["landmark_loss"]:
+        if row["landmark_loss"] and (len(landmarks_of.get(method, ())) > 1
+                                     or (len(landmarks) > 1 and method in LANDMARK_LOSS_METHODS)):
             parts.append(f"landmark loss {row['landmark_loss']}")
         labels.append(" · ".join(parts))
     return labels

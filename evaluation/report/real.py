@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from evaluation.report.document import Block, Bullets, Heading, Table
-from evaluation.report.tables import decimals_for, seed_summary
+from evaluation.report.tables import decimals_for, landmark_weight_text, seed_summary
 from evaluation.results.report import Column
 
 __all__ = ["REAL_COLUMNS", "real_blocks", "real_records"]
@@ -53,7 +53,7 @@ def real_records(results: Any) -> tuple[list[dict[str, str]], tuple[Column, ...]
         if not any(math.isfinite(row.get(f"{m}_mean", math.nan)) for m in present if m in _REAL):
             continue
         record = {"series": row["series"], "encoder": row["encoder"] or "–",
-                  "landmark_loss": row["landmark_loss"] or "–", "seeds": f"{row['ok']}/{row['runs']}"}
+                  "landmark_loss": landmark_weight_text(row), "seeds": f"{row['ok']}/{row['runs']}"}
         for m in present:
             mean, std, d = row[f"{m}_mean"], row[f"{m}_std"], decimals[m]
             record[m] = "–" if not math.isfinite(mean) else (

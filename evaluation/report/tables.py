@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from evaluation.report.load import GROUP_KEYS, REFERENCE_RENDERER, Suite
+from evaluation.report.load import GROUP_KEYS, LANDMARK_LOSS_METHODS, REFERENCE_RENDERER, Suite
 from evaluation.results.report import Column
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "cost_records",
     "decimals_for",
     "difference_records",
+    "landmark_weight_text",
     "paired_differences",
     "seed_summary",
     "summary_records",
@@ -126,18 +127,28 @@ def seed_summary(results: Any, metrics: Sequence[str] = HEADLINE_METRICS) -> Any
     return pd.DataFrame(out)
 
 
+def landmark_weight_text(row: dict[str, Any]) -> str:
+    """A summary row's landmark weight as a table cell: ``–`` where it is not recorded or the method's loss has
+    no landmark term."""
+    weight = row["landmark_loss"]
+    if row["method"] not in LANDMARK_LOSS_METHODS or weight is None or weight == "" or weight != weight:
+        return _DASH
+    return str(weight)
+
+
 def summary_records(summary: Any, metrics: Sequence[str] = HEADLINE_METRICS) -> tuple[list[dict[str, str]],
                                                                                       tuple[Column, ...]]:
     """Formatted rows and columns of the test-error table (``mean ± std``; ``–`` where absent).
 
     A method without geometry (:data:`NO_GEOMETRY_METHODS`) prints ``–`` for every
-    geometric and landmark metric.
+    geometric and landmark metric, and one whose loss has no landmark term (not in
+    :data:`~evaluation.report.load.LANDMARK_LOSS_METHODS`) ``–`` for the landmark weight.
     """
     decimals = {m: decimals_for(list(summary[f"{m}_mean"]), list(summary[f"{m}_std"])) for m in metrics}
     records = []
     for row in summary.to_dict("records"):
         record = {"series": row["series"], "encoder": row["encoder"] or _DASH,
-                  "landmark_loss": row["landmark_loss"] or _DASH, "seeds": f"{row['ok']}/{row['runs']}"}
+                  "landmark_loss": landmark_weight_text(row), "seeds": f"{row['ok']}/{row['runs']}"}
         for m in metrics:
             mean, std, d = row[f"{m}_mean"], row[f"{m}_std"], decimals[m]
             if (row["method"] in NO_GEOMETRY_METHODS and m != "photometric") or not math.isfinite(mean):

@@ -26,7 +26,8 @@ import yaml
 from evaluation.report import ReportError, bootstrap_mean_ci, load_suite, paired_differences, seed_summary, write_report
 from evaluation.report.document import Figure, Heading, Paragraph, Table, to_markdown
 from evaluation.report.html import inline, to_html
-from evaluation.report.tables import decimals_for
+from evaluation.report.load import series_labels
+from evaluation.report.tables import decimals_for, landmark_weight_text
 from evaluation.results import Column, write_csv
 
 TEST_IMAGES = 20
@@ -347,8 +348,7 @@ class TestWriteReport:
         summary = seed_summary(load_suite(suite_dir).results).set_index("series")
         row = summary.loc["MoFA · pytorch3d"]
         assert f"{row['photometric_mean']:.4f} ± {row['photometric_std']:.4f}" in text
-        assert "| conv autoencoder | resnet18 | 1 | 1/1 |" in text
-        assert re.search(r"\| conv autoencoder \| resnet18 \| 1 \| 1/1 \| [0-9.]+ \| – \| – \|", text)
+        assert re.search(r"\| conv autoencoder \| resnet18 \| – \| 1/1 \| [0-9.]+ \| – \| – \|", text)
         assert re.search(r"\| MoFA · pytorch3d \| MoFA · per_vertex \| photometric \(RGB distance\) \| 2 × 20 \| "
                          r"-0\.0300\d? \| \[-0\.\d+, -0\.\d+\] \|.*\| pytorch3d lower \|", text)
         assert re.search(r"\| MoFA · pytorch3d \| MoFA · per_vertex \| geometric \(mm\) \|.*no clear difference",
@@ -441,3 +441,29 @@ def test_learned_decoder_fidelity_is_reported_when_present():
     text = to_markdown(_decoder_fidelity(SimpleNamespace(results=results)), ".")
     assert "learned_decoder-a: 0.042 over the face, 0.015 over the whole image" in text and "mofa-b" not in text
     assert _decoder_fidelity(SimpleNamespace(results=results.drop(columns=["decoder_fidelity"]))) == []
+
+
+class TestLandmarkWeightLabels:
+    """Only a method whose loss has the landmark term is named with its weight."""
+
+    @staticmethod
+    def _results(*rows: tuple[str, str]) -> pd.DataFrame:
+        return pd.DataFrame([{"method": method, "renderer": "per_vertex", "encoder": "resnet18", "landmark_loss": weight,
+                              "seed": "0"} for method, weight in rows])
+
+    def test_baselines_that_ignore_the_weight_are_not_labelled_with_it(self):
+        results = self._results(("mean_face", "0.002"), ("code_regression", "0.002"), ("mofa", "0.002"), ("mofa", "0"))
+        assert series_labels(results) == ["mean face", "code regression (supervised)",
+                                          "MoFA · per_vertex · landmark loss 0.002", "MoFA · per_vertex · landmark loss 0"]
+
+    def test_a_baseline_run_with_several_weights_keeps_them_apart(self):
+        results = self._results(("code_regression", "0.002"), ("code_regression", "0"))
+        assert series_labels(results) == ["code regression (supervised) · landmark loss 0.002",
+                                          "code regression (supervised) · landmark loss 0"]
+
+    def test_table_cell_is_a_dash_without_a_landmark_term(self):
+        assert landmark_weight_text({"method": "mofa", "landmark_loss": "0"}) == "0"
+        assert landmark_weight_text({"method": "mofa", "landmark_loss": 0.0}) == "0.0"
+        assert landmark_weight_text({"method": "fit", "landmark_loss": "0.001"}) == "0.001"
+        assert landmark_weight_text({"method": "code_regression", "landmark_loss": "0.002"}) == "–"
+        assert landmark_weight_text({"method": "mofa", "landmark_loss": ""}) == "–"

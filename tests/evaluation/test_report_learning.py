@@ -79,3 +79,12 @@ class TestMeanFace:
         cfg = tiny_train_config(tmp_path, tiny_model_path, "method=mean_face")
         with pytest.raises(ConfigError, match="nothing to train"):
             Trainer(cfg, method_builder=method_builder("mean_face"))
+
+
+def test_methods_without_a_landmark_term_name_no_landmark_weight():
+    # The mean face and the supervised bound ignore loss.landmark, although their suite cell records it.
+    results = pd.DataFrame([_row("mean_face"), _row("code_regression", scale=0.6), _row("mofa", scale=0.5),
+                            _row("mofa", scale=0.9, landmark_loss=0.0, run_id="mofa-land0")])
+    records, _ = learning_records(learning_summary(results))
+    assert sorted((record["run"], record["landmarks"]) for record in records) == [
+        ("MoFA · per_vertex", "off"), ("MoFA · per_vertex", "on"), ("code regression (supervised) · per_vertex", "–")]
