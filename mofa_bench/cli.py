@@ -1,11 +1,14 @@
-"""The ``mofa-bench`` command line: the one module that ties the packages together.
+"""The ``mofa-bench`` command line.
 
-``renderers ← mofa_bench ← evaluation`` import one way; this entry point alone may use
-all three (lazily, inside each subcommand), e.g. to give the trainer the ``evaluation``
-package's validator.
+The core commands live here; the study's commands (``suite``, ``report``, ``bench``,
+``diagnose``) plug in through the command registry: the ``mofa_bench.commands`` entry-point
+group, whose entries are ``register(subparsers)`` functions (the ``evaluation`` package
+declares its own in ``pyproject.toml``). ``renderers ← mofa_bench ← evaluation`` import one
+way, this module included.
 
-Subcommands: ``info``, ``contact-sheet``, ``model export``, ``train``, ``reconstruct``, ``suite``,
-``report``, ``bench renderers|train|profile|pytorch3d-bins|report``. Run ``mofa-bench <command>
+Subcommands: ``info``, ``contact-sheet``, ``model export``, ``train``, ``reconstruct``,
+``prepare``, and from the registry ``suite``, ``report``, ``bench renderers|train|profile|pytorch3d-bins|report``,
+``diagnose``. Run ``mofa-bench <command>
 --help`` for each one's options.
 
 Errors: every failure ends in one line on stderr, ``mofa-bench <command>: error: <cause>``,
@@ -159,7 +162,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     if args.method == "fit":
         import dataclasses
 
-        from evaluation.baselines import method_builder
+        from mofa_bench.methods import method_builder
         from mofa_bench.config import load_config
         from mofa_bench.environment import resolve_device
 
@@ -255,7 +258,7 @@ def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from evaluation.validation import validate
+    from mofa_bench.scoring.validation import validate
     from mofa_bench.config import load_config
     from mofa_bench.output_paths import output_folder
     from mofa_bench.training.trainer import Trainer
@@ -267,11 +270,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          encoder__name=args.encoder)
     builder = None
     if config.method != "mofa":
-        from evaluation.baselines import method_builder
+        from mofa_bench.methods import method_builder
 
         builder = method_builder(config.method)
     output_folder(Path(config.out_dir) / config.name, "--out/--name (run directory)")
-    trainer = Trainer(config, validator=validate, method_builder=builder)
+    trainer = Trainer(config)
     if not trainer.dist.is_main:  # under torchrun rank 0 reports for every rank
         trainer.fit(resume=args.resume, allow_config_change=args.allow_config_change)
         return 0
@@ -357,22 +360,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_parser(sub)
 
-    from evaluation.bench.command import register_cli as register_bench
-
-    register_bench(sub)
-
-    from evaluation.suite.command import register_cli as register_suite
-
-    register_suite(sub)
-
-    from evaluation.report.command import register_cli as register_report
-
-    register_report(sub)
-
     from mofa_bench.photos.command import add_parser as register_prepare
 
     register_prepare(sub)
+    for entry in registered_commands():
+        _register_plugin(sub, entry)
     return parser
+
+
+#: The entry-point group of the command registry: ``name = "module:register"``, where
+#: ``register(subparsers)`` adds the command's parser (with ``func`` set) to ``subparsers``.
+COMMAND_GROUP = "mofa_bench.commands"
+
+
+def registered_commands() -> list:
+    """The registry's entry points (``importlib.metadata.EntryPoint``), sorted by name."""
+    from importlib.metadata import entry_points
+
+    return sorted(entry_points(group=COMMAND_GROUP), key=lambda entry: entry.name)
+
+
+def _register_plugin(sub: argparse._SubParsersAction, entry) -> None:
+    """Add one registered command; one that cannot be loaded becomes a command that says why."""
+    try:
+        register = entry.load()
+    except Exception as err:  # noqa: BLE001 - a broken plug-in must not take the other commands down
+        reason = f"the {entry.name!r} command could not be loaded from {entry.value}: {type(err).__name__}: {err}"
+
+        def unavailable(args: argparse.Namespace, reason: str = reason) -> int:
+            raise MofaBenchError(reason)
+
+        sub.add_parser(entry.name, help=f"(unavailable: {err})").set_defaults(func=unavailable)
+        return
+    register(sub)
 
 
 def _one_line(err: BaseException) -> str:

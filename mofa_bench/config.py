@@ -24,6 +24,7 @@ from mofa_bench.data.backgrounds import BackgroundConfig
 from mofa_bench.data.mixed import DataSource, check_sources
 from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights
+from mofa_bench.methods.registry import method_names
 from mofa_bench.sampling import CodePrior
 
 if TYPE_CHECKING:
@@ -33,10 +34,6 @@ if TYPE_CHECKING:
 
 #: ``optim.schedule`` values (:func:`mofa_bench.training.schedule.lr_factor`).
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
-
-#: Methods a config can name: MoFA, and the study's baselines (built by ``evaluation``).
-METHOD_NAMES: tuple[str, ...] = ("mofa", "conv_autoencoder", "learned_decoder", "fit", "code_regression",
-                                  "mean_face")
 
 #: Values of ``capture``: ``none`` (eager step) or ``compile`` (CUDA graphs through
 #: ``torch.compile(mode="reduce-overhead")``; eager on the CPU).
@@ -211,9 +208,10 @@ class TrainConfig:
     Under ``torchrun`` (:mod:`mofa_bench.training.distributed`) ``optim.batch_size`` is the
     global batch, split evenly over the processes.
 
-    ``method`` names what is trained (:data:`METHOD_NAMES`): ``mofa`` (the config's
-    encoder through the analytic decoder and renderer), or one of the study's baselines
-    (built by the ``evaluation`` package, which checks ``method_options``).
+    ``method`` names what is trained, one of the registry's names
+    (:func:`mofa_bench.methods.method_names`): ``mofa`` (the config's encoder through the
+    analytic decoder and renderer), or one of the study's baselines (each checks its own
+    ``method_options`` when it is built).
 
     ``best_metric`` names the validation metric (lower is better) whose best value
     writes ``checkpoints/best.pt``; without validation data the training loss is used.
@@ -307,8 +305,8 @@ class TrainConfig:
                 raise ConfigError(f"{key}: unknown renderer {name!r}; known renderers: {', '.join(renderer_names())}")
         self.renderer.check_options()
         self.model.check_options()
-        if self.method not in METHOD_NAMES:
-            raise ConfigError(f"method: expected one of {', '.join(METHOD_NAMES)}, got {self.method!r}")
+        if self.method not in method_names():
+            raise ConfigError(f"method: expected one of {', '.join(method_names())}, got {self.method!r}")
         from mofa_bench.encoders.base import MIN_IMAGE_SIZE
 
         if self.method in ("mofa", "code_regression") and self.camera.image_size < MIN_IMAGE_SIZE:

@@ -98,6 +98,26 @@ def pose_loss(code: torch.Tensor, rotation_weight: float, translation_weight: fl
     return pose.mean()
 
 
+def prior_factor(step: int, total_steps: int, final: float = 1.0) -> float:
+    """Multiplier of the statistical prior's weight (``loss.reg``) at training step ``step``.
+
+    Falls from 1 at step 0 to ``final`` at ``total_steps`` along half a cosine: a strong
+    prior holds the face codes at the mean while the encoder's features are still noise,
+    a weaker one later lets them follow the images. A pure function of the step (resumed
+    runs follow it exactly).
+
+    Args:
+        step: the step about to be taken, 0-based.
+        total_steps: ``optim.iterations``.
+        final: ``loss.reg_final``, the factor at the end (1: a constant prior).
+
+    Returns:
+        The factor, between ``final`` and 1.
+    """
+    progress = min(max(step, 0) / max(total_steps, 1), 1.0)
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 @dataclass(frozen=True)
 class LossWeights:
     """Weights of the MoFA loss (paper defaults).
@@ -111,7 +131,7 @@ class LossWeights:
         photo_normalization: ``"paper"`` (÷ M samples) or ``"weights"`` (÷ Σ weights).
         reg_final: the factor ``reg`` falls to by the end of a training run, along half a
             cosine (1: constant). The trainer applies it
-            (:func:`mofa_bench.training.schedule.prior_factor`); :func:`mofa_loss` uses
+            (:func:`prior_factor`); :func:`mofa_loss` uses
             ``reg`` as given.
         reg_rotation: w_r of the pose prior, per rad² of the Euler angles (0: none).
         reg_translation: w_t of the pose prior, per mm² of the translation (0: none).

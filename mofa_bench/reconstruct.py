@@ -60,7 +60,7 @@ from mofa_bench.environment import resolve_device
 from mofa_bench.errors import CheckpointError, ConfigError, DatasetError, InputError
 from mofa_bench.output_paths import output_folder
 from mofa_bench.reconstruct_inputs import find_images, output_stems, scan_inputs
-from mofa_bench.training.checkpoint import load_checkpoint
+from mofa_bench.checkpoint import load_checkpoint
 from renderers import get_renderer
 from renderers.checks import check_tensor
 

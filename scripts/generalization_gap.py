@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from evaluation.protocol import evaluate_codes
+from mofa_bench.scoring.protocol import evaluate_codes
 from evaluation.results.report import Column, markdown_table
 from mofa_bench.data.splits import synthetic_split
 from mofa_bench.errors import ConfigError

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
-from evaluation.baselines.fit import code_loss
-from evaluation.protocol import evaluate_codes, synthetic_test_batch
+from mofa_bench.methods.fit import code_loss
+from mofa_bench.scoring.protocol import evaluate_codes, synthetic_test_batch
 from evaluation.results.report import Column, markdown_table
 from mofa_bench.code_vector import CODE_SLICES, part_entries
 from mofa_bench.decoder import MoFADecoder

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from evaluation.protocol import evaluate_codes, synthetic_test_batch
+from mofa_bench.scoring.protocol import evaluate_codes, synthetic_test_batch
 from evaluation.results.report import Column, markdown_table
 from mofa_bench.code_vector import part_entries
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from evaluation.protocol import synthetic_test_batch
+from mofa_bench.scoring.protocol import synthetic_test_batch
 from mofa_bench.code_vector import CODE_SLICES
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.losses import photometric_loss

@@ -124,7 +124,7 @@ def synthetic_test_setting(out_dir: Path, model_path: Path, size: int):
     """``(config, decoder, batch)``: the first ``size`` test faces of a 64 px default-model config.
 
     The default model at subdivision 0 with a float32 per_vertex decoder on the CPU, as the
-    protocol's analysis scripts see it (:func:`evaluation.protocol.synthetic_test_batch`).
+    protocol's analysis scripts see it (:func:`mofa_bench.scoring.protocol.synthetic_test_batch`).
     """
     from mofa_bench.data.splits import synthetic_split
     from mofa_bench.decoder import MoFADecoder

@@ -1,8 +1,11 @@
-"""The layers ``renderers ← mofa_bench ← evaluation`` import one way, and no modules import in a cycle.
+"""The layers ``renderers ← mofa_bench ← evaluation`` import one way, and nothing imports in a cycle.
 
 Every module's imports are read with ``ast`` — function-local ones included, imports
-under ``if TYPE_CHECKING:`` left out (they never run). The ``mofa-bench`` entry point
-(``mofa_bench/cli.py``) is the one module allowed to tie the packages together.
+under ``if TYPE_CHECKING:`` left out (they never run). No module is exempt: the
+``mofa-bench`` entry point finds the study's commands through its command registry
+(entry points), not by importing ``evaluation``. Besides modules, the sub-packages
+(folders) of each package form no cycle either (e.g. ``mofa_bench.data`` ↔
+``mofa_bench.photos``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("renderers", "mofa_bench", "evaluation")
 #: Which of our packages each package may import (besides itself).
 ALLOWED = {"renderers": set(), "mofa_bench": {"renderers"}, "evaluation": {"renderers", "mofa_bench"}}
-ENTRY_POINT = "mofa_bench.cli"
 
 
 def _module_name(path: Path) -> str:
@@ -122,12 +124,12 @@ def test_the_graph_sees_local_and_relative_imports(tmp_path):
     pkg = tmp_path / "mofa_bench"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "a.py").write_text("def f():\n    from evaluation.metrics import x\n"
+    (pkg / "a.py").write_text("def f():\n    from mofa_bench.scoring.metrics import x\n"
                               "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from mofa_bench import b\n"
                               "from . import b\n")
     known = {"mofa_bench": pkg / "__init__.py", "mofa_bench.a": pkg / "a.py", "mofa_bench.b": pkg / "b.py",
-             "evaluation.metrics": pkg / "m.py"}
-    assert _imports(pkg / "a.py", "mofa_bench.a", known) == [("evaluation.metrics", 2), ("mofa_bench.b", 6)]
+             "mofa_bench.scoring.metrics": pkg / "m.py"}
+    assert _imports(pkg / "a.py", "mofa_bench.a", known) == [("mofa_bench.scoring.metrics", 2), ("mofa_bench.b", 6)]
     assert _cycles({"a": [("b", 1)], "b": [("a", 1)], "c": [("a", 1)]}) == [["a", "b"]]
 
 
@@ -135,8 +137,6 @@ def test_layers_import_one_way():
     known, graph = _graph()
     wrong = []
     for module, imports in graph.items():
-        if module == ENTRY_POINT:
-            continue
         package = module.split(".")[0]
         for target, line in imports:
             other = target.split(".")[0]
@@ -156,6 +156,57 @@ def test_no_import_cycles_between_modules():
                 if target in members:
                     lines.append(f"{known[module].relative_to(ROOT)}:{line}: {module} imports {target}")
     assert not cycles, "import cycles:\n" + "\n".join(lines)
+
+
+def _folder(module: str, known: dict[str, Path]) -> str | None:
+    """The sub-package folder a module lives in (``mofa_bench.data`` for ``mofa_bench.data.images``),
+    or ``None`` for a module at a package's top level (``mofa_bench.config``)."""
+    parts = module.split(".")
+    if known[module].name == "__init__.py":
+        return ".".join(parts[:2]) if len(parts) >= 2 else None
+    return ".".join(parts[:2]) if len(parts) >= 3 else None
+
+
+def _folder_graph(known: dict[str, Path], graph: dict[str, list[tuple[str, int]]]) -> dict[str, list[tuple[str, int]]]:
+    """Folder → the other folders its modules import (with one line as the witness)."""
+    folders: dict[str, list[tuple[str, int]]] = {}
+    for module, imports in graph.items():
+        source = _folder(module, known)
+        if source is None:
+            continue
+        edges = folders.setdefault(source, [])
+        for target, line in imports:
+            other = _folder(target, known)
+            if other is not None and other != source and other not in {t for t, _ in edges}:
+                edges.append((other, line))
+    for edges in list(folders.values()):
+        for target, _ in edges:
+            folders.setdefault(target, [])
+    return folders
+
+
+def test_folder_graph_finds_a_cycle_between_sub_packages():
+    known = {name: Path(f"{name.replace('.', '/')}.py") for name in
+             ("p.a.x", "p.b.y", "p.c.z", "p.top")}
+    graph = {"p.a.x": [("p.b.y", 3)], "p.b.y": [("p.a.x", 5), ("p.top", 1)], "p.c.z": [("p.a.x", 2)],
+             "p.top": [("p.c.z", 1)]}
+    folders = _folder_graph(known, graph)
+    assert _cycles(folders) == [["p.a", "p.b"]]  # p.top is no folder: p.c -> p.top -> p.c is not a folder cycle
+
+
+def test_no_import_cycles_between_folders():
+    known, graph = _graph()
+    folders = _folder_graph(known, graph)
+    cycles = _cycles(folders)
+    lines = []
+    for component in cycles:
+        members = set(component)
+        for module, imports in graph.items():
+            if _folder(module, known) in members:
+                lines += [f"{known[module].relative_to(ROOT)}:{line}: {module} imports {target}"
+                          for target, line in imports
+                          if _folder(target, known) in members - {_folder(module, known)}]
+    assert not cycles, "folder cycles " + str(cycles) + ":\n" + "\n".join(lines)
 
 
 def _upper_layer_imports(path: Path, module_level_only: bool) -> list[str]:

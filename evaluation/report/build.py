@@ -30,7 +30,7 @@ from evaluation.report.tables import (
     summary_records,
 )
 from evaluation.results.report import Column
-from evaluation.validation import SCORING_RENDERER
+from mofa_bench.scoring.validation import SCORING_RENDERER
 
 __all__ = ["FIGURE_DIR", "ReportFiles", "build_report", "default_bench_csvs", "write_report"]
 

@@ -8,13 +8,13 @@ faces for every run of a suite that shares model, camera and data settings.
 :func:`evaluate_test_set` writes into the run directory:
 
 - ``test_metrics.csv``: one row per test image, ``index`` (within the split) and every
-  per-sample metric of :func:`evaluation.validation.evaluate_batch`;
+  per-sample metric of :func:`mofa_bench.scoring.validation.evaluate_batch`;
 - ``test_reconstructions.pt``: ``{"image": (K, 3, H, W), "mask": (K, 1, H, W)}`` float32
   on the CPU, the reconstruction over black and its coverage for the first K test images;
 - ``vertex_error_mm.npy``: ``(N,)`` float32, the mean posed per-vertex distance (mm,
-  :func:`evaluation.protocol.vertex_errors`) over the test set, for methods with codes.
+  :func:`mofa_bench.scoring.protocol.vertex_errors`) over the test set, for methods with codes.
 
-Numbers: each metric's test value is :func:`evaluation.validation.summarize` of the
+Numbers: each metric's test value is :func:`mofa_bench.scoring.validation.summarize` of the
 per-image values (as in validation), its 95 % interval the percentile bootstrap of that
 value over test images (:func:`bootstrap_ci`: 1000 resamples from a fixed seed, so every
 run of a given test size uses the same resamples). Inference time is the wall time of
@@ -35,12 +35,12 @@ import numpy as np
 import torch
 
 from evaluation.bench.measure import synchronize
-from evaluation.protocol import vertex_errors
-from evaluation.validation import evaluate_batch, summarize
+from mofa_bench.scoring.protocol import vertex_errors
+from mofa_bench.scoring.validation import evaluate_batch, summarize
 from mofa_bench.config import TrainConfig
 from mofa_bench.data.splits import synthetic_split
 from mofa_bench.decoder import MoFADecoder
-from mofa_bench.training.method import Method, Reconstruction, code_decoder
+from mofa_bench.methods.base import Method, Reconstruction, code_decoder
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
@@ -65,7 +65,7 @@ class Scores:
     """What a run scored on the test split.
 
     Attributes:
-        summary: ``{metric: value}`` (:func:`evaluation.validation.summarize`).
+        summary: ``{metric: value}`` (:func:`mofa_bench.scoring.validation.summarize`).
         ci: ``{metric: (low, high)}`` 95 % bootstrap interval of each value.
         size: number of test images.
         inference_ms_per_image: wall time of ``reconstruct`` per test image, ms.
@@ -103,7 +103,7 @@ def draw_test_inputs(config: TrainConfig, test_seed: int, count: int) -> dict[st
 
 def bootstrap_ci(per_sample: dict[str, torch.Tensor], resamples: int = BOOTSTRAP_RESAMPLES,
                  seed: int = BOOTSTRAP_SEED, level: float = 0.95) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap interval of every :func:`~evaluation.validation.summarize` value.
+    """Percentile bootstrap interval of every :func:`~mofa_bench.scoring.validation.summarize` value.
 
     Args:
         per_sample: ``{metric: (n,)}`` per-image values.
@@ -134,7 +134,7 @@ def bootstrap_ci(per_sample: dict[str, torch.Tensor], resamples: int = BOOTSTRAP
 class _TimedMethod:
     """A method seen through ``reconstruct``: each call timed, the last reconstruction kept.
 
-    Passed to :func:`evaluation.validation.evaluate_batch` in place of the method (it reads
+    Passed to :func:`mofa_bench.scoring.validation.evaluate_batch` in place of the method (it reads
     ``reconstruct`` and the ``decoder`` attribute only).
     """
 

@@ -21,7 +21,7 @@ from evaluation.results.rows import error_note
 from evaluation.suite.collect import base_row, read_run_row
 from evaluation.suite.run import RunTask, read_status, run_task, write_json
 from mofa_bench.errors import ConfigError
-from mofa_bench.training.trainer import MethodBuilder
+from mofa_bench.methods import MethodBuilder
 
 __all__ = ["LOCAL_SUBMITIT_TIMEOUT_MIN", "POLL_S", "execute"]
 

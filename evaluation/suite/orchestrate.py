@@ -30,7 +30,7 @@ from evaluation.suite.run import RunTask, read_status
 from evaluation.suite.spec import SuiteSpec, write_suite
 from mofa_bench.config import config_from_dict
 from mofa_bench.errors import ConfigError
-from mofa_bench.training.trainer import MethodBuilder
+from mofa_bench.methods import MethodBuilder
 
 __all__ = ["plan_suite", "run_dir_of", "run_suite"]
 

@@ -5,7 +5,7 @@ measured on them (as the paper scores real data against detected landmarks):
 
 - ``real_landmark_px``: mean 2D distance (px, in the run's ``camera.image_size`` crops)
   of the model's 46 training landmarks to the detected ones, each point weighted by its
-  detection confidence (:func:`evaluation.metrics.landmark_error`);
+  detection confidence (:func:`mofa_bench.scoring.metrics.landmark_error`);
 - ``real_landmark_nme``: the same divided by the detected outer-eye-corner distance
   (iBUG 36–45);
 - ``real_photometric``: mean RGB distance between the crop and the reconstruction over
@@ -30,10 +30,10 @@ import torch
 
 from evaluation.suite.evaluate import EVAL_BATCH, Scores, bootstrap_ci
 from evaluation.suite.spec import RealTest
-from evaluation.validation import evaluate_batch, summarize
+from mofa_bench.scoring.validation import evaluate_batch, summarize
 from mofa_bench.config import TrainConfig
-from mofa_bench.photos.prepare import PreparedFaces
-from mofa_bench.training.method import Method
+from mofa_bench.data.prepared import PreparedFaces
+from mofa_bench.methods.base import Method
 
 __all__ = ["REAL_METRICS", "evaluate_real_set"]
 

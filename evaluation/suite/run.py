@@ -42,7 +42,6 @@ from typing import Any, Mapping
 
 import torch
 
-from evaluation.baselines.learned_decoder import EncoderStage, decoder_fidelity
 from evaluation.bench.measure import PeakMemory, free_device_memory
 from evaluation.results.rows import environment_columns, error_note, timestamp
 from evaluation.suite.collect import base_row
@@ -50,13 +49,14 @@ from evaluation.suite.evaluate import draw_test_split, evaluate_test_set
 from evaluation.suite.expand import Cell, stage_config
 from evaluation.suite.real import evaluate_real_set
 from evaluation.suite.spec import RealTest, Stage
-from evaluation.validation import validate
 from mofa_bench.config import TrainConfig, config_from_dict, save_config
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.environment import resolve_device
 from mofa_bench.errors import ConfigError
-from mofa_bench.training.method import Method
-from mofa_bench.training.trainer import MethodBuilder, Trainer
+from mofa_bench.methods import Method, MethodBuilder, method_builder
+from mofa_bench.methods.learned_decoder import EncoderStage
+from mofa_bench.scoring import decoder_fidelity, validate
+from mofa_bench.training.trainer import Trainer
 
 __all__ = ["RunTask", "method_builder_for", "read_status", "run_task", "write_json"]
 
@@ -101,15 +101,9 @@ def read_status(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def method_builder_for(name: str, builders: Mapping[str, MethodBuilder] | None = None) -> MethodBuilder:
-    """The builder of method ``name``: ``builders[name]`` if given, else MoFA's or the baselines'."""
+    """The builder of method ``name``: ``builders[name]`` if given, else the method registry's."""
     if builders and name in builders:
         return builders[name]
-    if name == "mofa":
-        from mofa_bench.training.mofa import build_mofa_method
-
-        return build_mofa_method
-    from evaluation.baselines import method_builder
-
     return method_builder(name)
 
 

@@ -63,7 +63,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from mofa_bench.config import METHOD_NAMES
+from mofa_bench.methods import method_names
 from mofa_bench.config import read_yaml_file
 from mofa_bench.errors import ConfigError
 
@@ -219,7 +219,7 @@ def _axis_value(key: str, axis: str, value: Any) -> Any:
         raise ConfigError(f"{key}: expected a name, got {value!r}")
     known: tuple[str, ...] | list[str]
     if axis == "method":
-        known = METHOD_NAMES
+        known = method_names()
     elif axis == "renderer":
         from renderers import renderer_names
 

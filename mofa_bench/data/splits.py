@@ -97,7 +97,7 @@ def _dataset(kind: str, path: str | None, data: "DataConfig", decoder: MoFADecod
 
         return ShardedFaces(path)
     if kind == "prepared":
-        from mofa_bench.photos.prepare import PreparedFaces
+        from mofa_bench.data.prepared import PreparedFaces
 
         return PreparedFaces(path, image_size)
     from mofa_bench.data.images import ImageFolder

@@ -9,7 +9,7 @@
 - :mod:`~mofa_bench.photos.faces`: photo files → one framed face (:class:`FacePipeline`),
   and the cropper ``reconstruct`` uses (:class:`PhotoFramer`).
 - :mod:`~mofa_bench.photos.prepare`: ``mofa-bench prepare``: crops, landmarks and a Parquet
-  manifest; :class:`~mofa_bench.photos.prepare.PreparedFaces` reads it back
+  manifest; :class:`~mofa_bench.data.prepared.PreparedFaces` reads it back
   (``data.kind: prepared``). :mod:`~mofa_bench.photos.adapters`: CelebA, LFW, 300-VW.
 """
 

@@ -2,7 +2,7 @@
 
 On a GPU the MoFA loss path is bound by kernel launches (hundreds of small kernels
 for formation, renderer and loss, forward and backward), not by arithmetic. With
-``capture: compile`` the method's :meth:`~mofa_bench.training.method.Method.loss_terms`
+``capture: compile`` the method's :meth:`~mofa_bench.methods.base.Method.loss_terms`
 runs under ``torch.compile(mode="reduce-overhead", dynamic=False)``: Inductor fuses the
 elementwise work and CUDA graphs replay the forward and the backward kernels with one
 launch per graph. Shapes are static — every training step has ``batch_size`` samples of

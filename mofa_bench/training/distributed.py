@@ -323,7 +323,7 @@ def wrap_for_ddp(method: nn.Module, loss_fn: Callable[[Any], dict[str, torch.Ten
     are broadcast from rank 0 before each forward.
 
     Args:
-        method: the trained :class:`~mofa_bench.training.method.Method`, on ``device``.
+        method: the trained :class:`~mofa_bench.methods.base.Method`, on ``device``.
         loss_fn: ``batch -> terms`` (``method.loss_terms``, or its compiled version).
         device: this rank's device.
     """

@@ -63,23 +63,3 @@ def lr_factor(step: int, total_steps: int, schedule: str = "constant", warmup_st
     progress = min((step - warmup_steps) / span, 1.0)
     # Never exactly zero: the last step still moves (its rate is about 1/span² of the full one).
     return max(0.5 * (1.0 + math.cos(math.pi * progress)), 1.0 / (span * span))
-
-
-def prior_factor(step: int, total_steps: int, final: float = 1.0) -> float:
-    """Multiplier of the statistical prior's weight (``loss.reg``) at training step ``step``.
-
-    Falls from 1 at step 0 to ``final`` at ``total_steps`` along half a cosine: a strong
-    prior holds the face codes at the mean while the encoder's features are still noise,
-    a weaker one later lets them follow the images. A pure function of the step (resumed
-    runs follow it exactly).
-
-    Args:
-        step: the step about to be taken, 0-based.
-        total_steps: ``optim.iterations``.
-        final: ``loss.reg_final``, the factor at the end (1: a constant prior).
-
-    Returns:
-        The factor, between ``final`` and 1.
-    """
-    progress = min(max(step, 0) / max(total_steps, 1), 1.0)
-    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -1,4 +1,4 @@
-"""The trainer: trains any :class:`~mofa_bench.training.method.Method` from a config.
+"""The trainer: trains any :class:`~mofa_bench.methods.base.Method` from a config.
 
 One :class:`Trainer` owns a run directory::
 
@@ -11,7 +11,7 @@ One :class:`Trainer` owns a run directory::
       samples/             step_XXXXXXX.png: input | reconstruction | overlay
       figures/             loss_curve.png, validation_curve.png
 
-The method (MoFA by default: :mod:`mofa_bench.training.mofa`) knows its loss; the trainer
+The method (the one ``config.method`` names in :mod:`mofa_bench.methods`; MoFA by default) knows its loss; the trainer
 owns the loop, the optimiser, checkpoints and logs. Optimisation follows the paper:
 AdaDelta with lr 0.1 and 0.0005 for z-translation (a separate parameter group, see
 :meth:`Method.parameter_groups`), batch 5; AdamW is available for modern runs.
@@ -23,7 +23,7 @@ error, however few steps it had.
 ``fit(resume=True)`` continues from ``checkpoints/last.pt`` exactly: the data order is a
 pure function of the step and the RNG state is restored, so on the CPU a resumed run
 ends bit-for-bit where an uninterrupted one does. The checkpoint's schema and content
-hash are checked first (:mod:`mofa_bench.training.checkpoint`), and its config must match
+hash are checked first (:mod:`mofa_bench.checkpoint`), and its config must match
 the requested one except for :data:`RESUME_FREE_KEYS` (bookkeeping that does not change
 what is learnt); ``allow_config_change=True`` resumes anyway and records each changed
 key in ``config_changes.csv``. The CSV logs are cut back to the checkpoint's step, and a
@@ -33,8 +33,8 @@ Only one trainer at a time works in a run directory (:class:`~mofa_bench.trainin
 held for the duration of :meth:`Trainer.fit`); a second one stops with
 :class:`~mofa_bench.training.lock.RunDirectoryBusyError`.
 
-Validation is whatever ``validator`` the caller passes (the ``evaluation`` package's,
-from the command line); the trainer never imports ``evaluation``.
+Validation scores the method on the validation split with every protocol metric
+(:func:`mofa_bench.scoring.validate`) unless the caller passes another ``validator``.
 
 Started by ``torchrun`` with several processes, the trainer trains with
 ``DistributedDataParallel`` (:mod:`mofa_bench.training.distributed`): ``optim.batch_size``
@@ -63,21 +63,19 @@ from mofa_bench.environment import environment_record, resolve_device
 from mofa_bench.errors import ConfigError, TrainingDivergedError
 from mofa_bench.training import distributed as ddp
 from mofa_bench.training.capture import build_step_capture
-from mofa_bench.training.checkpoint import (check_trainer_state, load_checkpoint, remove_stale_temp_files,
+from mofa_bench.checkpoint import (check_trainer_state, load_checkpoint, remove_stale_temp_files,
                                             save_checkpoint)
 from mofa_bench.training.lock import RunLock
-from mofa_bench.training.method import Method, NonFiniteBatch
-from mofa_bench.training.mofa import build_mofa_method
+from mofa_bench.methods.base import Method, MethodBuilder, NonFiniteBatch
+from mofa_bench.methods.registry import method_builder as registry_builder
 from mofa_bench.training.run_files import append_row, flatten, truncate_rows
+from mofa_bench.scoring.validation import validate as protocol_validate
 from mofa_bench.training.schedule import batch_indices, lr_factor
 from renderers import get_renderer
 
 #: ``validator(method, dataset, device) -> {metric: value}`` (lower is better for the
 #: metric that picks ``best.pt``).
 Validator = Callable[[Method, Any, torch.device], dict[str, float]]
-#: ``builder(config, decoder) -> method``: makes the method a config names around the
-#: trainer's decoder (face model, camera and renderer of the config, on its device).
-MethodBuilder = Callable[[TrainConfig, MoFADecoder], Method]
 
 #: Config keys (dotted, or a prefix ending in ``.``) a resumed run may change freely: where
 #: the run lives, how long it runs, how often it logs and saves, how it is shown and
@@ -132,16 +130,15 @@ class Trainer:
     Args:
         config: the resolved config.
         run_dir: run directory (default ``<out_dir>/<name>``).
-        validator: metric function run on the validation set; ``None`` validates
-            nothing (``best.pt`` then follows the training loss).
-        method_builder: makes the method to train; default
-            :func:`~mofa_bench.training.mofa.build_mofa_method` (the config's encoder
-            around the analytic decoder). Other methods (the study's baselines) come with
-            their own builder.
+        validator: metric function run on the validation set; default
+            :func:`~mofa_bench.scoring.validate` (every protocol metric); ``None``
+            validates nothing (``best.pt`` then follows the training loss).
+        method_builder: makes the method to train; default the registry's builder of
+            ``config.method`` (:func:`~mofa_bench.methods.method_builder`).
     """
 
     def __init__(self, config: TrainConfig, run_dir: str | Path | None = None,
-                 validator: Validator | None = None, method_builder: MethodBuilder | None = None) -> None:
+                 validator: Validator | None = protocol_validate, method_builder: MethodBuilder | None = None) -> None:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir else Path(config.out_dir) / config.name
         self.dist, self.device = ddp.setup_distributed(resolve_device(config.device))
@@ -154,7 +151,7 @@ class Trainer:
         self.decoder = MoFADecoder(self.face_model, self.camera, renderer=renderer)
         self.train_data, self.val_data = build_datasets(config.data, self.decoder, config.camera.image_size,
                                                          progress=config.progress and self.dist.is_main)
-        self.method = (method_builder or build_mofa_method)(config, self.decoder).to(self.device)
+        self.method = (method_builder or registry_builder(config.method))(config, self.decoder).to(self.device)
         if not self.method.trains:
             raise ConfigError(f"method {config.method!r} has nothing to train: evaluate it directly "
                               f"(a suite, or `mofa-bench reconstruct --method {config.method}`)")

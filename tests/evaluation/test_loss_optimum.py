@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-from evaluation.protocol import evaluate_codes
+from mofa_bench.scoring.protocol import evaluate_codes
 from helpers import load_script, synthetic_test_setting
 
 loss_optimum = load_script("loss_optimum")

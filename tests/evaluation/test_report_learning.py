@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from evaluation.baselines import MeanFace, method_builder
+from mofa_bench.methods import MeanFace, method_builder
 from evaluation.report.learning import LEARNING_METRICS, learning_records, learning_summary
-from evaluation.validation import evaluate_batch
+from mofa_bench.scoring.validation import evaluate_batch
 from helpers import tiny_train_config
 from mofa_bench import Camera, MoFADecoder
 from mofa_bench.data.batch import FaceBatch

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from evaluation.metrics import landmark_error
+from mofa_bench.scoring.metrics import landmark_error
 from evaluation.report.build import build_report
 from evaluation.report.document import Heading, Table
 from evaluation.report.load import load_suite as load_suite_dir
@@ -18,8 +18,8 @@ from evaluation.suite.orchestrate import run_suite
 from evaluation.suite.spec import RealTest, load_suite, suite_from_dict, suite_to_dict
 from mofa_bench import Camera, FaceModel, MoFADecoder
 from mofa_bench.errors import ConfigError
-from mofa_bench.photos.prepare import PreparedFaces
-from mofa_bench.training.method import Method, Reconstruction
+from mofa_bench.data.prepared import PreparedFaces
+from mofa_bench.methods.base import Method, Reconstruction
 from prepared_folders import rendered_prepared_folder
 from test_suite_run import TinyAutoencoder, tiny_suite
 

@@ -77,7 +77,7 @@ def main(out: Path, model: Path, scenario: str) -> None:
         torch.manual_seed(ddp_rank_seed())
         return collectives(out)
     import mofa_bench.training.trainer as trainer_module
-    from evaluation.validation import validate
+    from mofa_bench.scoring.validation import validate
     from mofa_bench.training import distributed as ddp
 
     writes: list[str] = []

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from evaluation.validation import validate
+from mofa_bench.scoring.validation import validate
 from helpers import tiny_train_config
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.data.mixed import MixedFaces
 from mofa_bench.data.synthetic import SyntheticFaces
 from mofa_bench.errors import ConfigError, InputError
-from mofa_bench.photos.prepare import PreparedFaces
+from mofa_bench.data.prepared import PreparedFaces
 from mofa_bench.training import Trainer
 from mofa_bench.training.schedule import batch_indices
 from prepared_folders import rendered_prepared_folder

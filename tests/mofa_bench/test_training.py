@@ -5,12 +5,13 @@ import pytest
 import torch
 import yaml
 
-from evaluation.validation import validate
+from mofa_bench.scoring.validation import validate
 from helpers import tiny_train_config
 from mofa_bench.config import config_to_dict, load_config
 from mofa_bench.errors import CheckpointError, ConfigError, TrainingDivergedError
 from mofa_bench.training import Trainer, load_checkpoint, save_checkpoint
-from mofa_bench.training.schedule import batch_indices, lr_factor, prior_factor
+from mofa_bench.losses import prior_factor
+from mofa_bench.training.schedule import batch_indices, lr_factor
 from renderers import RendererUnavailableError, available_renderers
 
 CPU_RENDERERS = [name for name, state in available_renderers("cpu").items() if state.available]
@@ -266,7 +267,8 @@ class TestCheckpoints:
 
 
 def test_nan_batches_are_skipped_then_abort(tmp_path, tiny_model_path):
-    trainer = Trainer(_config(tmp_path, tiny_model_path, "optim.iterations=10", "max_nonfinite=3", name="nan"))
+    trainer = Trainer(_config(tmp_path, tiny_model_path, "optim.iterations=10", "max_nonfinite=3", name="nan"),
+                      validator=None)
 
     trainer.method.encode = lambda images: torch.full((images.shape[0], 257), math.nan)
     with pytest.raises(TrainingDivergedError, match="3 batches in a row"):

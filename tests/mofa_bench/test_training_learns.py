@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation.validation import validate
+from mofa_bench.scoring.validation import validate
 from helpers import tiny_train_config
 from mofa_bench.training import Trainer
 

@@ -17,7 +17,7 @@ import argparse
 import torch
 
 from mofa_bench.code_vector import CODE_DIM
-from mofa_bench.photos.prepare import PreparedFaces
+from mofa_bench.data.prepared import PreparedFaces
 from mofa_bench.reconstruct import load_trained_model
 
 

@@ -13,7 +13,8 @@ from PIL import Image
 from mofa_bench.errors import DatasetError, InputError
 from mofa_bench.photos.faces import PhotoSkipped, read_photo
 from mofa_bench.photos.framing import frame_from_landmarks68
-from mofa_bench.photos.prepare import MANIFEST_COLUMNS, PreparedFaces, PrepareSettings, prepare_folder
+from mofa_bench.data.prepared import PreparedFaces
+from mofa_bench.photos.prepare import MANIFEST_COLUMNS, PrepareSettings, prepare_folder
 
 SMALL = PrepareSettings(size=64, max_pixels=600_000)
 
@@ -199,7 +200,7 @@ def test_crop_names_stay_inside_the_output_folder():
 
 @pytest.mark.usefixtures("needs_mediapipe")
 def test_a_prepared_folder_trains_with_its_landmarks(photo_folder: Path, tmp_path: Path, tiny_model_path: Path):
-    from evaluation.validation import validate
+    from mofa_bench.scoring.validation import validate
     from helpers import tiny_train_config
     from mofa_bench.training import Trainer
 

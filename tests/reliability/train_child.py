@@ -35,7 +35,7 @@ def _killer(point: str, n: int):
 
     import torch
 
-    import mofa_bench.training.checkpoint as checkpoint
+    import mofa_bench.checkpoint as checkpoint
     import mofa_bench.training.trainer as trainer
 
     if point == "row":
@@ -73,7 +73,7 @@ def _killer(point: str, n: int):
 
 
 def main(root: str, model: str, name: str, resume: str, kill: str) -> None:
-    from evaluation.validation import validate
+    from mofa_bench.scoring.validation import validate
     from helpers import tiny_train_config
     from mofa_bench.training import Trainer
 

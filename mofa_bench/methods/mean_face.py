@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from evaluation.baselines.options import check_method_options
+from mofa_bench.methods.options import check_method_options
 from mofa_bench.code_vector import zero_code
 from mofa_bench.config import TrainConfig
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.decoder import MoFADecoder
-from mofa_bench.training.method import Method, Reconstruction
+from mofa_bench.methods.base import Method, Reconstruction
 
 __all__ = ["MeanFace", "build_mean_face"]
 

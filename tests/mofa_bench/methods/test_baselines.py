@@ -1,4 +1,4 @@
-"""Tests of evaluation.baselines: the conv autoencoder, the learned decoder, per-image fitting."""
+"""Tests of mofa_bench.methods: the conv autoencoder, the learned decoder, per-image fitting."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 import torch
 import yaml
 
-from evaluation.baselines import (
-    BUILDERS,
+from mofa_bench.methods import (
     ConvAutoencoder,
     ConvEncoder,
     DecoderStage,
@@ -20,12 +19,11 @@ from evaluation.baselines import (
     FitMethod,
     LearnedDecoder,
     code_loss,
-    decoder_fidelity,
     fit_codes,
     method_builder,
     prior_codes,
 )
-from evaluation.validation import evaluate_batch
+from mofa_bench.scoring import decoder_fidelity, evaluate_batch
 from mofa_bench import CODE_DIM, Camera, MoFADecoder
 from mofa_bench.cli import main
 from helpers import save_render_png, tiny_train_config
@@ -34,7 +32,6 @@ from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights
 from mofa_bench.sampling import CodePrior, sample_codes
 from mofa_bench.training import Trainer, save_checkpoint
-from mofa_bench.training.mofa import build_mofa_method
 from renderers import available_renderers, get_renderer
 
 CPU_RENDERERS = [name for name, state in available_renderers("cpu").items() if state.available]
@@ -76,18 +73,6 @@ def _one_step(trainer: Trainer) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def tiny32(tiny_model):
     return tiny_model.to(dtype=torch.float32)
-
-
-class TestMethodBuilder:
-    def test_every_config_method_has_a_builder(self):
-        from mofa_bench.config import METHOD_NAMES
-
-        assert set(BUILDERS) == set(METHOD_NAMES)
-        assert method_builder("mofa") is build_mofa_method
-
-    def test_unknown_method_lists_the_known_ones(self):
-        with pytest.raises(ConfigError, match="unknown method 'vae'.*conv_autoencoder"):
-            method_builder("vae")
 
 
 class TestNetworks:

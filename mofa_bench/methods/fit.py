@@ -1,7 +1,7 @@
 """Per-image optimisation baseline: fit a code to each image, no network.
 
 Each image's code starts at zero (the mean face, frontal, centred, ambient-lit) and a
-solver — Adam (default) or Levenberg-Marquardt (:mod:`evaluation.baselines.fit_lm`) —
+solver — Adam (default) or Levenberg-Marquardt (:mod:`mofa_bench.methods.fit_lm`) —
 minimises MoFA's own loss (:func:`~mofa_bench.losses.mofa_loss`: photometric through the
 decoder's renderer — any backend that gives gradients — plus landmarks when the caller
 gives them, plus the statistical regulariser) for a fixed number of steps.
@@ -17,7 +17,7 @@ iteration lowers the loss about as much as 20 Adam steps and costs about as much
 Options (``method_options``): ``solver`` (``adam`` or ``lm``, default ``adam``), ``steps``
 (int: Adam steps, default 100, or LM iterations, default 20), ``lr`` (Adam only: a mapping
 of code part → rate; parts not given keep :data:`DEFAULT_LR`) and ``damping`` (LM only:
-the initial Marquardt λ, default :data:`~evaluation.baselines.fit_lm.DEFAULT_DAMPING`).
+the initial Marquardt λ, default :data:`~mofa_bench.methods.fit_lm.DEFAULT_DAMPING`).
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ from typing import Any, Mapping
 
 import torch
 
-from evaluation.baselines.fit_lm import DEFAULT_DAMPING, DEFAULT_LM_STEPS, LMTargets, lm_fit_codes
-from evaluation.baselines.options import check_method_options, positive_int
+from mofa_bench.methods.fit_lm import DEFAULT_DAMPING, DEFAULT_LM_STEPS, LMTargets, lm_fit_codes
+from mofa_bench.methods.options import check_method_options, positive_int
 from mofa_bench.code_vector import CODE_LAYOUT
 from mofa_bench.config import TrainConfig
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights, mofa_loss
-from mofa_bench.training.method import Method, Reconstruction
+from mofa_bench.methods.base import Method, Reconstruction
 from renderers.checks import check_tensor
 from renderers.errors import InputError
 
@@ -179,7 +179,7 @@ def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights =
         lr: Adam's per-part rates (:data:`DEFAULT_LR` for parts not given).
         landmarks: ``(B, 68, 2)`` target landmarks, px, or ``None``.
         confidence: ``(B, 68)`` landmark confidences, or ``None``.
-        solver: ``"adam"`` or ``"lm"`` (:func:`~evaluation.baselines.fit_lm.lm_fit_codes`).
+        solver: ``"adam"`` or ``"lm"`` (:func:`~mofa_bench.methods.fit_lm.lm_fit_codes`).
         damping: LM's initial Marquardt λ.
 
     Returns:

@@ -11,9 +11,8 @@ from mofa_bench.config import TrainConfig
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.encoders import FaceEncoder, build_encoder, parameter_groups
-from mofa_bench.losses import LossWeights, mofa_loss
-from mofa_bench.training.method import Method, NonFiniteBatch, Reconstruction
-from mofa_bench.training.schedule import prior_factor
+from mofa_bench.losses import LossWeights, mofa_loss, prior_factor
+from mofa_bench.methods.base import Method, NonFiniteBatch, Reconstruction
 
 #: ``loss_path(code, images, landmarks, confidence) -> terms``.
 LossPath = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"],

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from evaluation.baselines import CodeRegression, build_code_regression, method_builder, prior_scale
-from evaluation.baselines.code_regression import effect_weights
-from evaluation.validation import evaluate_batch
+from mofa_bench.methods import CodeRegression, build_code_regression, method_builder, prior_scale
+from mofa_bench.methods.code_regression import effect_weights
+from mofa_bench.scoring.validation import evaluate_batch
 from helpers import tiny_train_config
 from mofa_bench import CODE_DIM, Camera, MoFADecoder
 from mofa_bench.code_vector import CODE_SLICES

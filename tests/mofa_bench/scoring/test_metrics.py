@@ -1,4 +1,4 @@
-"""Tests for evaluation.metrics: geometric, photometric and landmark errors."""
+"""Tests for mofa_bench.scoring.metrics: geometric, photometric and landmark errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from helpers import assert_close
 
-from evaluation import geometric_error, landmark_error, photometric_error
-from evaluation_references import geometric_error_reference
+from mofa_bench.scoring import geometric_error, landmark_error, photometric_error
+from scoring_references import geometric_error_reference
 from mofa_bench.face_model.model import LANDMARKS_46
 from renderers.errors import InputError
 

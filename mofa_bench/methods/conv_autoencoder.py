@@ -1,7 +1,7 @@
 """The paper's convolutional autoencoder baseline: image → 257-d bottleneck → image.
 
-:class:`~evaluation.baselines.networks.ConvEncoder` then
-:class:`~evaluation.baselines.networks.DeconvDecoder`, trained end to end on the
+:class:`~mofa_bench.methods.networks.ConvEncoder` then
+:class:`~mofa_bench.methods.networks.DeconvDecoder`, trained end to end on the
 photometric error alone. Its bottleneck is not a face-model code, so it has no geometry
 (no pose, shape or landmarks to score): it is compared on the photometric error only,
 over the whole image.
@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from evaluation.baselines.networks import ConvEncoder, DeconvDecoder
-from evaluation.baselines.options import check_method_options, image_photometric_loss
+from mofa_bench.methods.networks import ConvEncoder, DeconvDecoder
+from mofa_bench.methods.options import check_method_options, image_photometric_loss
 from mofa_bench.config import TrainConfig
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.decoder import MoFADecoder
-from mofa_bench.training.method import Method, NonFiniteBatch, Reconstruction
+from mofa_bench.methods.base import Method, NonFiniteBatch, Reconstruction
 
 __all__ = ["ConvAutoencoder", "build_conv_autoencoder"]
 

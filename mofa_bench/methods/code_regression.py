@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from evaluation.baselines.options import check_method_options
+from mofa_bench.methods.options import check_method_options
 from mofa_bench.code_vector import CODE_DIM, CODE_SLICES
 from mofa_bench.config import TrainConfig
 from mofa_bench.data.batch import FaceBatch
@@ -35,7 +35,7 @@ from mofa_bench.decoder import MoFADecoder
 from mofa_bench.encoders import FaceEncoder, build_encoder, parameter_groups
 from mofa_bench.errors import ConfigError
 from mofa_bench.sampling import CodePrior
-from mofa_bench.training.method import Method, NonFiniteBatch, Reconstruction
+from mofa_bench.methods.base import Method, NonFiniteBatch, Reconstruction
 
 __all__ = ["WEIGHTINGS", "CodeRegression", "build_code_regression", "effect_weights", "prior_scale"]
 

@@ -1,4 +1,4 @@
-"""Tests for evaluation.protocol.evaluate_codes and evaluation.validation on constructed cases."""
+"""Tests for mofa_bench.scoring.protocol.evaluate_codes and mofa_bench.scoring.validation on constructed cases."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pytest
 import torch
 from helpers import assert_close
 
-from evaluation.metrics import aligned_distances, geometric_error
-from evaluation.protocol import evaluate_codes, eye_distance, synthetic_test_batch, vertex_errors
-from evaluation.validation import summarize, validate
+from mofa_bench.scoring.metrics import aligned_distances, geometric_error
+from mofa_bench.scoring.protocol import evaluate_codes, eye_distance, synthetic_test_batch, vertex_errors
+from mofa_bench.scoring.validation import summarize, validate
 from mofa_bench import CODE_DIM, Camera, MoFADecoder, join_code
 from mofa_bench.data.batch import FaceBatch
-from mofa_bench.training.method import Method, Reconstruction
+from mofa_bench.methods.base import Method, Reconstruction
 
 
 @pytest.fixture

@@ -22,9 +22,8 @@ from typing import Any
 
 import torch
 
-from evaluation.baselines.networks import DeconvDecoder
-from evaluation.baselines.options import check_method_options, image_photometric_loss
-from evaluation.metrics import photometric_error
+from mofa_bench.methods.networks import DeconvDecoder
+from mofa_bench.methods.options import check_method_options, image_photometric_loss
 from mofa_bench.config import TrainConfig
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.decoder import MoFADecoder
@@ -32,8 +31,8 @@ from mofa_bench.encoders import FaceEncoder, build_encoder, output_scale_vector,
 from mofa_bench.errors import CheckpointError, ConfigError
 from mofa_bench.losses import LossWeights, regularization_loss
 from mofa_bench.sampling import CodePrior, sample_codes
-from mofa_bench.training.checkpoint import load_checkpoint
-from mofa_bench.training.method import Method, NonFiniteBatch, Reconstruction
+from mofa_bench.checkpoint import load_checkpoint
+from mofa_bench.methods.base import Method, NonFiniteBatch, Reconstruction
 from renderers.checks import check_tensor
 
 __all__ = [
@@ -267,33 +266,3 @@ def build_learned_decoder(config: TrainConfig, decoder: MoFADecoder) -> Method:
     learned = load_learned_decoder(checkpoint, config.camera.image_size, device)
     encoder = build_encoder(config.encoder.name, config.encoder.pretrained, image_size=config.camera.image_size)
     return EncoderStage(encoder, learned, decoder, config.loss).to(device)
-
-
-def decoder_fidelity(learned: LearnedDecoder, analytic_decoder: MoFADecoder, codes: torch.Tensor,
-                     batch_size: int = 64) -> dict[str, torch.Tensor]:
-    """How closely the learned decoder draws ``codes`` compared with the analytic decoder.
-
-    Args:
-        learned: the trained network.
-        analytic_decoder: the face model, camera and renderer it imitates.
-        codes: ``(N, 257)`` codes (e.g. the test split's), on the analytic decoder's device.
-        batch_size: codes per forward pass.
-
-    Returns:
-        ``{"photometric": (N,), "photometric_image": (N,)}``: mean RGB distance (channels
-        in [0, 1]) between the two renderings over black, over the analytic face's
-        region and over the whole image.
-    """
-    check_tensor("codes", codes, f"N {learned.input_scale.shape[0]}", floating=True)
-    face, whole = [], []
-    was_training = learned.training
-    learned.eval()
-    with torch.no_grad():
-        for start in range(0, codes.shape[0], batch_size):
-            code = codes[start:start + batch_size]
-            target, mask = analytic_decoder.render(code)
-            drawn = learned(code)
-            face.append(photometric_error(drawn, target, mask))
-            whole.append(photometric_error(drawn, target, torch.ones_like(mask)))
-    learned.train(was_training)
-    return {"photometric": torch.cat(face), "photometric_image": torch.cat(whole)}

@@ -17,7 +17,7 @@ truth):
 - ``landmark_px`` / ``landmark_px_68``: mean 2D distance (px) over the model's 46
   training landmarks / all 68; ``landmark_nme`` / ``landmark_nme_68``: the same divided
   by the target's outer-eye-corner distance (iBUG 36–45). Needs ground-truth landmarks.
-- per code part (with ground-truth codes), from :func:`evaluation.code_parts.code_part_errors`.
+- per code part (with ground-truth codes), from :func:`mofa_bench.scoring.code_parts.code_part_errors`.
 
 :func:`vertex_errors` gives the per-vertex posed distances for heat maps.
 """
@@ -29,8 +29,8 @@ from typing import Any
 
 import torch
 
-from evaluation.code_parts import code_part_errors
-from evaluation.metrics import aligned_distances, geometric_error, landmark_error, photometric_error
+from mofa_bench.scoring.code_parts import code_part_errors
+from mofa_bench.scoring.metrics import aligned_distances, geometric_error, landmark_error, photometric_error
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.formation import FormedFace
 from renderers.checks import check_tensor

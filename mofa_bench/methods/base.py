@@ -16,13 +16,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 from torch import nn
 
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.decoder import MoFADecoder
+
+if TYPE_CHECKING:
+    from mofa_bench.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -104,3 +107,8 @@ def code_decoder(method: Method) -> MoFADecoder | None:
     """The analytic decoder of a method's codes, or ``None`` for a method without codes."""
     decoder = getattr(method, "decoder", None)
     return decoder if isinstance(decoder, MoFADecoder) else None
+
+
+#: ``builder(config, decoder) -> method``: makes the method a config names around a
+#: decoder (the face model, camera and renderer of the config, on its device).
+MethodBuilder = Callable[["TrainConfig", MoFADecoder], Method]

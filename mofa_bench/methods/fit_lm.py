@@ -1,7 +1,7 @@
 """Levenberg-Marquardt solver of the per-image fit (Gauss-Newton with Marquardt damping).
 
 Minimises, per image, the same MoFA loss as the Adam solver of
-:mod:`evaluation.baselines.fit` (``w_photo·E_photo + w_land·E_land + w_reg·E_reg``, see
+:mod:`mofa_bench.methods.fit` (``w_photo·E_photo + w_land·E_land + w_reg·E_reg``, see
 :func:`~mofa_bench.losses.mofa_loss`) over the 257-d code, starting from the zero code.
 
 **Residuals.** The landmark and regularisation terms are sums of squares already:

@@ -2,7 +2,7 @@
 
 :func:`validate` is the trainer's validator (``Trainer(config, validator=validate)``): it
 asks the method for its reconstructions and scores them with
-:func:`evaluation.protocol.evaluate_codes`, every method's codes drawn by one renderer
+:func:`mofa_bench.scoring.protocol.evaluate_codes`, every method's codes drawn by one renderer
 (:data:`SCORING_RENDERER`) — every metric whose ground truth the data has,
 and the per-code-part diagnostics on synthetic data. A method without codes (e.g. a
 convolutional autoencoder) gets the photometric error only.
@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
-from evaluation.code_parts import CODE_PARTS, summarize_code_part_errors
-from evaluation.metrics import photometric_error
-from evaluation.protocol import evaluate_codes
-from mofa_bench.training.method import Method, code_decoder
+from mofa_bench.scoring.code_parts import CODE_PARTS, summarize_code_part_errors
+from mofa_bench.scoring.metrics import photometric_error
+from mofa_bench.scoring.protocol import evaluate_codes
+from mofa_bench.methods.base import Method, code_decoder
 
 
 #: The renderer that draws every method's codes for the photometric error, whatever the
@@ -29,7 +29,7 @@ SCORING_RENDERER = "per_vertex"
 def evaluate_batch(method: Method, batch: Any) -> dict[str, torch.Tensor]:
     """Per-sample metrics ``{name: (B,)}`` of the method's reconstruction of one batch.
 
-    A method with codes is scored by :func:`~evaluation.protocol.evaluate_codes`, its
+    A method with codes is scored by :func:`~mofa_bench.scoring.protocol.evaluate_codes`, its
     codes drawn by :data:`SCORING_RENDERER`; a method
     without codes by the photometric error of its own images over their mask.
     """
@@ -47,7 +47,7 @@ def summarize(per_sample: dict[str, torch.Tensor]) -> dict[str, float]:
     """Dataset numbers from concatenated per-sample metrics.
 
     Errors are averaged with ``nanmean`` (an empty reconstruction gives NaN); the
-    code-part diagnostics are reduced by :func:`~evaluation.code_parts.summarize_code_part_errors`.
+    code-part diagnostics are reduced by :func:`~mofa_bench.scoring.code_parts.summarize_code_part_errors`.
     """
     part_keys = {f"{p}_{s}" for p in CODE_PARTS for s in ("cos", "rms", "rms_zero")}
     out = {name: float(torch.nanmean(values)) for name, values in per_sample.items() if name not in part_keys}

@@ -1,4 +1,4 @@
-"""Tests of evaluation.baselines.fit_lm: the Levenberg-Marquardt solver of the per-image fit."""
+"""Tests of mofa_bench.methods.fit_lm: the Levenberg-Marquardt solver of the per-image fit."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 import yaml
 
-import evaluation.baselines.fit_lm as fit_lm
-from evaluation.baselines import FitMethod, code_loss, fit_codes, method_builder
-from evaluation.baselines.fit_lm import LMTargets, irls_objective, jacobian_mode, lm_fit_codes, per_image_loss
-from evaluation.baselines.fit_lm import _linearise  # the normal equations, compared across Jacobian modes
+import mofa_bench.methods.fit_lm as fit_lm
+from mofa_bench.methods import FitMethod, code_loss, fit_codes, method_builder
+from mofa_bench.methods.fit_lm import LMTargets, irls_objective, jacobian_mode, lm_fit_codes, per_image_loss
+from mofa_bench.methods.fit_lm import _linearise  # the normal equations, compared across Jacobian modes
 from helpers import save_render_png, tiny_train_config
 from mofa_bench import CODE_DIM, Camera, MoFADecoder
 from mofa_bench.cli import main
@@ -204,7 +204,7 @@ class TestReconstructCommand:
 
 class TestDampedSolve:
     def test_solves_the_damped_normal_equations(self):
-        from evaluation.baselines.fit_lm import _solve
+        from mofa_bench.methods.fit_lm import _solve
 
         j = torch.randn(3, 40, 12, dtype=torch.float64)
         normal, gradient, damping = j.transpose(1, 2) @ j, torch.randn(3, 12, dtype=torch.float64), torch.rand(3)
@@ -219,10 +219,10 @@ class TestDampedSolve:
         import sys
 
         script = ("import torch\n"
-                  "from evaluation.baselines.fit_lm import _solve\n"
+                  "from mofa_bench.methods.fit_lm import _solve\n"
                   "j = torch.randn(8, 300, 257, dtype=torch.float64)\n"
                   "a, g, d = j.transpose(1, 2) @ j, torch.randn(8, 257, dtype=torch.float64), torch.full((8,), 0.01)\n"
                   "torch.set_num_threads(1); _solve(a, g, d); torch.set_num_threads(2); _solve(a, g, d)\n")
         done = subprocess.run([sys.executable, "-c", script], timeout=120, capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parents[2])
+                              cwd=Path(__file__).resolve().parents[3])
         assert done.returncode == 0, done.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""Tests for evaluation.code_parts: per-part cosine and RMS errors of predicted codes."""
+"""Tests for mofa_bench.scoring.code_parts: per-part cosine and RMS errors of predicted codes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers import assert_close
 
-from evaluation.code_parts import CODE_PARTS, code_part_errors, summarize_code_part_errors
+from mofa_bench.scoring.code_parts import CODE_PARTS, code_part_errors, summarize_code_part_errors
 from mofa_bench import CODE_DIM, CODE_LAYOUT, join_code, split_code
 from renderers.errors import InputError
 
