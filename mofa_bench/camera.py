@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from mofa_bench.errors import InputError
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 #: Model-frame → camera-frame axis flip (y up → y down, z to viewer → z forward).
 MODEL_TO_CAMERA_AXES = (1.0, -1.0, -1.0)

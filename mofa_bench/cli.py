@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Sequence
 
 from mofa_bench.errors import MofaBenchError
-from renderers.errors import InputError, RendererError
+from mofa_checks import InputError
+from renderers.errors import RendererError
 
 _EPILOG = """examples:
   mofa-bench info

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 #: (name, length) of each part, in order.
 CODE_LAYOUT: tuple[tuple[str, int], ...] = (

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from renderers.errors import InputError, RendererUnavailableError
+from mofa_checks import InputError
+from renderers.errors import RendererUnavailableError
 
 __all__ = [
     "MofaBenchError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 
 def face_normals(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:

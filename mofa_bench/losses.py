@@ -27,8 +27,8 @@ import torch
 
 from mofa_bench.code_vector import split_code
 from renderers.base import PhotometricSamples
-from renderers.checks import check_tensor
-from renderers.errors import InputError
+from mofa_checks import check_tensor
+from mofa_checks import InputError
 
 #: Keeps the ℓ2 norm differentiable where prediction equals observation.
 _NORM_EPS = 1e-10

@@ -62,7 +62,7 @@ from mofa_bench.output_paths import output_folder
 from mofa_bench.reconstruct_inputs import find_images, output_stems, scan_inputs
 from mofa_bench.checkpoint import load_checkpoint
 from renderers import get_renderer
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 if TYPE_CHECKING:
     from mofa_bench.photos.faces import PhotoFramer

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mofa_bench.code_vector import AMBIENT_OFFSET
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 #: Normalisation constants of the 9 real SH functions, in the order of :func:`sh_basis`.
 _SH_C0 = 0.5 * math.sqrt(1.0 / math.pi)

@@ -5,7 +5,8 @@ Backends register by name; :func:`get_renderer` builds one and raises
 """
 
 from renderers.base import Availability, PhotometricSamples, Renderer, RenderResult, ScreenMesh
-from renderers.errors import InputError, RendererError, RendererUnavailableError
+from mofa_checks import InputError
+from renderers.errors import RendererError, RendererUnavailableError
 from renderers.registry import (available_renderers, get_renderer, register_renderer, renderer_class, renderer_names,
                                 renderer_options)
 from renderers import per_vertex as _per_vertex  # noqa: F401  (registers "per_vertex")

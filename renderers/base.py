@@ -16,8 +16,8 @@ from typing import ClassVar
 
 import torch
 
-from renderers.checks import check_tensor
-from renderers.errors import InputError
+from mofa_checks import check_tensor
+from mofa_checks import InputError
 
 
 @dataclass(frozen=True)

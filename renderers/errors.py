@@ -1,13 +1,6 @@
-"""Errors raised by the renderer package (and re-used by mofa_bench for input checks)."""
+"""Errors raised by the renderer package besides bad input (:class:`mofa_checks.InputError`)."""
 
 from __future__ import annotations
-
-
-class InputError(ValueError):
-    """A public function received a tensor of the wrong shape, dtype, device or value.
-
-    The message names the argument, what was expected and what was given.
-    """
 
 
 class RendererError(RuntimeError):

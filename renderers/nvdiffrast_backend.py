@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from renderers.base import Availability, PhotometricSamples, Renderer, RenderResult, ScreenMesh
-from renderers.errors import InputError
+from mofa_checks import InputError
 from renderers.registry import register_renderer
 
 #: How to install nvdiffrast (shown by :meth:`NvdiffrastRenderer.availability`).

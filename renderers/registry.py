@@ -8,7 +8,8 @@ from typing import Any, Callable, TypeVar
 import torch
 
 from renderers.base import Availability, Renderer
-from renderers.errors import InputError, RendererUnavailableError
+from mofa_checks import InputError
+from renderers.errors import RendererUnavailableError
 
 _REGISTRY: dict[str, type[Renderer]] = {}
 R = TypeVar("R", bound=type[Renderer])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 #: Upper bound on (triangle, pixel) candidate pairs evaluated at once.
 _MAX_CANDIDATES = 1 << 22

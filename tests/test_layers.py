@@ -1,4 +1,4 @@
-"""The layers ``renderers ← mofa_bench ← evaluation`` import one way, and nothing imports in a cycle.
+"""The layers ``mofa_checks ← renderers ← mofa_bench ← evaluation`` import one way, and nothing imports in a cycle.
 
 Every module's imports are read with ``ast`` — function-local ones included, imports
 under ``if TYPE_CHECKING:`` left out (they never run). No module is exempt: the
@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("renderers", "mofa_bench", "evaluation")
+PACKAGES = ("mofa_checks", "renderers", "mofa_bench", "evaluation")
 #: Which of our packages each package may import (besides itself).
-ALLOWED = {"renderers": set(), "mofa_bench": {"renderers"}, "evaluation": {"renderers", "mofa_bench"}}
+ALLOWED = {"mofa_checks": set(), "renderers": {"mofa_checks"}, "mofa_bench": {"mofa_checks", "renderers"},
+           "evaluation": {"mofa_checks", "renderers", "mofa_bench"}}
 
 
 def _module_name(path: Path) -> str:
@@ -235,3 +236,28 @@ def test_no_module_is_over_600_lines():
     long = {str(p.relative_to(ROOT)): n for p in _modules().values()
             if (n := len(p.read_text().splitlines())) > 600}
     assert not long, long
+
+
+def test_moved_evaluation_modules_are_the_core_modules_with_a_warning():
+    # The scoring and method modules moved from evaluation/ to mofa_bench/ in 0.1; their
+    # old names import the same module objects for one release, warning.
+    import importlib
+    import sys
+    import warnings
+
+    import evaluation
+    import mofa_bench.methods.fit
+    import mofa_bench.scoring.metrics
+
+    for old in ("evaluation.metrics", "evaluation.baselines.fit"):
+        sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match="evaluation.metrics moved to mofa_bench.scoring.metrics"):
+        assert importlib.import_module("evaluation.metrics") is mofa_bench.scoring.metrics
+    with pytest.warns(DeprecationWarning, match="evaluation.baselines.fit moved"):
+        assert importlib.import_module("evaluation.baselines.fit") is mofa_bench.methods.fit
+    with pytest.warns(DeprecationWarning, match="evaluation.geometric_error"):
+        assert evaluation.geometric_error is mofa_bench.scoring.metrics.geometric_error
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AttributeError):
+            evaluation.no_such_name  # noqa: B018

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.data.synthetic import check_indices
 from mofa_bench.errors import DatasetError, InputError
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 __all__ = [
     "CROP_SCALE",

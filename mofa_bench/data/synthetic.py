@@ -57,7 +57,7 @@ from mofa_bench.decoder import MoFADecoder
 from mofa_bench.errors import DatasetError, InputError
 from mofa_bench.face_model.model import FaceModel
 from mofa_bench.sampling import CodePrior, sample_codes
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 __all__ = [
     "FORMAT_NAME",

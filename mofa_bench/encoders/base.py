@@ -19,7 +19,7 @@ from torch import nn
 
 from mofa_bench.encoders.head import CodeHead, output_scale_vector
 from mofa_bench.errors import ConfigError, InputError
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "MIN_IMAGE_SIZE", "VGGFACE_MEAN", "VGGFACE_STD", "FaceEncoder"]
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from mofa_bench.errors import InputError
 from mofa_bench.geometry import vertex_normals
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 #: Number of identity (shape) coefficients α.
 N_SHAPE = 80

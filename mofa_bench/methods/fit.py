@@ -38,8 +38,8 @@ from mofa_bench.decoder import MoFADecoder
 from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights, mofa_loss
 from mofa_bench.methods.base import Method, Reconstruction
-from renderers.checks import check_tensor
-from renderers.errors import InputError
+from mofa_checks import check_tensor
+from mofa_checks import InputError
 
 __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "SOLVERS", "FitMethod", "FitResult", "build_fit", "code_loss", "fit_codes"]
 

@@ -56,7 +56,7 @@ import torch
 from mofa_bench.code_vector import CODE_DIM, CODE_SLICES
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.losses import _NORM_EPS, LossWeights
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 __all__ = ["CHUNK_ELEMENTS", "DEFAULT_DAMPING", "DEFAULT_LM_STEPS", "FORWARD_RENDERERS", "IRLS_EPS",
            "JACOBIAN_ELEMENTS", "JacobianMode", "LMTargets", "irls_objective", "jacobian_mode", "lm_fit_codes",

@@ -33,7 +33,7 @@ from mofa_bench.losses import LossWeights, regularization_loss
 from mofa_bench.sampling import CodePrior, sample_codes
 from mofa_bench.checkpoint import load_checkpoint
 from mofa_bench.methods.base import Method, NonFiniteBatch, Reconstruction
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 __all__ = [
     "COVERAGE_THRESHOLD",

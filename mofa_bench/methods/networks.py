@@ -16,7 +16,7 @@ from torch import nn
 
 from mofa_bench.code_vector import CODE_DIM
 from mofa_bench.errors import ConfigError
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 __all__ = ["BOTTLENECK", "ENCODER_CHANNELS", "DECODER_CHANNELS", "ConvEncoder", "DeconvDecoder", "map_side"]
 

@@ -13,7 +13,7 @@ import torch
 from mofa_bench.errors import ConfigError
 from mofa_bench.losses import photometric_loss
 from renderers.base import PhotometricSamples
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 __all__ = ["check_method_options", "image_photometric_loss", "positive_int"]
 

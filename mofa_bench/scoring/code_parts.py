@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 
 from mofa_bench import CODE_DIM, CODE_LAYOUT, split_code
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 __all__ = [
     "CODE_PARTS",

@@ -12,7 +12,7 @@ import torch
 
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.scoring.metrics import photometric_error
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 if TYPE_CHECKING:
     from mofa_bench.methods.learned_decoder import LearnedDecoder

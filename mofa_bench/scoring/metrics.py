@@ -13,7 +13,7 @@ left to the caller (``nanmean`` where empty regions give NaN).
 - :func:`landmark_error`: mean 2D distance over the 68 landmarks or a subset (e.g. the
   46 of :data:`mofa_bench.face_model.model.LANDMARKS_46`), optionally confidence-weighted.
 
-Inputs are validated with :func:`renderers.checks.check_tensor`; a wrong shape or dtype
+Inputs are validated with :func:`mofa_checks.check_tensor`; a wrong shape or dtype
 raises :class:`~renderers.errors.InputError` naming the argument.
 """
 
@@ -23,8 +23,8 @@ from typing import Sequence
 
 import torch
 
-from renderers.checks import check_tensor
-from renderers.errors import InputError
+from mofa_checks import check_tensor
+from mofa_checks import InputError
 
 __all__ = [
     "aligned_distances",

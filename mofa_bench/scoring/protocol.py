@@ -33,7 +33,7 @@ from mofa_bench.scoring.code_parts import code_part_errors
 from mofa_bench.scoring.metrics import aligned_distances, geometric_error, landmark_error, photometric_error
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.formation import FormedFace
-from renderers.checks import check_tensor
+from mofa_checks import check_tensor
 
 #: iBUG-68 indices of the outer eye corners (right eye 36, left eye 45), 0-based.
 OUTER_EYE_CORNERS = (36, 45)

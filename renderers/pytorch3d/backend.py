@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 
 from renderers.base import Availability, PhotometricSamples, Renderer, RenderResult, ScreenMesh
-from renderers.errors import InputError
+from mofa_checks import InputError
 from renderers.pytorch3d.blend import hard_blend, soft_blend
 from renderers.pytorch3d.fragments import interpolate_colors
 from renderers.pytorch3d.library import PYTORCH3D_FIX, cuda_probe, import_pytorch3d

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from renderers.errors import InputError
+from mofa_checks import InputError
 
 #: ``max_faces_per_bin`` value that sizes the bins from the triangles
 #: (:func:`~renderers.pytorch3d.bins.bin_capacity`).

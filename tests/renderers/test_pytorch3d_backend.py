@@ -431,14 +431,3 @@ class TestCuda:
             assert_close(sized.image, naive.image, msg=f"bin_size {bin_size}, auto capacity")
         side = p3d.default_bin_size(cuda.image_size)
         assert p3d.bin_capacity(cuda.uv, cuda.triangles, cuda.image_size, side) < 10000
-
-
-def test_wart_old_module_path_warns_and_forwards():
-    # The backend moved from renderers/pytorch3d_backend.py to the package renderers.pytorch3d.
-    import renderers.pytorch3d as package
-    import renderers.pytorch3d_backend as old
-
-    with pytest.warns(DeprecationWarning, match="renderers.pytorch3d.bin_capacity"):
-        assert old.bin_capacity is package.bin_capacity
-    with pytest.raises(AttributeError):
-        old.no_such_name  # noqa: B018

@@ -20,7 +20,7 @@ from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights
 from mofa_bench.sampling import CodePrior, sample_codes
 from renderers import get_renderer
-from renderers.errors import InputError
+from mofa_checks import InputError
 
 #: Small poses and light: a short fit from the zero code can reach the face.
 NEAR_PRIOR = CodePrior(yaw_deg=10.0, pitch_deg=5.0, roll_deg=5.0, translation_std_mm=3.0, depth_std_mm=5.0)

@@ -10,7 +10,7 @@ from helpers import assert_close
 
 from mofa_bench.scoring.code_parts import CODE_PARTS, code_part_errors, summarize_code_part_errors
 from mofa_bench import CODE_DIM, CODE_LAYOUT, join_code, split_code
-from renderers.errors import InputError
+from mofa_checks import InputError
 
 PART_SIZES = dict(CODE_LAYOUT)
 

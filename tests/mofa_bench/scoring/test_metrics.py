@@ -11,7 +11,7 @@ from helpers import assert_close
 from mofa_bench.scoring import geometric_error, landmark_error, photometric_error
 from scoring_references import geometric_error_reference
 from mofa_bench.face_model.model import LANDMARKS_46
-from renderers.errors import InputError
+from mofa_checks import InputError
 
 
 def photometric_error_loop(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -194,7 +194,7 @@ class TestValidate:
 
 def test_codes_of_the_wrong_shape_are_a_clear_error(decoder):
     codes = _random_codes(2)
-    from renderers.errors import InputError
+    from mofa_checks import InputError
 
     with pytest.raises(InputError, match="codes"):
         evaluate_codes(decoder, torch.zeros(3, CODE_DIM, dtype=torch.float64), _batch(decoder, codes))

@@ -1,10 +1,14 @@
-"""Boundary checks for public tensor inputs.
+"""Boundary checks for public tensor inputs, and the error they raise: the leaf every package uses.
+
+``renderers``, ``mofa_bench`` and ``evaluation`` all validate their public tensor inputs
+with :func:`check_tensor` and raise :class:`InputError`; this module imports nothing of
+theirs.
 
 One helper, :func:`check_tensor`, validates a tensor against a symbolic shape such as
 ``"B N 3"``. Symbols bind on first use within one call of :func:`check_tensor` (pass
 ``dims`` to share bindings across several tensors); integers must match exactly and
 ``*`` matches any number of leading dimensions. Failures raise
-:class:`~renderers.errors.InputError` naming the argument, the expectation and what was
+:class:`InputError` naming the argument, the expectation and what was
 given.
 """
 
@@ -14,7 +18,14 @@ from typing import MutableMapping
 
 import torch
 
-from renderers.errors import InputError
+__all__ = ["InputError", "check_tensor"]
+
+
+class InputError(ValueError):
+    """A public function received a tensor (or value) of the wrong shape, dtype, device or value.
+
+    The message names the argument, what was expected and what was given.
+    """
 
 
 def check_tensor(
