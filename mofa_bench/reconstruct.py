@@ -71,7 +71,7 @@ __all__ = [
     "MESH_FORMATS",
     "CodeModel",
     "CodePredictor",
-    "Reconstruction",
+    "PhotoReconstruction",
     "TrainedModel",
     "build_decoder",
     "encoder_weights",
@@ -157,7 +157,7 @@ class TrainedModel:
 
 
 @dataclass
-class Reconstruction:
+class PhotoReconstruction:
     """What :func:`reconstruct` did with one photo."""
 
     source: Path
@@ -282,7 +282,7 @@ def _photo_framer(detector: Detector) -> "PhotoFramer | None":
 def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str | Path, *,
                 batch_size: int = 16, detector: Detector = "auto", allow_no_face: bool = False,
                 mesh_formats: Sequence[str] = MESH_FORMATS, colors: str = "reflectance", posed: bool = False,
-                recursive: bool = False, progress: bool = True) -> list[Reconstruction]:
+                recursive: bool = False, progress: bool = True) -> list[PhotoReconstruction]:
     """Reconstruct every photo in ``inputs`` (files or folders) into ``out_dir``.
 
     Args:
@@ -300,7 +300,7 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
         progress: show a progress bar.
 
     Returns:
-        One :class:`Reconstruction` per photo, in input order, then one per skipped input
+        One :class:`PhotoReconstruction` per photo, in input order, then one per skipped input
         (status ``skipped``: missing path, FIFO, link loop, dangling link); all are also
         written to ``reconstructions.csv``.
 
@@ -323,10 +323,10 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
         inputs = [inputs]
     out = output_folder(out_dir, "out_dir")
     files, skipped_inputs = scan_inputs(inputs, recursive)
-    skipped = [Reconstruction(path, "skipped", message) for path, message in skipped_inputs]
+    skipped = [PhotoReconstruction(path, "skipped", message) for path, message in skipped_inputs]
     if not files and not skipped:
         raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(str(i) for i in inputs)}")
-    results = [Reconstruction(file, "pending") for file in files]
+    results = [PhotoReconstruction(file, "pending") for file in files]
     named = output_stems(files, out, formats)
     stems = [stem for stem, _ in named]
     size = model.image_size
@@ -389,7 +389,7 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
     return results
 
 
-def _write_index(results: Sequence[Reconstruction], path: Path) -> Path:
+def _write_index(results: Sequence[PhotoReconstruction], path: Path) -> Path:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["source", "status", "message", "crop_x0", "crop_y0", "crop_side", "outputs"])

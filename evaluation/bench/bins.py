@@ -34,7 +34,7 @@ import torch
 from evaluation.bench.measure import BenchSpecError, bench_row, time_callable
 from evaluation.bench.renderers import BACKEND_VARIANTS, cell_inputs, load_default_model
 from evaluation.results.grid import expand_grid
-from evaluation.results.report import Column, ReportSpec, write_report
+from evaluation.results.report import Column, ReportSpec, write_results_report
 from evaluation.results.rows import environment_columns, write_csv
 from mofa_bench.environment import resolve_device
 from mofa_bench.losses import photometric_loss
@@ -181,7 +181,7 @@ def run_bin_sweep(spec: BinSweepSpec, out: str | Path) -> tuple[list[dict[str, A
         row["speedup"] = baseline_ms / row["fwdbwd_ms"] if row["status"] == "ok" else float("nan")
     stem = Path(out) / f"pytorch3d_bins_{device.type}"
     csv_path = write_csv(rows, stem.with_suffix(".csv"), BIN_COLUMNS)
-    md_path, _ = write_report(csv_path, {BINS_REPORT.name: BINS_REPORT})
+    md_path, _ = write_results_report(csv_path, {BINS_REPORT.name: BINS_REPORT})
     return rows, csv_path, md_path
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from evaluation.bench.bins import BINS_REPORT
 from evaluation.bench.renderers import RENDERERS_REPORT
 from evaluation.bench.training_throughput import TRAIN_REPORT
-from evaluation.results.report import ReportSpec, write_report
+from evaluation.results.report import ReportSpec, write_results_report
 
 __all__ = ["BENCH_REPORTS", "write_bench_report"]
 
@@ -33,4 +33,4 @@ def write_bench_report(csv_path: str | Path, out_dir: str | Path | None = None) 
     Raises:
         BenchSpecError: no such CSV, no rows, or an unknown benchmark.
     """
-    return write_report(csv_path, BENCH_REPORTS, out_dir)
+    return write_results_report(csv_path, BENCH_REPORTS, out_dir)

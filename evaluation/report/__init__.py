@@ -5,11 +5,11 @@
 - :mod:`evaluation.report.figures` — error curves (steps, wall-clock time), bars, renderer throughput;
 - :mod:`evaluation.report.images` — the qualitative grid and per-vertex error heat maps on the mean face;
 - :mod:`evaluation.report.document` / :mod:`evaluation.report.html` — report blocks → Markdown / HTML;
-- :mod:`evaluation.report.build` — the report's layout, :func:`write_report`;
+- :mod:`evaluation.report.build` — the report's layout, :func:`write_suite_report`;
 - :mod:`evaluation.report.command` — ``mofa-bench report``.
 """
 
-from evaluation.report.build import ReportFiles, build_report, default_bench_csvs, write_report
+from evaluation.report.build import ReportFiles, build_report, default_bench_csvs, write_suite_report
 from evaluation.report.load import ReportError, Suite, SuiteRun, load_suite
 from evaluation.report.tables import bootstrap_mean_ci, paired_differences, seed_summary
 
@@ -24,5 +24,5 @@ __all__ = [
     "load_suite",
     "paired_differences",
     "seed_summary",
-    "write_report",
+    "write_suite_report",
 ]

@@ -5,7 +5,7 @@ the suite's runs and test set, runs that did not finish, test errors over seeds,
 training learnt (each run against the mean face, also written as ``summary.csv``), each
 renderer's paired difference to per_vertex, costs, then the figures — error curves over
 steps and over wall-clock time, bars, the qualitative grid, vertex-error heat maps and
-renderer throughput from benchmark CSVs. :func:`write_report` writes both files.
+renderer throughput from benchmark CSVs. :func:`write_suite_report` writes both files.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from evaluation.report.tables import (
 from evaluation.results.report import Column
 from mofa_bench.scoring.validation import SCORING_RENDERER
 
-__all__ = ["FIGURE_DIR", "ReportFiles", "build_report", "default_bench_csvs", "write_report"]
+__all__ = ["FIGURE_DIR", "ReportFiles", "build_report", "default_bench_csvs", "write_suite_report"]
 
 #: Folder of the figures, inside the output folder.
 FIGURE_DIR = "report_figures"
@@ -43,7 +43,7 @@ OTHER_METRICS: tuple[str, ...] = ("geometric_model_mm", "geometric_procrustes_mm
 
 @dataclass(frozen=True)
 class ReportFiles:
-    """What :func:`write_report` wrote: ``report.md``, ``report.html`` and every figure PNG."""
+    """What :func:`write_suite_report` wrote: ``report.md``, ``report.html`` and every figure PNG."""
 
     markdown: Path
     html: Path
@@ -248,7 +248,7 @@ def build_report(suite: Suite, fig_dir: str | Path, bench_csvs: Sequence[str | P
             + _costs(suite) + _figures(suite, fig_dir, [Path(c) for c in bench_csvs]))
 
 
-def write_report(suite_dir: str | Path, out_dir: str | Path | None = None,
+def write_suite_report(suite_dir: str | Path, out_dir: str | Path | None = None,
                  bench_csvs: Sequence[str | Path] | None = None, resamples: int = 1000,
                  bootstrap_seed: int = 0) -> ReportFiles:
     """Write ``report.md``, ``report.html`` and ``report_figures/*.png`` for a suite directory.

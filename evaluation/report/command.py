@@ -11,12 +11,12 @@ __all__ = ["register_cli"]
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from evaluation.report.build import write_report
+    from evaluation.report.build import write_suite_report
     from mofa_bench.output_paths import output_folder
 
     if args.out is not None:
         output_folder(args.out, "--out")
-    files = write_report(args.run_dir, args.out, args.bench, resamples=args.resamples,
+    files = write_suite_report(args.run_dir, args.out, args.bench, resamples=args.resamples,
                          bootstrap_seed=args.bootstrap_seed)
     print(f"wrote {files.markdown}")
     print(f"wrote {files.html} ({len(files.figures)} figures embedded)")

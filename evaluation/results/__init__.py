@@ -13,7 +13,7 @@ The benchmarks (:mod:`evaluation.bench`) are grids built on these; nothing here 
 from evaluation.results.budget import BatchPlanner, CellBudget, CostHistory, Deadline, GroupRows
 from evaluation.results.grid import SpecError, check_sizes, check_time_limit, check_timing, expand_grid, spec_preset
 from evaluation.results.plot import plot_throughput
-from evaluation.results.report import Column, ReportSpec, markdown_table, report_spec, write_markdown, write_report
+from evaluation.results.report import Column, ReportSpec, markdown_table, report_spec, write_markdown, write_results_report
 from evaluation.results.rows import (
     CELL_ERRORS,
     STATUSES,
@@ -57,5 +57,5 @@ __all__ = [
     "timestamp",
     "write_csv",
     "write_markdown",
-    "write_report",
+    "write_results_report",
 ]

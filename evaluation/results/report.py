@@ -1,7 +1,7 @@
 """Results CSV → Markdown table (and plot): reports re-made from a CSV alone.
 
 A :class:`ReportSpec` says how the rows of one grid become a Markdown file (heading,
-environment line, table, summary) and, optionally, a plot. :func:`write_report` picks the
+environment line, table, summary) and, optionally, a plot. :func:`write_results_report` picks the
 spec by the CSV's ``bench`` column from a mapping the caller passes (a registry of the
 caller's grids); nothing here knows any grid.
 """
@@ -17,7 +17,7 @@ from evaluation.results.grid import SpecError
 from evaluation.results.plot import plot_throughput
 from evaluation.results.rows import is_missing, read_csv
 
-__all__ = ["Column", "ReportSpec", "markdown_table", "report_spec", "write_markdown", "write_report"]
+__all__ = ["Column", "ReportSpec", "markdown_table", "report_spec", "write_markdown", "write_results_report"]
 
 
 # ---------------------------------------------------------------------------- markdown
@@ -130,7 +130,7 @@ def write_markdown(frame: Any, spec: ReportSpec, path: str | Path) -> Path:
     return path
 
 
-def write_report(csv_path: str | Path, reports: Mapping[str, ReportSpec], out_dir: str | Path | None = None,
+def write_results_report(csv_path: str | Path, reports: Mapping[str, ReportSpec], out_dir: str | Path | None = None,
                  key: str = "bench") -> tuple[Path, Path | None]:
     """Re-make ``<stem>.md`` (and ``<stem>.png`` where the spec has a plot) from a results CSV.
 

@@ -9,7 +9,7 @@ skipped), and the crop is framed from the landmarks
 (:func:`~mofa_bench.photos.framing.frame_from_landmarks68`); without a landmarker, from the
 detector's keypoints, or from its box (Haar).
 
-:func:`read_photo` reads a file as uint8 RGB and raises :class:`PhotoSkipped` with a
+:func:`read_photo_array` reads a file as uint8 RGB and raises :class:`PhotoSkipped` with a
 one-line reason for files that cannot serve: unreadable or truncated, larger than a pixel
 limit (checked from the header, before decoding), blank, or grey (unless allowed).
 """
@@ -36,7 +36,7 @@ from mofa_bench.photos.framing import (
 )
 from mofa_bench.photos.landmarks68 import FaceLandmarks, MediaPipeLandmarker, get_landmarker
 
-__all__ = ["MAX_PIXELS", "FacePipeline", "FramedFace", "PhotoFramer", "PhotoSkipped", "read_photo"]
+__all__ = ["MAX_PIXELS", "FacePipeline", "FramedFace", "PhotoFramer", "PhotoSkipped", "read_photo_array"]
 
 #: Photos with more pixels than this are skipped as "too large" (Pillow's own
 #: decompression-bomb limit is ≈ 179 MP).
@@ -47,7 +47,7 @@ class PhotoSkipped(MofaBenchError):
     """A photo cannot be used; the message is the one-line reason written to the manifest."""
 
 
-def read_photo(path: str | Path, max_pixels: int = MAX_PIXELS, allow_grey: bool = False) -> np.ndarray:
+def read_photo_array(path: str | Path, max_pixels: int = MAX_PIXELS, allow_grey: bool = False) -> np.ndarray:
     """Read a photo as ``(H, W, 3)`` uint8 RGB, EXIF orientation applied, alpha dropped.
 
     Raises:

@@ -42,7 +42,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from mofa_bench.errors import DatasetError, InputError
-from mofa_bench.photos.faces import MAX_PIXELS, FacePipeline, PhotoSkipped, read_photo
+from mofa_bench.photos.faces import MAX_PIXELS, FacePipeline, PhotoSkipped, read_photo_array
 from mofa_bench.photos.framing import crop_square
 
 __all__ = ["IMAGE_SUFFIXES", "MANIFEST_COLUMNS", "PhotoItem", "PrepareSettings", "PreparedFaces", "list_photos",
@@ -169,7 +169,7 @@ def _prepare_one(item: PhotoItem, out_dir: str, settings: dict[str, Any]) -> dic
     if _PIPELINE is None:
         raise RuntimeError("prepare: the face pipeline of this process was not initialised")
     try:
-        rgb = read_photo(path, max_pixels=s.max_pixels, allow_grey=s.allow_grey)
+        rgb = read_photo_array(path, max_pixels=s.max_pixels, allow_grey=s.allow_grey)
     except PhotoSkipped as exc:
         return _row(source, "skipped", str(exc))
     height, width = rgb.shape[:2]

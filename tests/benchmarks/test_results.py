@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from evaluation.results.grid import SpecError, expand_grid
-from evaluation.results.report import Column, ReportSpec, markdown_table, write_report
+from evaluation.results.report import Column, ReportSpec, markdown_table, write_results_report
 from evaluation.results.rows import earlier_rows, make_row, partial_writer, read_csv, write_csv
 
 COLUMNS = ("bench", "method", "size", "ms", "status", "note", "timestamp")
@@ -63,7 +63,7 @@ class TestRows:
 class TestReport:
     def test_markdown_without_a_plot_from_the_csv_alone(self, tmp_path):
         csv_path = write_csv(_rows(), tmp_path / "toy_cpu.csv", COLUMNS)
-        md, png = write_report(csv_path, {"toy": TOY_REPORT}, tmp_path / "out")
+        md, png = write_results_report(csv_path, {"toy": TOY_REPORT}, tmp_path / "out")
         assert png is None and not (tmp_path / "out" / "toy_cpu.png").exists()
         lines = md.read_text().splitlines()
         assert lines[0] == "### Toy (cpu: test)" and lines[2].startswith("device: cpu: test · commit abc1234")
@@ -72,22 +72,22 @@ class TestReport:
     def test_heading_replaces_the_title_and_environment_line(self, tmp_path):
         spec = ReportSpec(name="toy", columns=COLUMNS, table=TOY_REPORT.table, title="unused",
                           heading=lambda frame: [f"{len(frame)} toy rows on {frame['device_name'].iloc[0]}.", ""])
-        md, _ = write_report(write_csv(_rows(), tmp_path / "toy.csv", COLUMNS), {"toy": spec})
+        md, _ = write_results_report(write_csv(_rows(), tmp_path / "toy.csv", COLUMNS), {"toy": spec})
         assert md.read_text().startswith("4 toy rows on cpu: test.\n\n| method | size |")
 
     def test_plot_is_drawn_when_the_spec_has_one(self, tmp_path):
         spec = ReportSpec(name="toy", columns=COLUMNS, table=TOY_REPORT.table, title="Toy ({device})",
                           plot={"x": "size", "y": "ms", "hue": "method"})
-        _, png = write_report(write_csv(_rows(), tmp_path / "toy.csv", COLUMNS), {"toy": spec})
+        _, png = write_results_report(write_csv(_rows(), tmp_path / "toy.csv", COLUMNS), {"toy": spec})
         assert png == tmp_path / "toy.png" and png.stat().st_size > 0
 
     def test_unknown_grid_or_no_key_column_is_a_clear_error(self, tmp_path):
         csv_path = write_csv(_rows(), tmp_path / "toy.csv", COLUMNS)
         with pytest.raises(SpecError, match="unknown results 'toy'.*known: other"):
-            write_report(csv_path, {"other": TOY_REPORT})
+            write_results_report(csv_path, {"other": TOY_REPORT})
         pd.DataFrame({"x": [1]}).to_csv(tmp_path / "plain.csv", index=False)
         with pytest.raises(SpecError, match="no 'bench' column"):
-            write_report(tmp_path / "plain.csv", {"toy": TOY_REPORT})
+            write_results_report(tmp_path / "plain.csv", {"toy": TOY_REPORT})
 
     def test_integer_format_accepts_integers_read_back_as_floats(self):
         text = markdown_table([{"n": 1006.0}, {"n": float("nan")}, {"n": 7}], [Column("n", "pixels", ",d")])

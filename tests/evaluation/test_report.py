@@ -23,7 +23,7 @@ import pytest
 import torch
 import yaml
 
-from evaluation.report import ReportError, bootstrap_mean_ci, load_suite, paired_differences, seed_summary, write_report
+from evaluation.report import ReportError, bootstrap_mean_ci, load_suite, paired_differences, seed_summary, write_suite_report
 from evaluation.report.document import Figure, Heading, Paragraph, Table, to_markdown
 from evaluation.report.html import inline, to_html
 from evaluation.report.load import series_labels
@@ -134,7 +134,7 @@ def suite_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) -
 @pytest.fixture(scope="module")
 def report(suite_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     bench = make_bench_csv(tmp_path_factory.mktemp("bench") / "renderers_cpu.csv")
-    return write_report(suite_dir, bench_csvs=[bench])
+    return write_suite_report(suite_dir, bench_csvs=[bench])
 
 
 def bootstrap_reference(values: np.ndarray, resamples: int, seed: int) -> tuple[float, float, float]:
@@ -379,7 +379,7 @@ def test_suite_with_only_a_running_run_still_reports(tmp_path):
     values = {"method": "mofa", "renderer": "per_vertex", "encoder": "resnet18", "landmark_loss": 1.0, "seed": 0}
     (run / "cell.json").write_text(json.dumps({"run_id": run.name, "values": values}))
     (run / "status.json").write_text(json.dumps({"status": "running", "error": None}))
-    files = write_report(tmp_path, bench_csvs=[])
+    files = write_suite_report(tmp_path, bench_csvs=[])
     text = files.markdown.read_text()
     assert "1 run (1 running)" in text
     assert "| mofa-per_vertex-resnet18-land1-s0 | MoFA · per_vertex | 0 | running | – |" in text

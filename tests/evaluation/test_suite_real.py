@@ -159,9 +159,9 @@ class TestRealReport:
 
 
 def test_report_markdown_shows_the_real_table(real_suite, tmp_path):
-    from evaluation.report.build import write_report
+    from evaluation.report.build import write_suite_report
 
-    files = write_report(real_suite.out, tmp_path, bench_csvs=[])
+    files = write_suite_report(real_suite.out, tmp_path, bench_csvs=[])
     text = files.markdown.read_text()
     section = text[text.index("## Real photos"):]
     assert "real landmark (px)" in section and "3 real test faces" in section

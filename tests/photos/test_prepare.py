@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from mofa_bench.errors import DatasetError, InputError
-from mofa_bench.photos.faces import PhotoSkipped, read_photo
+from mofa_bench.photos.faces import PhotoSkipped, read_photo_array
 from mofa_bench.photos.framing import frame_from_landmarks68
 from mofa_bench.data.prepared import PreparedFaces
 from mofa_bench.photos.prepare import MANIFEST_COLUMNS, PrepareSettings, prepare_folder
@@ -45,7 +45,7 @@ class TestReadPhoto:
         reasons = {}
         for name in ("corrupt.jpg", "truncated.jpg", "grey.png", "blank.png", "huge.png"):
             with pytest.raises(PhotoSkipped) as info:
-                read_photo(photo_folder / name, max_pixels=SMALL.max_pixels)
+                read_photo_array(photo_folder / name, max_pixels=SMALL.max_pixels)
             reasons[name] = str(info.value)
         assert reasons["corrupt.jpg"].startswith("unreadable image")
         assert reasons["truncated.jpg"].startswith("unreadable image") and "truncated" in reasons["truncated.jpg"]
@@ -54,7 +54,7 @@ class TestReadPhoto:
         assert reasons["huge.png"].startswith("image too large (1000 × 800 px")
 
     def test_grey_allowed_is_replicated(self, photo_folder: Path):
-        rgb = read_photo(photo_folder / "grey.png", allow_grey=True)
+        rgb = read_photo_array(photo_folder / "grey.png", allow_grey=True)
         assert rgb.shape == (512, 512, 3) and np.array_equal(rgb[..., 0], rgb[..., 2])
 
 
