@@ -196,12 +196,19 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     print(f"face model: {model.decoder.model.summary()}")
     results = reconstruct(model, args.inputs, args.out, batch_size=args.batch_size, detector=args.detector,
                           allow_no_face=args.allow_no_face, mesh_formats=args.mesh_format, colors=args.colors,
-                          posed=args.posed, recursive=args.recursive)
-    failed = [r for r in results if r.status != "ok"]
-    for r in failed:
-        print(f"{r.status}: {r.message}", file=sys.stderr)
-    print(f"reconstructed {len(results) - len(failed)} of {len(results)} photos into {args.out} "
-          f"(index: {Path(args.out) / 'reconstructions.csv'})")
+                          posed=args.posed, recursive=args.recursive, grey="skip" if args.skip_grey else "convert")
+    named = {str(Path(i)) for i in args.inputs}
+    failed = [r for r in results if r.status == "failed" or (r.status == "skipped" and str(r.source) in named)]
+    for r in results:
+        if r.status != "ok":
+            print(f"{r.status}: {r.message}", file=sys.stderr)
+    from mofa_bench.photos.reader import NOT_IMAGE
+
+    ok = sum(r.status == "ok" for r in results)
+    others = sum(r.status == "skipped" and r.message.endswith(NOT_IMAGE) for r in results)
+    print(f"reconstructed {ok} of {len(results) - others} photos into {args.out} "
+          f"(index: {Path(args.out) / 'reconstructions.csv'})" + (f"; {others} files that are no image skipped"
+                                                                   if others else ""))
     if fit is not None and fit.last_fit is not None:
         print(f"fit: {fit.last_fit_seconds_per_image:.3f} s per photo (last batch), loss "
               f"{fit.last_fit.losses[0]:.4f} → {fit.last_fit.losses[-1]:.4f}")
@@ -215,9 +222,10 @@ def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
                     "photo (--method fit: no trained model needed). Each photo is cropped around its face "
                     "(MediaPipe detection framed from its landmarks where installed; see --detector) and "
                     "written as <stem>.obj/.ply, <stem>_overlay.png (crop | reconstruction | overlay), "
-                    "<stem>_code.npz/.json, plus reconstructions.csv listing every photo. A photo that "
-                    "fails, and an input that is no photo (missing, a FIFO, a link loop), is reported and the others "
-                    "still run; the exit status is 1 if any failed or was skipped. Outputs never overwrite an "
+                    "<stem>_code.npz/.json, plus reconstructions.csv listing every file. A photo that "
+                    "fails, a file that is no image and an input that is no file (missing, a FIFO, a link loop) "
+                    "are reported and the others still run; the exit status is 1 if a photo failed or an input "
+                    "named on the command line was skipped. Outputs never overwrite an "
                     "input photo or each other (renamed outputs are listed in reconstructions.csv).",
     )
     p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
@@ -255,6 +263,8 @@ def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
                    help="draw overlays (and with --method fit, fit) with this renderer (default: the run's or "
                         "the config's)")
     p.add_argument("--recursive", action="store_true", help="search folders recursively")
+    p.add_argument("--skip-grey", action="store_true",
+                   help="skip greyscale photos (by default they are converted to RGB, noted in reconstructions.csv)")
     p.set_defaults(func=_cmd_reconstruct)
 
 

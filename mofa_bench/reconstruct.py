@@ -24,11 +24,14 @@ Written to the output folder, named after each photo's file stem:
   (:data:`~mofa_bench.code_vector.CODE_SLICES`), ``crop_box`` ``(x0, y0, side)`` in
   source pixels, ``image_size`` and ``source``.
 - ``<stem>_code.json``: the same as JSON (lists of floats).
-- ``reconstructions.csv``: one row per photo: file, status (``ok`` / ``failed`` /
-  ``skipped``), message, crop box and the written files. A photo that fails (unreadable,
-  blank, no face found) is reported there and the others still run; so is an input that
-  is no photo at all (a missing path, a FIFO, a symbolic-link loop, a dangling link in a
-  scanned folder), as ``skipped``.
+- ``reconstructions.csv``: one row per file: file, status (``ok`` / ``failed`` /
+  ``skipped``), message (what reading changed, e.g. a greyscale photo converted to RGB,
+  or why it failed), crop box and the written files. Photos are read by the project's one
+  reader (:mod:`mofa_bench.photos.reader`: any format Pillow opens). A photo that fails
+  (unreadable, blank, no face found) is reported there and the others still run; a file
+  that is no image (every file of a folder is listed), a grey photo with
+  ``grey="skip"``, and an input that is no file at all (a missing path, a FIFO, a
+  symbolic-link loop, a dangling link in a scanned folder) are ``skipped``.
 
 Outputs never overwrite an input or each other: photos sharing a stem (``a.jpg``,
 ``a.png``) are written as ``a_jpg`` and ``a_png``, and a name whose outputs would replace
@@ -53,12 +56,13 @@ import torch
 from mofa_bench.code_vector import CODE_DIM, CODE_SLICES
 from mofa_bench.config import TrainConfig, config_from_dict
 from mofa_bench.contact_sheet import comparison_tiles, tile_images
-from mofa_bench.data.images import IMAGE_EXTENSIONS, CropBox, Detector, crop_face, read_photo
+from mofa_bench.data.images import CropBox, Detector, crop_face
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.encoders import FaceEncoder, build_encoder
 from mofa_bench.environment import resolve_device
 from mofa_bench.errors import CheckpointError, ConfigError, DatasetError, InputError
 from mofa_bench.output_paths import output_folder
+from mofa_bench.photos.reader import PhotoReadError, open_photo
 from mofa_bench.reconstruct_inputs import find_images, output_stems, scan_inputs
 from mofa_bench.checkpoint import load_checkpoint
 from renderers import get_renderer
@@ -282,7 +286,7 @@ def _photo_framer(detector: Detector) -> "PhotoFramer | None":
 def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str | Path, *,
                 batch_size: int = 16, detector: Detector = "auto", allow_no_face: bool = False,
                 mesh_formats: Sequence[str] = MESH_FORMATS, colors: str = "reflectance", posed: bool = False,
-                recursive: bool = False, progress: bool = True) -> list[PhotoReconstruction]:
+                recursive: bool = False, progress: bool = True, grey: str = "convert") -> list[PhotoReconstruction]:
     """Reconstruct every photo in ``inputs`` (files or folders) into ``out_dir``.
 
     Args:
@@ -298,6 +302,8 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
         posed: camera-space vertices instead of model space.
         recursive: search folders recursively.
         progress: show a progress bar.
+        grey: greyscale photos are ``"convert"``-ed to RGB (noted in the message) or
+            ``"skip"``-ped.
 
     Returns:
         One :class:`PhotoReconstruction` per photo, in input order, then one per skipped input
@@ -325,7 +331,7 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
     files, skipped_inputs = scan_inputs(inputs, recursive)
     skipped = [PhotoReconstruction(path, "skipped", message) for path, message in skipped_inputs]
     if not files and not skipped:
-        raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(str(i) for i in inputs)}")
+        raise DatasetError(f"no files in {', '.join(str(i) for i in inputs)}")
     results = [PhotoReconstruction(file, "pending") for file in files]
     named = output_stems(files, out, formats)
     stems = [stem for stem, _ in named]
@@ -339,9 +345,10 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
             crops, kept = [], []
             for i in chunk:
                 try:
+                    read = open_photo(files[i], grey=grey)
+                    photo, scale = read.tensor(), read.scale
                     with warnings.catch_warnings(record=True) as caught:
                         warnings.simplefilter("always")
-                        photo, scale = read_photo(files[i])
                         if framer is not None:
                             crop, box = framer.crop(photo, size, allow_no_face=allow_no_face, source=files[i])
                         else:
@@ -349,10 +356,12 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
                                                   source=files[i], return_box=True)
                     for w in caught:
                         warnings.warn(w.message, w.category, stacklevel=2)
-                    notes = [named[i][1]] if named[i][1] else []
-                    if scale != 1.0:
-                        notes.append(f"downscaled by {scale:.3g} while reading")
+                    notes = ([named[i][1]] if named[i][1] else []) + list(read.notes)
                     results[i].message = "; ".join(notes + [str(w.message) for w in caught])
+                except PhotoReadError as err:
+                    status = "skipped" if err.kind in ("not_image", "grey") else "failed"
+                    results[i].status, results[i].message = status, str(err)
+                    continue
                 except (DatasetError, InputError) as err:
                     results[i].status, results[i].message = "failed", str(err)
                     continue

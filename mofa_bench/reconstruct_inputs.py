@@ -1,61 +1,42 @@
 """The inputs and output names of :func:`mofa_bench.reconstruct.reconstruct`.
 
-Inputs: photos named on the command line or found in folders; whatever is no photo (a
-missing path, a FIFO, a symbolic-link loop, a dangling link) is set aside with the reason
-instead of stopping the run. Output names: one stem per photo such that no output
+Inputs: files named on the command line or found in folders (every file of a folder: the
+reader, :mod:`mofa_bench.photos.reader`, says which are no images); whatever cannot be read
+as a file (a missing path, a FIFO, a symbolic-link loop, a dangling link) is set aside with
+the reason instead of stopping the run. Output names: one stem per photo such that no output
 replaces a photo being read or another photo's outputs.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
-import stat
 from pathlib import Path
 from typing import Sequence
 
-from mofa_bench.data.images import IMAGE_EXTENSIONS
 from mofa_bench.errors import DatasetError
+from mofa_bench.photos.reader import image_suffixes, path_problem
 
-__all__ = ["find_images", "output_names", "output_stems", "path_problem", "scan_inputs"]
+__all__ = ["find_images", "output_names", "output_stems", "path_problem", "scan_inputs"]  # path_problem: photos.reader
 
 logger = logging.getLogger(__name__)
 
 
-def path_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be read as a file or folder (``None`` when it can)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            return "symbolic link loop"
-        if err.errno == errno.ENOENT:
-            return "dangling symbolic link" if path.is_symlink() else "no such file or folder"
-        return f"cannot be read ({err.strerror or err})"
-    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
-        return None
-    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-    return f"not a regular file ({kind})"
-
-
 def scan_inputs(inputs: Sequence[str | Path], recursive: bool = False) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """The photos named directly or found in folders, and the inputs skipped with why.
+    """The files named directly or found in folders, and the inputs skipped with why.
 
     A named path that is missing, a FIFO, socket or device, a symbolic-link loop or
     unreadable is skipped (not an error), and so is every dangling link or non-regular
-    file met in a folder scan. Folders give their files with the suffixes in
-    :data:`~mofa_bench.data.images.IMAGE_EXTENSIONS` (any case), sorted; other files are
-    counted in a log message. A file named twice is read once.
+    file met in a folder scan. Folders give every regular file, sorted, whatever its
+    suffix (a non-image is then skipped by the reader with that reason, so every file is
+    accounted for). A file named twice is read once.
 
     Returns:
-        ``(photos, skipped)``: the files to read, in order, and ``(path, message)`` per
+        ``(files, skipped)``: the files to read, in order, and ``(path, message)`` per
         input left out.
     """
     files: list[Path] = []
     skipped: list[tuple[Path, str]] = []
     seen: set[Path] = set()
-    ignored = 0
 
     def add(path: Path) -> None:
         key = path.resolve()
@@ -80,19 +61,16 @@ def scan_inputs(inputs: Sequence[str | Path], recursive: bool = False) -> tuple[
             if problem is not None:
                 skipped.append((entry, f"{entry}: {problem}"))
                 logger.warning("skipped %s: %s", entry, problem)
-            elif entry.suffix.lower() in IMAGE_EXTENSIONS:
-                add(entry)
             else:
-                ignored += 1
-        if ignored:
-            logger.info("%s: %d file(s) without an image suffix (%s) ignored", path, ignored,
-                        ", ".join(IMAGE_EXTENSIONS))
-            ignored = 0
+                add(entry)
     return files, skipped
 
 
 def find_images(inputs: Sequence[str | Path], recursive: bool = False) -> list[Path]:
     """Image files named directly or found in the given folders (:func:`scan_inputs`).
+
+    Files found in folders are kept when their suffix is a format Pillow reads
+    (:func:`~mofa_bench.photos.reader.image_suffixes`); named files are kept as named.
 
     Raises:
         DatasetError: an input cannot be read (missing, FIFO, link loop), or nothing
@@ -102,8 +80,10 @@ def find_images(inputs: Sequence[str | Path], recursive: bool = False) -> list[P
     named = [message for path, message in skipped if str(path) in {str(Path(i)) for i in inputs}]
     if named:
         raise DatasetError(named[0])
+    given = {str(Path(i)) for i in inputs}
+    files = [f for f in files if str(f) in given or f.suffix.lower() in image_suffixes()]
     if not files:
-        raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(str(i) for i in inputs)}")
+        raise DatasetError(f"no images (files of a format Pillow reads) in {', '.join(str(i) for i in inputs)}")
     return files
 
 

@@ -26,7 +26,6 @@ Detectors (argument ``detector``):
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections import OrderedDict
 from functools import lru_cache
@@ -38,6 +37,14 @@ import torch
 import torch.nn.functional as F
 
 from mofa_bench.data.batch import FaceBatch
+from mofa_bench.photos.reader import (  # noqa: F401  (BLANK_STD, MIN_IMAGE_SIDE: this module's names before)
+    BLANK_STD,
+    MAX_IMAGE_SIDE,
+    MIN_IMAGE_SIDE,
+    PhotoReadError,
+    image_suffixes,
+    open_photo,
+)
 from mofa_bench.data.synthetic import check_indices
 from mofa_bench.errors import DatasetError, InputError
 from mofa_checks import check_tensor
@@ -55,24 +62,15 @@ __all__ = [
     "read_photo",
 ]
 
-#: File suffixes :class:`ImageFolder` picks up (case-insensitive). A GIF gives its first frame.
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
-#: Photos whose longer side exceeds this many pixels are downscaled while they are read
-#: (JPEG: decoded at a reduced scale; other formats: reduced by an integer factor before
-#: conversion to floats), so a 90-megapixel photo costs about as much as a 16-megapixel one.
-MAX_IMAGE_SIDE: int = 4096
-#: Photos with a side shorter than this many pixels are refused.
-MIN_IMAGE_SIDE: int = 8
+#: File suffixes :class:`ImageFolder` picks up (case-insensitive): every format Pillow
+#: opens (:func:`~mofa_bench.photos.reader.image_suffixes`). A GIF gives its first frame.
+IMAGE_EXTENSIONS: tuple[str, ...] = image_suffixes()
 #: Side of the square crop relative to the side of the Haar detection box.
 CROP_SCALE: float = 1.7
 #: Downward shift of the crop centre from the box centre, in box sides.
 CROP_SHIFT: float = 0.07
-#: An image whose per-channel pixel standard deviation stays below this everywhere is
-#: rejected as blank (a flat colour, all black, all white).
-BLANK_STD: float = 1.0 / 255.0
 
 _INSTALL_HINT = "pip install opencv-python-headless"
-_GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 Detector = Union[str, Callable[[np.ndarray], Sequence[Sequence[float]]]]
 CropBox = tuple[int, int, int]
@@ -95,117 +93,43 @@ def _centre_box(height: int, width: int) -> CropBox:
     return ((width - side) // 2, (height - side) // 2, side)
 
 
-def read_photo(path: str | Path, max_side: int | None = MAX_IMAGE_SIDE) -> tuple[torch.Tensor, float]:
+def read_photo(path: str | Path, max_side: int | None = MAX_IMAGE_SIDE, *,
+               grey: str = "convert") -> tuple[torch.Tensor, float]:
     """Read a photo as an RGB float tensor at most ``max_side`` px on its longer side.
 
-    EXIF orientation is applied; alpha channels are dropped; 16-bit images are scaled by
-    1/65535 (32-bit integer images with values outside [0, 65535] are mapped linearly from
-    their [min, max] to [0, 1], with a warning). Floating-point images (32-bit float
-    TIFFs) in [0, 1] are taken as they are; ones whose values exceed 1 are scaled by 1/255
-    (values up to 255), 1/65535 (up to 65535) or 1/max, and ones with negative values are
-    mapped from [min, max] to [0, 1], with a warning; non-finite values are refused. Greyscale images
-    (grey file modes, or RGB files whose three channels are identical) are replicated to
-    RGB with a warning: a grey photo cannot constrain the colour of reflectance and
-    illumination. An animated GIF gives its first frame.
+    The project's one reader (:func:`~mofa_bench.photos.reader.open_photo`: any format
+    Pillow opens, EXIF orientation applied, alpha dropped, 16-bit and float images scaled
+    to [0, 1]); each note on what reading changed (a greyscale photo replicated to RGB,
+    values rescaled, the first frame of an animation taken) is issued as a ``UserWarning``.
 
     Args:
-        path: image file (anything Pillow reads).
+        path: image file.
         max_side: longer side above which the photo is downscaled while reading;
             ``None`` keeps the native size.
+        grey: ``"convert"`` (replicate to RGB, with a warning) or ``"skip"`` (refuse).
 
     Returns:
         ``(image, scale)``: ``(3, H, W)`` float32 RGB in [0, 1], and the factor from source
         pixels to its pixels (1.0 unless downscaled; e.g. 0.25 for a 16000-px-wide photo).
 
     Raises:
-        DatasetError: the file is missing, not a regular file or unreadable (names it),
-            a side is shorter than :data:`MIN_IMAGE_SIDE`, a value is non-finite, or the
-            image is blank (every channel's pixel standard deviation below 1/255).
+        DatasetError: the file is missing, not a regular file,
+            not an image or unreadable (names it), a side is shorter than
+            :data:`MIN_IMAGE_SIDE`, a value is non-finite, the image is blank (every
+            channel's pixel standard deviation below 1/255), or grey with ``grey="skip"``.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.exists():
-        raise DatasetError(f"{path}: image file not found")
-    if not path.is_file():
-        raise DatasetError(f"{path}: not a regular file")
-    scale = 1.0
     try:
-        with Image.open(path) as img:
-            width, height = img.size
-            if min(width, height) < MIN_IMAGE_SIDE:
-                raise DatasetError(f"{path}: image is {width}×{height} px; each side must be at least "
-                                   f"{MIN_IMAGE_SIDE} px")
-            if max_side is not None and max(width, height) > max_side and img.format == "JPEG":
-                factor = max(width, height) / max_side  # draft decodes at 1/2, 1/4 or 1/8, never below the request
-                img.draft(img.mode, (math.ceil(width / factor), math.ceil(height / factor)))
-            orientation = img.getexif().get(0x0112)
-            img.load()
-            if max_side is not None and max(img.size) > max_side:
-                if img.mode not in ("L", "LA", "RGB", "RGBA", "I", "F", "I;16", "RGBX", "RGBa", "La"):
-                    img = img.convert("RGBA" if "A" in img.mode or img.mode == "P" else "RGB")
-                img = img.reduce(math.ceil(max(img.size) / max_side))
-            scale = img.size[0] / width
-            if orientation:
-                exif = Image.Exif()
-                exif[0x0112] = orientation
-                img.info["exif"] = exif.tobytes()
-                img = ImageOps.exif_transpose(img)
-            mode = img.mode
-            if mode in ("P", "PA"):
-                img = img.convert("RGBA")
-                mode = img.mode
-            elif mode not in _GREY_MODES and mode not in ("RGB", "RGBA", "RGBX", "RGBa"):
-                img = img.convert("RGB")
-                mode = img.mode
-            array = np.asarray(img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DatasetError(f"{path}: unreadable image ({type(exc).__name__}: {exc})") from exc
-
-    if array.dtype == np.bool_:
-        array = array.astype(np.float32)
-    elif array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
-    elif np.issubdtype(array.dtype, np.integer):
-        low, peak = (int(array.min()), int(array.max())) if array.size else (0, 0)
-        if low < 0 or peak > 65535:
-            warnings.warn(f"{path}: integer image with values in [{low}, {peak}]; mapped linearly to [0, 1]",
-                          UserWarning, stacklevel=2)
-            array = (array.astype(np.float64) - low) / max(peak - low, 1)
-        array = array.astype(np.float32) / (1.0 if low < 0 or peak > 65535 else 65535.0)
-    else:
-        array = array.astype(np.float32)
-        if not np.all(np.isfinite(array)):
-            raise DatasetError(f"{path}: floating-point image has NaN or infinite values")
-        low, peak = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
-        if low < 0.0:
-            warnings.warn(f"{path}: floating-point image with values in [{low:g}, {peak:g}]; mapped linearly to "
-                          f"[0, 1]", UserWarning, stacklevel=2)
-            array = (array - low) / max(peak - low, 1e-12)
-        elif peak > 1.0:
-            divisor = 255.0 if peak <= 255.0 else 65535.0 if peak <= 65535.0 else peak
-            warnings.warn(f"{path}: floating-point image with values up to {peak:g}; divided by {divisor:g}",
-                          UserWarning, stacklevel=2)
-            array = array / divisor
-    array = np.clip(array, 0.0, 1.0)
-    grey = mode in _GREY_MODES or array.ndim == 2
-    if array.ndim == 2:
-        array = array[..., None]
-    if mode in ("LA", "La"):
-        array = array[..., :1]
-    array = array[..., :3] if array.shape[-1] >= 3 else np.repeat(array[..., :1], 3, axis=-1)
-    image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
-
-    spread = float(image.flatten(1).std(dim=1).max()) if image[0].numel() > 1 else 0.0
-    if spread < BLANK_STD:
-        raise DatasetError(f"{path}: image is blank (pixel standard deviation {spread:.2g} < 1/255)")
-    if grey or (torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])):
-        warnings.warn(f"{path}: greyscale image converted to RGB (grey replicated to R, G and B); "
-                      "reflectance and illumination colours are unconstrained by it", UserWarning, stacklevel=2)
-    return image, scale
+        photo = open_photo(path, max_side, grey=grey)
+    except PhotoReadError as err:
+        raise DatasetError(str(err)) from err
+    for note in photo.notes:
+        if not note.startswith("downscaled"):
+            warnings.warn(f"{path}: {note}", UserWarning, stacklevel=2)
+    return photo.tensor(), photo.scale
 
 
-def load_image(path: str | Path, image_size: int | tuple[int, int] | None = None) -> torch.Tensor:
+def load_image(path: str | Path, image_size: int | tuple[int, int] | None = None, *,
+               grey: str = "convert") -> torch.Tensor:
     """Read a photo as an RGB float tensor (:func:`read_photo`), optionally resized.
 
     Args:
@@ -213,6 +137,7 @@ def load_image(path: str | Path, image_size: int | tuple[int, int] | None = None
         image_size: ``None`` keeps the size as read (photos longer than
             :data:`MAX_IMAGE_SIDE` px are downscaled); an int ``S`` takes the centre square
             and resizes it to ``S × S``; ``(H, W)`` resizes to exactly that size.
+        grey: ``"convert"`` or ``"skip"`` (see :func:`read_photo`).
 
     Returns:
         ``(3, H, W)`` float32 RGB in [0, 1].
@@ -221,7 +146,7 @@ def load_image(path: str | Path, image_size: int | tuple[int, int] | None = None
         DatasetError: as :func:`read_photo`.
         InputError: a non-positive ``image_size``.
     """
-    image, _ = read_photo(path)
+    image, _ = read_photo(path, grey=grey)
     if image_size is None:
         return image
     if isinstance(image_size, int):
@@ -431,13 +356,16 @@ class ImageFolder:
             detected face instead of raising.
         recursive: also search subfolders.
         cache_size: number of crops kept in memory.
+        grey: greyscale photos are ``"convert"``-ed to RGB with a warning (default) or
+            ``"skip"``-ped: reading one raises :class:`DatasetError` naming it.
 
     Raises:
         DatasetError: the folder is missing or holds no images.
     """
 
     def __init__(self, path: str | Path, image_size: int = 240, detector: Detector = "auto",
-                 allow_no_face: bool = False, recursive: bool = False, cache_size: int = 128) -> None:
+                 allow_no_face: bool = False, recursive: bool = False, cache_size: int = 128,
+                 grey: str = "convert") -> None:
         path = Path(path)
         if not path.is_dir():
             raise DatasetError(f"{path}: image folder does not exist" if not path.exists()
@@ -453,13 +381,14 @@ class ImageFolder:
                           f"suffix left out (dangling links, FIFOs or other non-regular files): "
                           f"{', '.join(left_out[:5])}{' …' if len(left_out) > 5 else ''}", UserWarning, stacklevel=2)
         if not files:
-            raise DatasetError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+            raise DatasetError(f"{path}: no images (no file with a suffix of a format Pillow reads) in this folder")
         self.path = path
         self.files: list[Path] = sorted(files, key=lambda p: p.relative_to(path).as_posix())
         self.image_size = image_size
         self.detector = detector
         self.allow_no_face = allow_no_face
         self.cache_size = max(0, int(cache_size))
+        self.grey = grey
         self._cache: OrderedDict[int, tuple[torch.Tensor, CropBox]] = OrderedDict()
         self._boxes: dict[int, CropBox] = {}
         self.framing = _folder_framing(detector)
@@ -477,7 +406,7 @@ class ImageFolder:
             self._cache.move_to_end(index)
             return self._cache[index]
         file = self.files[index]
-        image = load_image(file)
+        image = load_image(file, grey=self.grey)
         if index in self._boxes:
             box = self._boxes[index]
             result = (_crop_square(image, box, self.image_size), box)

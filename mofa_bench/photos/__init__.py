@@ -1,5 +1,8 @@
 """Real photos: face detection, landmarks, crops framed like the training data, dataset preparation.
 
+- :mod:`~mofa_bench.photos.reader`: the one photo reader (any format Pillow opens, one
+  greyscale rule, a reason for every file it refuses) that ``prepare``, ``reconstruct``
+  and ``data.kind: images`` share.
 - :mod:`~mofa_bench.photos.detection`: detectors by name (``mediapipe`` default, ``haar``)
   and the rule that picks one face per photo.
 - :mod:`~mofa_bench.photos.landmarks68`: MediaPipe's 478-point landmarker → iBUG-68 with

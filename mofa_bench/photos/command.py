@@ -6,7 +6,7 @@ import argparse
 
 from mofa_bench.photos.detection import DEFAULT_DETECTOR, available_detectors, detector_names
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "summary"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -18,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "skipped, with the reason) in <out>/manifest.parquet. Reruns resume.")
     actions = p.add_subparsers(dest="prepare_command", metavar="<source>")
     f = actions.add_parser("folder", help="every photo in a folder (and its subfolders)")
-    f.add_argument("path", help="folder of photos (.jpg .jpeg .png .bmp .webp .tif)")
+    f.add_argument("path", help="folder of photos (any format Pillow reads; every file gets a manifest row)")
     f.add_argument("--no-recursive", action="store_true", help="only the folder itself, not its subfolders")
     c = actions.add_parser("csv", help="the photos a CSV lists (column path; optional x, y, w, h face box)")
     c.add_argument("path", help="CSV file; relative paths in it are taken from its folder")
@@ -49,7 +49,9 @@ def _add_common(f: argparse.ArgumentParser) -> None:
                    help="skip faces whose box side is below this many px (default: %(default)s)")
     f.add_argument("--max-outside", type=float, default=0.25,
                    help="skip faces with more than this fraction of their box outside the photo (default: %(default)s)")
-    f.add_argument("--allow-grey", action="store_true", help="keep greyscale photos (skipped by default)")
+    f.add_argument("--skip-grey", action="store_true",
+                   help="skip greyscale photos (by default they are converted to RGB, with a note in the manifest)")
+    f.add_argument("--allow-grey", action="store_true", help=argparse.SUPPRESS)  # the default now
     f.add_argument("--max-megapixels", type=float, default=50.0,
                    help="skip photos larger than this (default: %(default)s)")
     f.add_argument("--workers", type=int, default=1, help="processes (default: %(default)s)")
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                                        f"Fix: {state.fix}")
     landmarker = None if args.no_landmarks or args.landmarker == "none" else args.landmarker
     settings = PrepareSettings(size=args.size, detector=args.detector, landmarker=landmarker, min_face=args.min_face,
-                               max_outside=args.max_outside, allow_grey=args.allow_grey,
+                               max_outside=args.max_outside, allow_grey=not args.skip_grey,
                                max_pixels=int(args.max_megapixels * 1e6))
     options = dict(workers=args.workers, progress=not args.no_progress, limit=args.limit)
     if args.prepare_command == "csv":
@@ -92,11 +94,27 @@ def run(args: argparse.Namespace) -> int:
         else:
             items = adapters.vw300_items(args.path, Path(args.out) / "frames", every=args.every)
         frame = prepare_photos(items, args.out, settings, **options)
+    print(summary(frame, args.out))
+    return 0
+
+
+def summary(frame, out: str) -> str:
+    """The lines ``prepare`` prints: faces found of files listed, skips by reason, notes by kind.
+
+    Args:
+        frame: the manifest (pandas DataFrame).
+        out: the output folder, as given.
+    """
     ok = frame[frame["status"] == "ok"]
-    print(f"{len(ok)} faces from {len(frame)} photos in {args.out} (manifest: {args.out}/manifest.parquet)")
+    lines = [f"{len(ok)} faces from {len(frame)} files in {out} (manifest: {out}/manifest.parquet)"]
     skipped = frame[frame["status"] != "ok"]
     if len(skipped):
-        print(f"{len(skipped)} skipped:")
+        lines.append(f"{len(skipped)} skipped:")
         for reason, count in skipped["reason"].str.replace(r" \(.*", "", regex=True).value_counts().items():
-            print(f"  {count:>6}  {reason}")
-    return 0
+            lines.append(f"  {count:>6}  {reason}")
+    notes = frame.loc[frame["note"].astype(bool), "note"] if "note" in frame else frame.iloc[:0, 0]
+    if len(notes):
+        lines.append(f"{len(notes)} with a note:")
+        for note, count in notes.str.replace(r" \(.*", "", regex=True).value_counts().items():
+            lines.append(f"  {count:>6}  {note}")
+    return "\n".join(lines)

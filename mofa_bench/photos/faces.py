@@ -9,9 +9,11 @@ skipped), and the crop is framed from the landmarks
 (:func:`~mofa_bench.photos.framing.frame_from_landmarks68`); without a landmarker, from the
 detector's keypoints, or from its box (Haar).
 
-:func:`read_photo_array` reads a file as uint8 RGB and raises :class:`PhotoSkipped` with a
-one-line reason for files that cannot serve: unreadable or truncated, larger than a pixel
-limit (checked from the header, before decoding), blank, or grey (unless allowed).
+:func:`read_photo_array` reads a file as uint8 RGB through the project's one reader
+(:func:`~mofa_bench.photos.reader.open_photo`) and raises :class:`PhotoSkipped` with its
+one-line reason for files that cannot serve: not an image, unreadable or truncated, larger
+than a pixel limit (checked from the header, before decoding), blank, or grey (with
+``grey="skip"``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mofa_bench.photos.reader import PhotoReadError, open_photo
 from mofa_bench.errors import DatasetError, InputError, MofaBenchError
 from mofa_bench.photos.detection import DEFAULT_DETECTOR, FaceDetection, FaceDetector, get_detector, select_face
 from mofa_bench.photos.framing import (
@@ -47,41 +50,22 @@ class PhotoSkipped(MofaBenchError):
     """A photo cannot be used; the message is the one-line reason written to the manifest."""
 
 
-def read_photo_array(path: str | Path, max_pixels: int = MAX_PIXELS, allow_grey: bool = False) -> np.ndarray:
-    """Read a photo as ``(H, W, 3)`` uint8 RGB, EXIF orientation applied, alpha dropped.
+def read_photo_array(path: str | Path, max_pixels: int = MAX_PIXELS, grey: str = "convert") -> np.ndarray:
+    """Read a photo as ``(H, W, 3)`` uint8 RGB at its native size through the project's one reader.
+
+    :func:`~mofa_bench.photos.reader.open_photo` reads it (any format Pillow opens,
+    EXIF orientation applied, alpha dropped; a grey photo is replicated to RGB, or with
+    ``grey="skip"`` refused).
 
     Raises:
-        PhotoSkipped: unreadable/truncated file, more than ``max_pixels`` pixels, blank
-            (one flat colour), or grey (a grey file mode or three identical channels)
-            unless ``allow_grey``.
+        PhotoSkipped: the reader's one-line reason: missing, not an image, unreadable or
+            truncated, more than ``max_pixels`` pixels, blank (one flat colour), grey with
+            ``grey="skip"``.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    errors = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
     try:
-        with Image.open(path) as img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise PhotoSkipped(f"image too large ({width} × {height} px > {max_pixels / 1e6:.0f} MP)")
-            img.load()
-            grey_mode = img.mode in ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
-            if img.mode.startswith("I;16") or img.mode in ("I", "F"):
-                array = np.asarray(img, dtype=np.float64)
-                img = Image.fromarray((np.clip(array / max(array.max(), 1.0), 0, 1) * 255).astype(np.uint8))
-            img = ImageOps.exif_transpose(img).convert("RGB")
-            rgb = np.asarray(img)
-    except PhotoSkipped:
-        raise
-    except errors as exc:
-        raise PhotoSkipped(f"unreadable image ({type(exc).__name__}: {exc})") from exc
-    if rgb.shape[0] < 2 or rgb.shape[1] < 2:
-        raise PhotoSkipped(f"image too small ({rgb.shape[1]} × {rgb.shape[0]} px)")
-    if int(rgb.max()) - int(rgb.min()) <= 1:
-        raise PhotoSkipped("blank image (one flat colour)")
-    if not allow_grey and (grey_mode or (np.array_equal(rgb[..., 0], rgb[..., 1])
-                                         and np.array_equal(rgb[..., 1], rgb[..., 2]))):
-        raise PhotoSkipped("greyscale image (cannot constrain reflectance and light colour)")
-    return np.ascontiguousarray(rgb)
+        return open_photo(path, None, grey=grey, max_pixels=max_pixels).rgb8()
+    except PhotoReadError as exc:
+        raise PhotoSkipped(exc.reason) from exc
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,18 @@ Output folder layout:
   detector found), ``framed_by``, ``landmarks_68`` (68 × 2 source px, project pixel
   convention; empty without landmarks), ``landmark_confidence`` (68 values in [0, 1]) and
   ``reference_points`` (a dataset's own annotation in source px, K × 2: 68 iBUG points for
-  300-VW, CelebA's 5; empty when there is none).
+  300-VW, CelebA's 5; empty when there is none) and ``note`` (what reading changed, e.g.
+  a greyscale photo converted to RGB; ``""`` when nothing).
 - ``prepare.json``: the settings; a rerun with other settings is refused.
 
 Resuming: a rerun reads the manifest and processes only photos without a row. The
 manifest is rewritten (atomically) every ``save_every`` photos and at the end, so an
-interrupted run loses at most that many photos' work. A file that cannot be used
-(unreadable, truncated, grey, blank, too large, face-less, face tiny or cut off) gets a
-``skipped`` row with the reason and never stops the run.
+interrupted run loses at most that many photos' work. Every file of a folder gets a row:
+one that cannot be used (not an image, unreadable, truncated, blank, too large, grey with
+``allow_grey=False``, face-less, face tiny or cut off; a dangling link or a FIFO) gets a
+``skipped`` row with the reason and never stops the run. Photos are read by the project's
+one reader (:mod:`mofa_bench.photos.reader`: any format Pillow opens; greyscale converted
+to RGB with a note by default).
 
 :class:`PreparedFaces` reads a prepared folder back as a dataset of crops with their
 landmarks in crop pixels.
@@ -42,20 +46,22 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from mofa_bench.errors import DatasetError, InputError
-from mofa_bench.photos.faces import MAX_PIXELS, FacePipeline, PhotoSkipped, read_photo_array
+from mofa_bench.photos.faces import MAX_PIXELS, FacePipeline, PhotoSkipped
+from mofa_bench.photos.reader import PhotoReadError, image_suffixes, open_photo
 from mofa_bench.photos.framing import crop_square
 
-__all__ = ["IMAGE_SUFFIXES", "MANIFEST_COLUMNS", "PhotoItem", "PrepareSettings", "PreparedFaces", "list_photos",
+__all__ = ["IMAGE_SUFFIXES", "MANIFEST_COLUMNS", "PhotoItem", "PrepareSettings", "list_photos",
            "prepare_csv",
            "prepare_folder", "prepare_photos", "read_manifest"]
 
-#: File suffixes taken as photos (any case).
-IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: File suffixes of the formats Pillow opens (any case); :func:`list_photos` lists every
+#: file whatever its suffix, and the reader says which are no images.
+IMAGE_SUFFIXES: tuple[str, ...] = image_suffixes()
 #: The manifest's columns, in order.
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "source", "status", "reason", "crop", "crop_x0", "crop_y0", "crop_side", "crop_size", "image_width",
     "image_height", "detector", "score", "faces", "framed_by", "landmarks_68", "landmark_confidence",
-    "reference_points")
+    "reference_points", "note")
 MANIFEST = "manifest.parquet"
 SETTINGS = "prepare.json"
 
@@ -70,7 +76,8 @@ class PrepareSettings:
         landmarker: landmarker name, or ``None``.
         min_face: smallest accepted face box side, px.
         max_outside: largest fraction of the face box outside the photo.
-        allow_grey: keep grey photos (replicated to RGB).
+        allow_grey: keep grey photos, replicated to RGB with a note (the default);
+            ``False`` skips them.
         max_pixels: larger photos are skipped.
     """
 
@@ -79,7 +86,7 @@ class PrepareSettings:
     landmarker: str | None = "mediapipe"
     min_face: float = 32.0
     max_outside: float = 0.25
-    allow_grey: bool = False
+    allow_grey: bool = True
     max_pixels: int = MAX_PIXELS
 
     def __post_init__(self) -> None:
@@ -90,9 +97,14 @@ class PrepareSettings:
 
 
 def list_photos(folder: Path, recursive: bool = True) -> list[Path]:
-    """Photo files under ``folder`` (suffixes of :data:`IMAGE_SUFFIXES`), sorted by relative path."""
+    """Every entry under ``folder`` but folders, sorted by relative path.
+
+    Files of any suffix are listed (the reader skips non-images with that reason), and so
+    are dangling links, FIFOs and other non-regular entries (skipped as such): every file
+    gets a manifest row.
+    """
     pattern = "**/*" if recursive else "*"
-    return sorted((p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+    return sorted((p for p in folder.glob(pattern) if not p.is_dir()),
                   key=lambda p: p.relative_to(folder).as_posix())
 
 
@@ -120,7 +132,7 @@ class PhotoItem:
 def _row(source: str, status: str, reason: str = "", **values: Any) -> dict[str, Any]:
     row: dict[str, Any] = {name: None for name in MANIFEST_COLUMNS}
     row.update(source=source, status=status, reason=reason, landmarks_68=[], landmark_confidence=[],
-               reference_points=[])
+               reference_points=[], note="")
     row.update(values)
     return row
 
@@ -163,20 +175,36 @@ def _process(job: tuple[PhotoItem, str, dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
+def _read(path: Path, settings: PrepareSettings) -> tuple[np.ndarray, str]:
+    """``((H, W, 3) uint8 RGB at native size, note)`` of one photo, through the one reader.
+
+    Raises:
+        PhotoSkipped: the reader's reason (not an image, unreadable, blank, grey with
+            ``allow_grey=False``, …).
+    """
+    try:
+        photo = open_photo(path, None, grey="convert" if settings.allow_grey else "skip",
+                           max_pixels=settings.max_pixels)
+    except PhotoReadError as exc:
+        raise PhotoSkipped(exc.reason) from exc
+    return photo.rgb8(), "; ".join(photo.notes)
+
+
 def _prepare_one(item: PhotoItem, out_dir: str, settings: dict[str, Any]) -> dict[str, Any]:
     path, source, near = item.path, item.source, item.near
     s = PrepareSettings(**settings)
     if _PIPELINE is None:
         raise RuntimeError("prepare: the face pipeline of this process was not initialised")
     try:
-        rgb = read_photo_array(path, max_pixels=s.max_pixels, allow_grey=s.allow_grey)
+        rgb, note = _read(Path(path), s)
     except PhotoSkipped as exc:
         return _row(source, "skipped", str(exc))
     height, width = rgb.shape[:2]
     try:
         face = _PIPELINE.find(rgb, near=near)
     except PhotoSkipped as exc:
-        return _row(source, "skipped", str(exc), image_width=width, image_height=height, detector=s.detector)
+        return _row(source, "skipped", str(exc), image_width=width, image_height=height, detector=s.detector,
+                    note=note)
     crop_rel = _crop_name(source)
     target = Path(out_dir) / crop_rel
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -191,7 +219,7 @@ def _prepare_one(item: PhotoItem, out_dir: str, settings: dict[str, Any]) -> dic
                 detector=s.detector, score=float(face.detection.score), faces=face.candidates,
                 framed_by=face.framed_by,
                 landmarks_68=[] if lm is None else lm.ibug68.astype(np.float64).tolist(),
-                landmark_confidence=[] if lm is None else lm.confidence.astype(np.float64).tolist())
+                landmark_confidence=[] if lm is None else lm.confidence.astype(np.float64).tolist(), note=note)
 
 
 def _frame(rows: list[dict[str, Any]]):
@@ -201,6 +229,7 @@ def _frame(rows: list[dict[str, Any]]):
     for name in ("crop_x0", "crop_y0", "crop_side", "crop_size", "image_width", "image_height", "faces"):
         frame[name] = frame[name].astype("Int64")
     frame["score"] = frame["score"].astype("float64")
+    frame["note"] = frame["note"].fillna("").astype(str)  # manifests written before the column
     return frame
 
 

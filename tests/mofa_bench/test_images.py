@@ -91,7 +91,7 @@ class TestLoadImage:
     @pytest.mark.parametrize("value", [(0, 0, 0), (200, 30, 30)])
     def test_blank_image_rejected(self, tmp_path, value):
         flat = np.broadcast_to(np.array(value, np.uint8), (20, 20, 3)).copy()
-        with pytest.raises(DatasetError, match="image is blank"):
+        with pytest.raises(DatasetError, match="blank image"):
             load_image(write_png(tmp_path / "flat.png", flat))
 
     def test_unreadable_file_rejected_naming_it(self, tmp_path):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from PIL import Image
 
 from mofa_bench.cli import main
 from mofa_bench.code_vector import CODE_DIM, CODE_SLICES
@@ -43,12 +44,13 @@ def _write_checkpoint(path: Path, model_path: Path, head_bias: torch.Tensor | No
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
-    from PIL import Image
 
     folder = tmp_path_factory.mktemp("photos")
     Image.fromarray(skimage_data.astronaut()).save(folder / "astronaut.png")
     Image.fromarray(skimage_data.chelsea()).save(folder / "chelsea.jpg")
     (folder / "broken.jpg").write_bytes(b"not an image")
+    (folder / "notes.txt").write_text("not a photo")
+    Image.fromarray(skimage_data.camera()).save(folder / "camera.ppm")
     return folder
 
 
@@ -156,10 +158,16 @@ class TestReconstruct:
         model = load_trained_model(checkpoint, "cpu")
         results = reconstruct(model, [photos], tmp_path, detector="none", batch_size=2, progress=False)
         status = {r.source.name: r.status for r in results}
-        assert status == {"astronaut.png": "ok", "broken.jpg": "failed", "chelsea.jpg": "ok"}
-        assert "unreadable image" in next(r.message for r in results if r.status == "failed")
+        assert status == {"astronaut.png": "ok", "broken.jpg": "failed", "camera.ppm": "ok", "chelsea.jpg": "ok",
+                          "notes.txt": "skipped"}
+        message = {r.source.name: r.message for r in results}
+        assert "unreadable image" in message["broken.jpg"] and "not an image" in message["notes.txt"]
+        assert message["camera.ppm"].startswith("greyscale image converted to RGB")
         index = (tmp_path / "reconstructions.csv").read_text().splitlines()
-        assert len(index) == 4 and "broken.jpg,failed" in index[1 + sorted(status).index("broken.jpg")]
+        assert len(index) == 6 and "broken.jpg,failed" in index[1 + sorted(status).index("broken.jpg")]
+        [grey] = reconstruct(model, [photos / "camera.ppm"], tmp_path / "skip", detector="none", grey="skip",
+                             progress=False)
+        assert grey.status == "skipped" and "greyscale image" in grey.message
 
     def test_same_stem_gets_distinct_outputs(self, tmp_path, photos, checkpoint):
         other = tmp_path / "other"
@@ -189,8 +197,8 @@ class TestReconstruct:
 
         model = CodeModel(encode, build_decoder(config, torch.device("cpu")), IMAGE_SIZE, torch.device("cpu"))
         results = reconstruct(model, [photos], tmp_path, detector="none", batch_size=2, progress=False)
-        assert [r.status for r in results] == ["ok", "failed", "ok"]
-        assert seen == [(1, 3, IMAGE_SIZE, IMAGE_SIZE), (1, 3, IMAGE_SIZE, IMAGE_SIZE)]
+        assert [r.status for r in results] == ["ok", "failed", "ok", "ok", "skipped"]
+        assert seen == [(1, 3, IMAGE_SIZE, IMAGE_SIZE), (2, 3, IMAGE_SIZE, IMAGE_SIZE)]
         saved = np.load(tmp_path / "chelsea_code.npz")
         np.testing.assert_allclose(saved["code"], _code_bias().numpy())
 
@@ -230,7 +238,18 @@ class TestCli:
                    "--device", "cpu", "--detector", "none"])
         assert rc == 1
         captured = capsys.readouterr()
-        assert "reconstructed 2 of 3 photos" in captured.out and "broken.jpg" in captured.err
+        assert "reconstructed 3 of 4 photos" in captured.out and "1 files that are no image skipped" in captured.out and "broken.jpg" in captured.err
+        assert "notes.txt: not an image" in captured.err
+
+    def test_a_skipped_non_image_alone_gives_exit_status_0(self, tmp_path, photos, checkpoint):
+        folder = tmp_path / "in"
+        folder.mkdir()
+        (folder / "astronaut.png").write_bytes((photos / "astronaut.png").read_bytes())
+        (folder / "notes.txt").write_text("not a photo")
+        assert main(["reconstruct", str(folder), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"),
+                     "--device", "cpu", "--detector", "none"]) == 0
+        assert main(["reconstruct", str(folder / "notes.txt"), "--checkpoint", str(checkpoint), "--out",
+                     str(tmp_path / "out2"), "--device", "cpu", "--detector", "none"]) == 1
 
     def test_missing_checkpoint_message(self, tmp_path, photos, capsys):
         rc = main(["reconstruct", str(photos), "--checkpoint", str(tmp_path / "x.pt"), "--out", str(tmp_path)])

@@ -84,7 +84,7 @@ class TestLfw:
         Image.fromarray(astronaut[5:255, 100:350]).save(tmp_path / "lfw" / "A_B" / "A_B_0001.jpg")
         assert main(["prepare", "lfw", str(tmp_path / "lfw"), "--out", str(tmp_path / "out"), "--size", "64",
                      "--no-progress"]) == 0
-        assert "1 faces from 1 photos" in capsys.readouterr().out
+        assert "1 faces from 1 files" in capsys.readouterr().out
         assert (tmp_path / "out" / "crops" / "A_B" / "A_B_0001.png").is_file()
 
 

@@ -36,25 +36,26 @@ def photo_folder(tmp_path: Path, astronaut: np.ndarray) -> Path:
         folder / "huge.png")                                         # 0.8 MP > SMALL.max_pixels
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(folder / "noise.png")
-    (folder / "notes.txt").write_text("not a photo, not listed")
+    (folder / "notes.txt").write_text("not a photo: listed as such")
     return folder
 
 
 class TestReadPhoto:
     def test_bad_files_raise_with_reasons(self, photo_folder: Path):
         reasons = {}
-        for name in ("corrupt.jpg", "truncated.jpg", "grey.png", "blank.png", "huge.png"):
+        for name in ("corrupt.jpg", "truncated.jpg", "grey.png", "blank.png", "huge.png", "notes.txt"):
             with pytest.raises(PhotoSkipped) as info:
-                read_photo_array(photo_folder / name, max_pixels=SMALL.max_pixels)
+                read_photo_array(photo_folder / name, max_pixels=SMALL.max_pixels, grey="skip")
             reasons[name] = str(info.value)
         assert reasons["corrupt.jpg"].startswith("unreadable image")
+        assert reasons["notes.txt"].startswith("not an image")
         assert reasons["truncated.jpg"].startswith("unreadable image") and "truncated" in reasons["truncated.jpg"]
         assert reasons["grey.png"].startswith("greyscale image")
         assert reasons["blank.png"].startswith("blank image")
         assert reasons["huge.png"].startswith("image too large (1000 × 800 px")
 
-    def test_grey_allowed_is_replicated(self, photo_folder: Path):
-        rgb = read_photo_array(photo_folder / "grey.png", allow_grey=True)
+    def test_grey_is_replicated_by_default(self, photo_folder: Path):
+        rgb = read_photo_array(photo_folder / "grey.png")
         assert rgb.shape == (512, 512, 3) and np.array_equal(rgb[..., 0], rgb[..., 2])
 
 
@@ -66,8 +67,11 @@ class TestPrepareFolder:
         assert list(frame.columns) == list(MANIFEST_COLUMNS)
         rows = frame.set_index("source")
         assert set(rows.index) == {"astronaut.jpg", "sub/pair.png", "corrupt.jpg", "truncated.jpg", "grey.png",
-                                   "blank.png", "huge.png", "noise.png"}
-        assert set(rows.index[rows["status"] == "ok"]) == {"astronaut.jpg", "sub/pair.png"}
+                                   "blank.png", "huge.png", "noise.png", "notes.txt"}
+        assert set(rows.index[rows["status"] == "ok"]) == {"astronaut.jpg", "sub/pair.png", "grey.png"}
+        assert rows.loc["grey.png", "note"].startswith("greyscale image converted to RGB")
+        assert rows.loc["astronaut.jpg", "note"] == ""
+        assert rows.loc["notes.txt", "reason"].startswith("not an image")
         assert rows.loc["noise.png", "reason"] == "no face detected"
         assert rows.loc["huge.png", "reason"].startswith("image too large")
         ok = rows.loc["astronaut.jpg"]
@@ -96,11 +100,11 @@ class TestPrepareFolder:
         original = module._process
         monkeypatch.setattr(module, "_process", lambda job: (seen.append(job[0].source), original(job))[1])
         frame = prepare_folder(photo_folder, out, SMALL, progress=False)
-        assert len(frame) == 8 and sorted(seen) == sorted(set(frame["source"]) - {"astronaut.jpg", "blank.png",
+        assert len(frame) == 9 and sorted(seen) == sorted(set(frame["source"]) - {"astronaut.jpg", "blank.png",
                                                                                   "corrupt.jpg"})
         assert crop.stat().st_mtime_ns == stamp
         seen.clear()
-        assert len(prepare_folder(photo_folder, out, SMALL, progress=False)) == 8 and seen == []
+        assert len(prepare_folder(photo_folder, out, SMALL, progress=False)) == 9 and seen == []
         assert first is not None and len(first) == 1
 
     def test_other_settings_are_refused(self, photo_folder: Path, tmp_path: Path):
@@ -113,8 +117,8 @@ class TestPrepareFolder:
         out = tmp_path / "prepared"
         prepare_folder(photo_folder, out, SMALL, progress=False)
         data = PreparedFaces(out)
-        assert len(data) == 2 and data.image_size == 64
-        batch = data.batch(torch.tensor([0, 1]))
+        assert len(data) == 3 and data.image_size == 64
+        batch = data.batch(torch.tensor([0, 2]))
         assert batch.images.shape == (2, 3, 64, 64) and batch.images.dtype == torch.float32
         assert batch.landmarks.shape == (2, 68, 2) and batch.landmark_confidence.shape == (2, 68)
         # crop-pixel landmarks: the eyes sit where the zero code's do (x ≈ 0.36 / 0.64, y ≈ 0.38 of the side)
@@ -132,7 +136,12 @@ class TestPrepareFolder:
         assert main(["prepare", "folder", str(photo_folder), "--out", str(out), "--size", "64",
                      "--max-megapixels", "0.6", "--no-progress"]) == 0
         printed = capsys.readouterr().out
-        assert "2 faces from 8 photos" in printed and "no face detected" in printed and "greyscale" in printed
+        assert "3 faces from 9 files" in printed and "no face detected" in printed and "not an image" in printed
+        assert "1 with a note:" in printed and "greyscale image converted to RGB" in printed
+        skip = tmp_path / "skip"
+        assert main(["prepare", "folder", str(photo_folder), "--out", str(skip), "--size", "64",
+                     "--max-megapixels", "0.6", "--no-progress", "--skip-grey"]) == 0
+        assert "2 faces from 9 files" in capsys.readouterr().out
 
 
 def test_missing_folder_and_manifest_are_dataset_errors(tmp_path: Path):
@@ -158,7 +167,7 @@ class TestPrepareCsvAndOptions:
         assert left["crop"] == "crops/sub/pair_1.png" and right["crop"] == "crops/sub/pair_2.png"
         assert left["crop_x0"] + left["crop_side"] / 2 < 256 < right["crop_x0"] + right["crop_side"] / 2
         assert frame.loc["astronaut.jpg", "status"] == "ok"
-        assert frame.loc["missing.jpg", "reason"].startswith("unreadable image")
+        assert frame.loc["missing.jpg", "reason"] == "no such file or folder"
 
     def test_csv_without_path_column_is_a_dataset_error(self, tmp_path: Path):
         from mofa_bench.photos.prepare import prepare_csv
@@ -209,7 +218,7 @@ def test_a_prepared_folder_trains_with_its_landmarks(photo_folder: Path, tmp_pat
     config = tiny_train_config(tmp_path / "runs", tiny_model_path, "data.kind=prepared", f"data.path={prepared}",
                                f"data.val_path={prepared}", "loss.landmark=1.0", "optim.iterations=2")
     trainer = Trainer(config, validator=validate)
-    assert len(trainer.train_data) == 2 and trainer.train_data.image_size == config.camera.image_size
+    assert len(trainer.train_data) == 3 and trainer.train_data.image_size == config.camera.image_size
     result = trainer.fit()
     assert result.steps == 2 and math.isfinite(result.final_loss)
     import pandas as pd
@@ -226,3 +235,38 @@ def test_worker_processes_give_the_same_manifest(photo_folder: Path, tmp_path: P
     assert one[columns].equals(two[columns])
     assert np.array_equal(np.asarray(Image.open(tmp_path / "one" / "crops" / "astronaut.png")),
                           np.asarray(Image.open(tmp_path / "two" / "crops" / "astronaut.png")))
+
+
+@pytest.mark.usefixtures("needs_mediapipe")
+def test_a_folder_of_every_format_gives_one_row_per_file(tmp_path: Path, astronaut: np.ndarray, capsys):
+    """One photo per readable format, a non-image, a grey photo and a face-less one: the summary matches."""
+    from mofa_bench.cli import main
+
+    folder = tmp_path / "formats"
+    folder.mkdir()
+    face = np.ascontiguousarray(astronaut[:256, 64:320])
+    formats = {"a.jpg": {"quality": 90}, "a.png": {}, "a.ppm": {}, "a.bmp": {}, "a.tiff": {}, "a.webp": {},
+               "a.gif": {}, "a.tga": {}}
+    for name, options in formats.items():
+        Image.fromarray(face).save(folder / name, **options)
+    Image.fromarray(face[..., 1]).save(folder / "grey.pgm")
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (160, 200, 3), dtype=np.uint8)).save(
+        folder / "noise.png")
+    (folder / "readme.md").write_text("# not a photo\n")
+    out = tmp_path / "out"
+    assert main(["prepare", "folder", str(folder), "--out", str(out), "--size", "64", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    frame = pd_read(out).set_index("source")
+    assert len(frame) == len(list(folder.iterdir())) == 11
+    ok = set(frame.index[frame["status"] == "ok"])
+    assert ok == set(formats) | {"grey.pgm"}
+    assert frame.loc["grey.pgm", "note"].startswith("greyscale image converted to RGB")
+    assert frame.loc["noise.png", "reason"] == "no face detected"
+    assert frame.loc["readme.md", "reason"].startswith("not an image")
+    assert "9 faces from 11 files" in printed and "2 skipped:" in printed and "1 with a note:" in printed
+
+
+def pd_read(out: Path):
+    import pandas as pd
+
+    return pd.read_parquet(out / "manifest.parquet")

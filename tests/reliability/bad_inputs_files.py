@@ -24,7 +24,7 @@ def _read(path: Path):
     return read_photo(path)
 
 
-@case("image", "DatasetError", r"thin\.png: image is 5000×2 px; each side must be at least 8 px")
+@case("image", "DatasetError", r"thin\.png: image too small \(5000 × 2 px; each side must be at least 8 px\)")
 def _image_5000x2(env, tmp):
     _read(_png(tmp / "thin.png", np.random.default_rng(0).integers(0, 255, (2, 5000, 3), dtype=np.uint8)))
 
@@ -36,7 +36,7 @@ def _image_truncated(env, tmp):
     _read(tmp / "cut.png")
 
 
-@case("image", "DatasetError", r"flat\.png: image is blank")
+@case("image", "DatasetError", r"flat\.png: blank image")
 def _image_blank(env, tmp):
     _read(_png(tmp / "flat.png", np.full((32, 32, 3), 120, np.uint8)))
 
