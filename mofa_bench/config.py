@@ -22,6 +22,7 @@ import yaml
 
 from mofa_bench.data.backgrounds import BackgroundConfig
 from mofa_bench.data.mixed import DataSource, check_sources
+from mofa_bench.data.out_of_span import OutOfSpanConfig
 from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights
 from mofa_bench.methods.registry import method_names
@@ -144,6 +145,13 @@ class DataConfig:
     ``preload`` draws the whole training set once at the start of a run and holds it in
     memory as uint8 images (:class:`mofa_bench.data.preload.PreloadedFaces`): on the CPU
     this takes a quarter off a 64 px training step, for about 16 KiB per sample.
+
+    Protocols of the synthetic data (:mod:`mofa_bench.data.splits`): ``out_of_span`` adds
+    held-out geometry and albedo detail outside the decoder's 3DMM to every synthetic
+    face (:class:`mofa_bench.data.out_of_span.OutOfSpanConfig`; all zero: in-span);
+    ``target_prior`` (domain gap) draws the validation and test splits, and a breeding
+    method's synthetic target, from another code prior than the training split's
+    ``prior`` (null: the same prior).
     """
 
     kind: str = "synthetic"
@@ -158,6 +166,8 @@ class DataConfig:
     backgrounds: BackgroundConfig = field(default_factory=BackgroundConfig)
     sources: tuple[DataSource, ...] = ()
     preload: bool = False
+    out_of_span: OutOfSpanConfig = field(default_factory=OutOfSpanConfig)
+    target_prior: CodePrior | None = None
 
 
 @dataclass
@@ -309,7 +319,7 @@ class TrainConfig:
             raise ConfigError(f"method: expected one of {', '.join(method_names())}, got {self.method!r}")
         from mofa_bench.encoders.base import MIN_IMAGE_SIZE
 
-        if self.method in ("mofa", "code_regression") and self.camera.image_size < MIN_IMAGE_SIZE:
+        if self.method in ("mofa", "code_regression", "inversefacenet", "multilevel") and self.camera.image_size < MIN_IMAGE_SIZE:
             raise ConfigError(f"camera.image_size: the {self.encoder.name} encoder needs images of at least "
                               f"{MIN_IMAGE_SIZE} px, got {self.camera.image_size}")
         if self.method == "mofa" and self.method_options:

@@ -12,7 +12,7 @@ from mofa_bench.camera import Camera
 from mofa_bench.code_vector import AMBIENT_OFFSET
 from mofa_bench.errors import InputError
 from mofa_bench.face_model.model import FaceModel
-from mofa_bench.formation import FormedFace, form_face
+from mofa_bench.formation import FormedFace, form_face, form_geometry
 from renderers import PhotometricSamples, Renderer, get_renderer
 
 
@@ -84,6 +84,11 @@ class MoFADecoder(nn.Module):
             raise InputError("code: expected at least one code (B >= 1), got an empty batch of shape "
                              f"{tuple(code.shape)}")
         return form_face(self.model, self.camera, code, self.ambient_offset)
+
+    def form_geometry(self, vertices: torch.Tensor, reflectance: torch.Tensor, code: torch.Tensor) -> FormedFace:
+        """Image formation of ``(B, N, 3)`` geometry (mm) and albedo under the pose and light
+        of ``(B, 257)`` codes (:func:`~mofa_bench.formation.form_geometry`; α, δ, β unused)."""
+        return form_geometry(self.model, self.camera, vertices, reflectance, code, self.ambient_offset)
 
     def forward(self, code: torch.Tensor) -> FormedFace:
         return self.form(code)

@@ -69,6 +69,29 @@ def form_face(model: FaceModel, camera: Camera, code: torch.Tensor,
         )
     vertices = model.vertices(parts.alpha, parts.delta)
     reflectance = model.reflectance(parts.beta)
+    return form_geometry(model, camera, vertices, reflectance, code, ambient_offset)
+
+
+def form_geometry(model: FaceModel, camera: Camera, vertices: torch.Tensor, reflectance: torch.Tensor,
+                  code: torch.Tensor, ambient_offset: float = AMBIENT_OFFSET) -> FormedFace:
+    """Image formation of given model-space geometry and albedo under a code's pose and light.
+
+    :func:`form_face` with ``V`` and ``R`` supplied instead of the 3DMM's: for faces that
+    leave the model's span (a multi-level model's corrected mesh, an out-of-span
+    generator's faces). The code's α, δ, β are not read.
+
+    Args:
+        model: the face model (triangles, landmark vertices), on the inputs' device and dtype.
+        camera: the camera.
+        vertices: ``(B, N, 3)`` model-space geometry, mm.
+        reflectance: ``(B, N, 3)`` albedo, RGB.
+        code: ``(B, 257)`` codes whose rotation, translation and γ pose and light the face.
+        ambient_offset: added to the constant SH band.
+
+    Returns:
+        :class:`FormedFace`.
+    """
+    parts = split_code(code)
     normals = model.normals(vertices)
     rot = camera.rotation_to_camera(parts.rotation)
     verts_cam = camera.apply_pose(vertices, rot, parts.translation)

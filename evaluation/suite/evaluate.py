@@ -188,7 +188,8 @@ def evaluate_test_set(method: Method, model_decoder: MoFADecoder, config: TrainC
             indices.append(batch.indices.cpu())
             code = timed.last.code if timed.last is not None else None
             if code is not None and decoder is not None and batch.codes is not None:
-                errors = vertex_errors(decoder, code, batch.codes.to(code.dtype)).double().sum(0).cpu()
+                errors = vertex_errors(decoder, code, batch.codes.to(code.dtype), timed.last.formed,
+                                       batch.vertices).double().sum(0).cpu()
                 vertex_sum = errors if vertex_sum is None else vertex_sum + errors
     values = {name: torch.cat(parts) for name, parts in per_sample.items()}
     _write_metrics(run_dir / "test_metrics.csv", torch.cat(indices), values)

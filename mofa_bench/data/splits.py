@@ -7,7 +7,15 @@ splits are disjoint by construction and the same for every run with the same see
 - validation: ``[VALIDATION_START, VALIDATION_START + val_size)`` — the same faces
   whatever the training size;
 - test: ``[TEST_START, TEST_START + test_size)`` — never seen by training or validation;
-  suites and reports score on it.
+  suites and reports score on it;
+- target: ``[TARGET_START, TARGET_START + size)`` — the images a breeding method
+  (InverseFaceNet's) encodes to learn the target distribution; never tested on.
+
+Protocols (the config's ``data`` section): with ``data.out_of_span`` on, every split adds
+held-out detail outside the decoder's model
+(:class:`~mofa_bench.data.out_of_span.OutOfSpanFaces`); with ``data.target_prior`` set (the
+domain-gap protocol) the validation, test and target splits draw their codes from it, the
+training split from ``data.prior``.
 """
 
 from __future__ import annotations
@@ -23,9 +31,11 @@ if TYPE_CHECKING:
 VALIDATION_START = 1_000_000_000
 #: Global index of the first synthetic test sample.
 TEST_START = 2_000_000_000
+#: Global index of the first sample of the breeding target split.
+TARGET_START = 3_000_000_000
 
-Split = Literal["train", "val", "test"]
-_STARTS: dict[str, int] = {"train": 0, "val": VALIDATION_START, "test": TEST_START}
+Split = Literal["train", "val", "test", "target"]
+_STARTS: dict[str, int] = {"train": 0, "val": VALIDATION_START, "test": TEST_START, "target": TARGET_START}
 
 
 def synthetic_split(decoder: MoFADecoder, data: "DataConfig", split: Split, size: int | None = None) -> Any:
@@ -34,17 +44,24 @@ def synthetic_split(decoder: MoFADecoder, data: "DataConfig", split: Split, size
     Args:
         decoder: draws the images (its model, camera and renderer; on its model's device).
         data: the config's ``data`` section (seed, prior, backgrounds, split sizes).
-        split: ``"train"``, ``"val"`` or ``"test"``.
-        size: number of samples (default: the config's size of that split).
+        split: ``"train"``, ``"val"``, ``"test"`` or ``"target"``.
+        size: number of samples (default: the config's size of that split; the target
+            split's is the test size).
 
     Returns:
-        A :class:`~mofa_bench.data.synthetic.SyntheticFaces`.
+        A :class:`~mofa_bench.data.synthetic.SyntheticFaces` (an
+        :class:`~mofa_bench.data.out_of_span.OutOfSpanFaces` under ``data.out_of_span``).
     """
     from mofa_bench.data.synthetic import SyntheticFaces
 
-    default = {"train": data.train_size, "val": data.val_size, "test": data.test_size}[split]
-    return SyntheticFaces(decoder, size or default, seed=data.seed, prior=data.prior,
-                          backgrounds=data.backgrounds, start=_STARTS[split])
+    default = {"train": data.train_size, "val": data.val_size, "test": data.test_size, "target": data.test_size}[split]
+    prior = data.target_prior if split != "train" and data.target_prior is not None else data.prior
+    common = dict(seed=data.seed, prior=prior, backgrounds=data.backgrounds, start=_STARTS[split])
+    if data.out_of_span.enabled:
+        from mofa_bench.data.out_of_span import OutOfSpanFaces
+
+        return OutOfSpanFaces(decoder, size or default, detail=data.out_of_span, **common)
+    return SyntheticFaces(decoder, size or default, **common)
 
 
 def build_datasets(data: "DataConfig", decoder: MoFADecoder, image_size: int,

@@ -56,6 +56,7 @@ from mofa_bench.data.batch import FaceBatch
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.errors import DatasetError, InputError
 from mofa_bench.face_model.model import FaceModel
+from mofa_bench.formation import FormedFace
 from mofa_bench.sampling import CodePrior, sample_codes
 from mofa_checks import check_tensor
 
@@ -225,6 +226,11 @@ class SyntheticFaces:
         return torch.cat([sample_backgrounds(1, size, self._generator(int(i), BACKGROUND_STREAM), self.backgrounds)
                           for i in indices])
 
+    def form(self, codes: torch.Tensor, indices: torch.Tensor) -> "FormedFace":
+        """The formed faces of samples: ``(B, 257)`` codes of the samples at ``(B,)`` ``indices``
+        through the decoder (a subclass may add what the codes do not hold)."""
+        return self.decoder.form(codes)
+
     @torch.no_grad()
     def batch(self, indices: torch.Tensor) -> FaceBatch:
         """Render the samples at ``indices``.
@@ -249,7 +255,7 @@ class SyntheticFaces:
         device, dtype = model.device, model.dtype
         codes = self.codes(indices).to(device=device, dtype=dtype)
         background = self.background_images(indices).to(device=device, dtype=dtype)
-        formed = self.decoder.form(codes)
+        formed = self.form(codes, indices)
         rendered = self.decoder.renderer.render(formed, background)
         landmarks = formed.landmarks_uv
         return FaceBatch(

@@ -23,6 +23,7 @@ from torch import nn
 
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.decoder import MoFADecoder
+from mofa_bench.formation import FormedFace
 
 if TYPE_CHECKING:
     from mofa_bench.config import TrainConfig
@@ -41,11 +42,16 @@ class Reconstruction:
             over the input.
         code: ``(B, 257)`` predicted codes, or ``None`` for a method without a face-model
             code (e.g. a convolutional autoencoder): then there is no geometry to score.
+        formed: the reconstruction's formed face where it is not the code's 3DMM face
+            (``decoder.form(code)``), e.g. the multi-level model's corrected mesh and
+            albedo under the code's pose and light; scoring uses it in place of the
+            code's. ``None``: the code's face.
     """
 
     image: torch.Tensor
     mask: torch.Tensor
     code: torch.Tensor | None = None
+    formed: FormedFace | None = None
 
 
 class Method(nn.Module, ABC):

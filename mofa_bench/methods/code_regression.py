@@ -37,7 +37,8 @@ from mofa_bench.errors import ConfigError
 from mofa_bench.sampling import CodePrior
 from mofa_bench.methods.base import Method, NonFiniteBatch, Reconstruction
 
-__all__ = ["WEIGHTINGS", "CodeRegression", "build_code_regression", "effect_weights", "prior_scale"]
+__all__ = ["WEIGHTINGS", "CodeRegression", "build_code_regression", "effect_weights", "parameter_loss_terms",
+           "prior_scale"]
 
 #: ``method_options.weighting`` values.
 WEIGHTINGS: tuple[str, ...] = ("effect", "uniform")
@@ -96,6 +97,25 @@ def effect_weights(model: Any, weighting: str = "effect") -> torch.Tensor:
     return weights.to(torch.float32)
 
 
+def parameter_loss_terms(code: torch.Tensor, true: torch.Tensor, scale: torch.Tensor,
+                         weights: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The parameter loss: each part's weighted mean squared scaled error and ``total``, their mean.
+
+    Args:
+        code: ``(B, 257)`` predicted codes.
+        true: ``(B, 257)`` true codes.
+        scale: ``(257,)`` per-entry prior spread (:func:`prior_scale`).
+        weights: ``(257,)`` entry weights summing to 1 within each part (:func:`effect_weights`).
+
+    Returns:
+        ``{"total", "alpha", "delta", "beta", "rotation", "translation", "gamma"}`` scalars.
+    """
+    squared = ((code - true.to(code.dtype)) / scale) ** 2 * weights
+    terms = {name: squared[:, part].sum(dim=1).mean() for name, part in CODE_SLICES.items()}
+    terms["total"] = torch.stack(list(terms.values())).mean()
+    return terms
+
+
 class CodeRegression(Method):
     """The MoFA encoder trained on the true codes: ``mean_parts Σ_entries w · ((ĉ − c) / s)²``.
 
@@ -137,10 +157,7 @@ class CodeRegression(Method):
         code = self.encoder(batch.images).float()
         if not bool(torch.isfinite(code).all()):
             raise NonFiniteBatch("non-finite code")
-        squared = ((code - batch.codes.to(code.dtype)) / self.scale) ** 2 * self.weights
-        terms = {name: squared[:, part].sum(dim=1).mean() for name, part in CODE_SLICES.items()}
-        terms["total"] = torch.stack(list(terms.values())).mean()
-        return terms
+        return parameter_loss_terms(code, batch.codes, self.scale, self.weights)
 
     def reconstruct(self, images: torch.Tensor) -> Reconstruction:
         """Predicted codes of ``(B, 3, H, W)`` images and the face they decode to (over black)."""

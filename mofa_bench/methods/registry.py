@@ -33,6 +33,8 @@ BUILTIN_METHODS: dict[str, str] = {
     "fit": "mofa_bench.methods.fit:build_fit",
     "code_regression": "mofa_bench.methods.code_regression:build_code_regression",
     "mean_face": "mofa_bench.methods.mean_face:build_mean_face",
+    "inversefacenet": "mofa_bench.methods.inversefacenet:build_inversefacenet",
+    "multilevel": "mofa_bench.methods.multilevel:build_multilevel",
 }
 
 _registered: dict[str, MethodBuilder] = {}

@@ -45,14 +45,34 @@ def eye_distance(landmarks: torch.Tensor) -> torch.Tensor:
     return (landmarks[:, right] - landmarks[:, left]).norm(dim=-1)
 
 
-def vertex_errors(decoder: MoFADecoder, codes: torch.Tensor, true_codes: torch.Tensor) -> torch.Tensor:
-    """``(B, N)`` per-vertex distance (mm) of the posed meshes, as in ``geometric_mm``."""
-    pred, true = decoder.form(codes), decoder.form(true_codes)
-    return aligned_distances(pred.verts_cam, true.verts_cam)
+def true_face(decoder: MoFADecoder, true_codes: torch.Tensor, vertices: torch.Tensor | None = None) -> FormedFace:
+    """The ground-truth face of a batch: its true model-space ``vertices`` ``(B, N, 3)`` (mm)
+    posed and lit by its ``(B, 257)`` true codes, or the codes' 3DMM face without vertices.
+
+    The vertices are the truth where a face leaves the decoder's model (the out-of-span
+    protocol, :mod:`mofa_bench.data.out_of_span`); in-span they equal the codes' geometry.
+    """
+    if vertices is None:
+        return decoder.form(true_codes)
+    vertices = vertices.to(true_codes.dtype)
+    return decoder.form_geometry(vertices, torch.zeros_like(vertices), true_codes)
+
+
+def vertex_errors(decoder: MoFADecoder, codes: torch.Tensor, true_codes: torch.Tensor,
+                  formed: FormedFace | None = None, true_vertices: torch.Tensor | None = None) -> torch.Tensor:
+    """``(B, N)`` per-vertex distance (mm) of the posed meshes, as in ``geometric_mm``.
+
+    Args:
+        formed: the prediction's formed face where it is not ``decoder.form(codes)``.
+        true_vertices: ``(B, N, 3)`` true model-space vertices (see :func:`true_face`).
+    """
+    pred = decoder.form(codes) if formed is None else formed
+    return aligned_distances(pred.verts_cam, true_face(decoder, true_codes, true_vertices).verts_cam)
 
 
 def evaluate_codes(decoder: MoFADecoder, codes: torch.Tensor, batch: Any,
-                   rendered: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+                   rendered: tuple[torch.Tensor, torch.Tensor] | None = None,
+                   formed: FormedFace | None = None) -> dict[str, torch.Tensor]:
     """Every protocol metric of predicted codes against a batch.
 
     Args:
@@ -60,15 +80,20 @@ def evaluate_codes(decoder: MoFADecoder, codes: torch.Tensor, batch: Any,
             its renderer draws the reconstruction for the photometric error.
         codes: ``(B, 257)`` predicted codes, on the decoder's device and dtype.
         batch: a :class:`~mofa_bench.data.batch.FaceBatch` (images; ground truth from
-            ``codes``, else ``vertices``; ``landmarks`` and ``landmark_confidence``).
+            ``codes``, else ``vertices``; ``landmarks`` and ``landmark_confidence``). With
+            both ``codes`` and ``vertices`` the true geometry is the vertices posed by the
+            codes (:func:`true_face`).
         rendered: the reconstruction already drawn over black and its coverage,
             ``(B, 3, H, W)`` and ``(B, 1, H, W)``, to reuse instead of rendering again.
+        formed: the prediction's formed face where it is not ``decoder.form(codes)`` (a
+            multi-level model's corrected face): its geometry, landmarks and drawing are
+            scored.
 
     Returns:
         ``{metric: (B,)}`` (names in the module docstring).
     """
     check_tensor("codes", codes, f"{batch.images.shape[0]} 257", floating=True)
-    formed = decoder.form(codes)
+    formed = decoder.form(codes) if formed is None else formed
     if rendered is None:
         result = decoder.renderer.render(formed)
         rendered = (result.image, result.mask)
@@ -77,7 +102,7 @@ def evaluate_codes(decoder: MoFADecoder, codes: torch.Tensor, batch: Any,
     out = {"photometric": photometric_error(drawn, batch.images, mask)}
     if batch.codes is not None:
         true_codes = batch.codes.to(codes.dtype)
-        out.update(_geometry(formed, decoder.form(true_codes)))
+        out.update(_geometry(formed, true_face(decoder, true_codes, batch.vertices)))
         out.update(code_part_errors(codes, true_codes))
     elif batch.vertices is not None:
         out["geometric_model_mm"] = geometric_error(formed.vertices, batch.vertices.to(codes.dtype))

@@ -40,7 +40,7 @@ def evaluate_batch(method: Method, batch: Any) -> dict[str, torch.Tensor]:
         return {"photometric": photometric_error(drawn, batch.images, rec.mask)}
     scorer = decoder.with_renderer(SCORING_RENDERER)
     rendered = (rec.image, rec.mask) if scorer is decoder else None
-    return evaluate_codes(scorer, rec.code, batch, rendered=rendered)
+    return evaluate_codes(scorer, rec.code, batch, rendered=rendered, formed=rec.formed)
 
 
 def summarize(per_sample: dict[str, torch.Tensor]) -> dict[str, float]:
