@@ -18,10 +18,10 @@ QUICK_MOFA = $(OUT)/runs/quick/runs/mofa-per_vertex-resnet18-land1-s0
 demo: setup
 	$(VENV)/bin/mofa-bench info
 	$(VENV)/bin/mofa-bench contact-sheet --out $(OUT)/contact_sheet.png --mesh $(OUT)/mean_face
-	$(VENV)/bin/mofa-bench suite configs/suites/quick.yaml --out $(OUT)/runs/quick --device cpu
+	$(VENV)/bin/mofa-bench suite quick --out $(OUT)/runs/quick --device cpu
 	$(VENV)/bin/mofa-bench report $(OUT)/runs/quick --out $(OUT)/quick_report
 	$(VENV)/bin/mofa-bench reconstruct $(ASTRONAUT) --checkpoint $(QUICK_MOFA) --out $(OUT)/reconstruct
-	$(VENV)/bin/mofa-bench reconstruct $(ASTRONAUT) --method fit --config configs/train_quick.yaml --out $(OUT)/reconstruct_fit
+	$(VENV)/bin/mofa-bench reconstruct $(ASTRONAUT) --method fit --config quick --out $(OUT)/reconstruct_fit
 
 # Default test run: fast CPU tests (slow ones are opt-in). pytest exits 5 when it
 # collects no tests; that is a failure here, not a pass.

@@ -32,10 +32,11 @@ _EPILOG = """examples:
   mofa-bench info
   mofa-bench contact-sheet --out out/contact_sheet.png
   mofa-bench model export --out out/model
-  mofa-bench train --config configs/train_synthetic.yaml --renderer per_vertex
+  mofa-bench train --config quick --renderer per_vertex
+  mofa-bench train --config my_config.yaml
   mofa-bench reconstruct photo.jpg --checkpoint runs/synthetic_resnet18
   mofa-bench reconstruct photo.jpg --method fit
-  mofa-bench suite configs/suites/quick.yaml --out runs/quick
+  mofa-bench suite quick --out runs/quick
   mofa-bench report runs/quick
   mofa-bench bench renderers --device cpu --quick --backends per_vertex
   mofa-bench bench train --device cuda --encoders alexnet --batches 5,64
@@ -236,8 +237,8 @@ def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
                    help="a checkpoint .pt from mofa-bench train, or its run directory (uses best.pt, else last.pt); "
                         "required for --method encoder")
     p.add_argument("--config", default=None,
-                   help="--method fit: YAML config naming the face model, camera, renderer, loss and method_options "
-                        "(default: built-in defaults)")
+                   help="--method fit: YAML config (a path, or a packaged name: quick, converge, ...) naming the "
+                        "face model, camera, renderer, loss and method_options (default: built-in defaults)")
     p.add_argument("--fit-steps", type=_positive_int, default=None,
                    help="--method fit: Adam steps or LM iterations per photo (default: method_options.steps, else "
                         "100 Adam steps or 20 LM iterations)")
@@ -310,13 +311,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    from mofa_bench.configs import config_names
+
     p = sub.add_parser(
         "train", help="train an encoder against the analytic decoder and a renderer",
         description="Train a MoFA model-based face autoencoder. The run directory gets the resolved config, "
                     "versions, checkpoints (last/best), metrics CSVs (validation: photometric, geometric and "
                     "landmark errors and per-code-part diagnostics), sample grids and loss curves.",
     )
-    p.add_argument("--config", default=None, help="YAML config (default: built-in defaults)")
+    p.add_argument("--config", default=None,
+                   help="YAML config: a path, or the name of a packaged config (%s) (default: built-in defaults)"
+                        % ", ".join(config_names("train")))
     p.add_argument("--renderer", default=None, help="override renderer.name (per_vertex, pytorch3d, nvdiffrast)")
     p.add_argument("--encoder", default=None, help="override encoder.name (alexnet, vgg16, resnet18, resnet50)")
     p.add_argument("--device", default=None, help="override device (auto, cpu, cuda)")

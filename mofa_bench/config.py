@@ -4,10 +4,16 @@ A config is a tree of dataclasses (:class:`TrainConfig` at the root). YAML files
 any subset of fields; unknown keys and wrong types are errors that name the key
 (``ConfigError: data.sise: unknown key; known keys: kind, size, ...``). Command-line
 overrides use dotted keys (``--set optim.lr=0.05``) parsed as YAML scalars.
+
+The package ships its configs (``mofa_bench/configs/``: train configs; ``suites/``: suite
+files), addressed by name (:func:`mofa_bench.configs.config_path`): ``mofa-bench train
+--config quick``, ``mofa-bench suite quick``; a path to a YAML file of one's own works as
+well. ``renderer: nvdiffrast`` is short for ``renderer: {name: nvdiffrast}``.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -20,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from mofa_bench.configs import CONFIG_KINDS, config_name, config_names, config_path  # noqa: F401 - re-exported
 from mofa_bench.data.backgrounds import BackgroundConfig
 from mofa_bench.data.mixed import DataSource, check_sources
 from mofa_bench.data.out_of_span import OutOfSpanConfig
@@ -429,7 +436,23 @@ def config_from_dict(data: dict[str, Any], check_paths: bool = True) -> TrainCon
     """
     if not isinstance(data, dict):
         raise ConfigError(f"config: expected a mapping at the top level, got {type(data).__name__}")
-    return _from_dict(TrainConfig, data).validate(check_paths)
+    return _from_dict(TrainConfig, expand_shorthands(data)).validate(check_paths)
+
+
+#: Sections that may be given as a bare string meaning ``{<key>: string}``: ``renderer:
+#: nvdiffrast`` is ``renderer: {name: nvdiffrast}`` (a one-line renderer swap).
+SHORTHAND_SECTIONS: dict[str, str] = {"renderer": "name"}
+
+
+def expand_shorthands(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each section of :data:`SHORTHAND_SECTIONS` given as a string made a mapping.
+
+    Returns ``data`` itself when there is nothing to expand, else a shallow copy.
+    """
+    short = {key: value for key, value in data.items() if key in SHORTHAND_SECTIONS and isinstance(value, str)}
+    if not short:
+        return data
+    return {**data, **{key: {SHORTHAND_SECTIONS[key]: value} for key, value in short.items()}}
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -507,7 +530,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
     """Load a YAML config, apply ``key=value`` overrides and direct keyword overrides.
 
     Args:
-        path: YAML file, or ``None`` for the defaults.
+        path: YAML file, or the name of a packaged train config (``quick``, see
+            :func:`mofa_bench.configs.config_path`), or ``None`` for the defaults.
         overrides: ``["optim.lr=0.05", "renderer.name=pytorch3d"]`` (values parsed as YAML).
         **direct: dotted keys with ``__`` for dots, e.g. ``renderer__name="pytorch3d"``;
             ``None`` values are ignored.
@@ -517,7 +541,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
     """
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
+        path = config_path(path, "train")
         data = read_yaml_file(path, "config file") or {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
@@ -529,22 +553,39 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
             value = parse_yaml(raw)
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: value is not valid YAML") from err
-        _set_dotted(data, key.strip(), value)
+        set_dotted(data, key.strip(), value)
     for key, value in direct.items():
         if value is not None:
-            _set_dotted(data, key.replace("__", "."), value)
+            set_dotted(data, key.replace("__", "."), value)
     return config_from_dict(data)
 
 
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+def set_dotted(data: dict[str, Any], key: str, value: Any, where: str = "") -> None:
+    """Set dotted ``key`` (``optim.lr``) of nested dict ``data`` to a copy of ``value``, in place.
+
+    Missing sections are created. A section given as a string (``renderer: nvdiffrast``,
+    :data:`SHORTHAND_SECTIONS`) is expanded first, so ``renderer.options`` can follow it.
+
+    Args:
+        where: how errors name the layer (``"set"``, ``"run <id>: stage <name>"``); empty
+            for a command-line override.
+
+    Raises:
+        ConfigError: a part of ``key`` before the last names a value that is not a section
+            (``override optim.lr.x: lr is not a section``, or ``<where>: <key>: lr is not a
+            section``).
+    """
     parts = key.split(".")
     node = data
-    for part in parts[:-1]:
+    for depth, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
+        if depth == 0 and isinstance(child, str) and part in SHORTHAND_SECTIONS:
+            child = node[part] = {SHORTHAND_SECTIONS[part]: child}
         if not isinstance(child, dict):
-            raise ConfigError(f"override {key}: {part} is not a section")
+            raise ConfigError(f"{where}: {key}: {part} is not a section" if where
+                              else f"override {key}: {part} is not a section")
         node = child
-    node[parts[-1]] = value
+    node[parts[-1]] = copy.deepcopy(value)
 
 
 def save_config(config: TrainConfig, path: str | Path) -> Path:

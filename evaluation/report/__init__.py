@@ -10,7 +10,7 @@
 """
 
 from evaluation.report.build import ReportFiles, build_report, default_bench_csvs, write_suite_report
-from evaluation.report.load import ReportError, Suite, SuiteRun, load_suite
+from evaluation.report.load import ReportError, Suite, SuiteRun, load_suite_results
 from evaluation.report.tables import bootstrap_mean_ci, paired_differences, seed_summary
 
 __all__ = [
@@ -21,7 +21,7 @@ __all__ = [
     "bootstrap_mean_ci",
     "build_report",
     "default_bench_csvs",
-    "load_suite",
+    "load_suite_results",
     "paired_differences",
     "seed_summary",
     "write_suite_report",

@@ -19,7 +19,7 @@ from evaluation.report.images import plot_qualitative, plot_vertex_errors
 from evaluation.report.document import Block, Bullets, Figure, Heading, Paragraph, Table, figures_of, to_markdown
 from evaluation.report.html import write_html
 from evaluation.report.learning import START_METHOD, learning_records, learning_summary
-from evaluation.report.load import REFERENCE_RENDERER, ReportError, Suite, load_suite
+from evaluation.report.load import REFERENCE_RENDERER, ReportError, Suite, load_suite_results
 from evaluation.report.real import real_blocks
 from evaluation.report.tables import (
     COST_COLUMNS,
@@ -263,7 +263,7 @@ def write_suite_report(suite_dir: str | Path, out_dir: str | Path | None = None,
     Raises:
         ReportError: ``suite_dir`` is not a suite output directory.
     """
-    suite = load_suite(suite_dir)
+    suite = load_suite_results(suite_dir)
     out = Path(out_dir) if out_dir is not None else Path(suite_dir)
     out.mkdir(parents=True, exist_ok=True)
     csvs = default_bench_csvs() if bench_csvs is None else list(bench_csvs)

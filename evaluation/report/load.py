@@ -33,7 +33,7 @@ __all__ = [
     "ReportError",
     "Suite",
     "SuiteRun",
-    "load_suite",
+    "load_suite_results",
     "series_labels",
 ]
 
@@ -231,7 +231,7 @@ def series_labels(results: Any) -> list[str]:
     return labels
 
 
-def load_suite(root: str | Path) -> Suite:
+def load_suite_results(root: str | Path) -> Suite:
     """Read a suite output directory.
 
     Args:

@@ -1,6 +1,6 @@
 """Suites: a YAML grid of training runs → trained, tested and timed runs → one tidy table.
 
-- :mod:`evaluation.suite.spec` — the suite file, checked (:func:`load_suite`);
+- :mod:`evaluation.suite.spec` — the suite file, checked (:func:`load_suite_spec`);
 - :mod:`evaluation.suite.expand` — grid → cells with run ids and checked configs;
 - :mod:`evaluation.suite.run` — one cell: train, score on the test split, record;
 - :mod:`evaluation.suite.evaluate` — the test split, per-image metrics, bootstrap intervals;
@@ -30,7 +30,7 @@ from evaluation.suite.spec import (
     CellRule,
     Stage,
     SuiteSpec,
-    load_suite,
+    load_suite_spec,
     suite_from_dict,
 )
 
@@ -52,7 +52,7 @@ __all__ = [
     "evaluate_test_set",
     "execute",
     "expand_suite",
-    "load_suite",
+    "load_suite_spec",
     "method_builder_for",
     "plan_suite",
     "read_run_row",

@@ -1,4 +1,4 @@
-"""``mofa-bench suite SUITE.yaml --out DIR``: run a grid of trainings into one results table.
+"""``mofa-bench suite SUITE --out DIR``: run a grid of trainings into one results table.
 
 :func:`register_cli` adds the subcommand to ``mofa-bench``'s parser. The exit status is 0
 when every run of the suite is ``ok``, 1 when any failed (its error is in the table and
@@ -21,14 +21,15 @@ samples/s, inference ms/image, peak memory, device, versions, commit).
 
 Finished runs are skipped on a re-run; a run that fails is recorded with its error and the
 others go on. The suite's `executor` says where runs execute: local (default), slurm
-(submitit) or local_submitit. See configs/suites/smoke.yaml for an example."""
+(submitit) or local_submitit. The package's suites go by name (`mofa-bench suite quick`); see
+mofa_bench/configs/suites/smoke.yaml for an example."""
 
 
 def _cmd_suite(args: argparse.Namespace) -> int:
     from evaluation.suite.orchestrate import plan_suite, run_suite
-    from evaluation.suite.spec import load_suite
+    from evaluation.suite.spec import load_suite_spec
 
-    spec = load_suite(args.suite)
+    spec = load_suite_spec(args.suite)
     out = Path(args.out) if args.out else Path("runs") / spec.name
     if args.dry_run:
         plan = plan_suite(spec, out, args.only)
@@ -54,9 +55,12 @@ def _cmd_suite(args: argparse.Namespace) -> int:
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     """Add ``suite`` to ``mofa-bench``'s subcommands."""
+    from mofa_bench.configs import config_names
+
     p = sub.add_parser("suite", help="run a grid of trainings (renderer × encoder × ... × seed) into one table",
                        description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suite", help="suite file (YAML), e.g. configs/suites/smoke.yaml")
+    p.add_argument("suite", help="suite file (YAML), or the name of a packaged suite (%s)"
+                   % ", ".join(config_names("suite")))
     p.add_argument("--out", default=None, help="output folder (default: runs/<suite name>)")
     p.add_argument("--dry-run", action="store_true", help="print the expanded grid and each run's state; run nothing")
     p.add_argument("--only", default=None, metavar="RUN_ID_GLOB",

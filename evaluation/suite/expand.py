@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 from evaluation.results.grid import expand_grid
 from evaluation.suite.spec import DEFAULT_STAGES, Stage, SuiteSpec
-from mofa_bench.config import TrainConfig, config_from_dict, config_to_dict, load_config
+from mofa_bench.config import TrainConfig, config_from_dict, config_to_dict, load_config, set_dotted
 from mofa_bench.errors import ConfigError
 
 __all__ = [
@@ -87,22 +87,11 @@ class Cell:
 
 
 # ---------------------------------------------------------------------------- layers
-def _set_dotted(data: dict[str, Any], key: str, value: Any, where: str) -> None:
-    node = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{where}: {key}: {part} is not a section")
-        node = child
-    node[parts[-1]] = copy.deepcopy(value)
-
-
 def _apply(data: dict[str, Any], overrides: Mapping[str, Any], where: str) -> dict[str, Any]:
     """A copy of config dict ``data`` with dotted ``overrides`` set (errors named ``where: key``)."""
     out = copy.deepcopy(data)
     for key, value in overrides.items():
-        _set_dotted(out, key, value, where)
+        set_dotted(out, key, value, where)
     return out
 
 
@@ -180,7 +169,7 @@ def stage_config(cell: Cell, stage: Stage, previous: str | Path | None = None,
     where = where or f"run {cell.run_id}: stage {stage.name}"
     data = _apply(cell.config, stage.overrides, where)
     if stage.previous_checkpoint:
-        _set_dotted(data, stage.previous_checkpoint, str(previous or "<previous stage>/checkpoints/last.pt"), where)
+        set_dotted(data, stage.previous_checkpoint, str(previous or "<previous stage>/checkpoints/last.pt"), where)
     return config_to_dict(_checked(data, where))
 
 

@@ -3,7 +3,7 @@
 A suite file::
 
     name: quick
-    base: configs/train_synthetic.yaml      # the train config every cell starts from
+    base: synthetic      # the train config every cell starts from (a packaged name or a path)
     set: {optim.iterations: 200, data.test_size: 64}
     grid:
       method: [mofa]
@@ -21,8 +21,9 @@ A suite file::
 Keys (every other key is an error naming it):
 
 - ``name``: the suite's name (default: the file's stem).
-- ``base``: a train config (:func:`mofa_bench.config.load_config`), looked up relative to
-  the suite file, then the working directory, then the repository; absent: the defaults.
+- ``base``: a train config (:func:`mofa_bench.config.load_config`): a path, looked up
+  relative to the suite file, then the working directory; else the name of a packaged train
+  config (``quick``, ``converge``: :func:`mofa_bench.configs.config_path`); absent: the defaults.
 - ``set``: dotted config keys applied to every cell (``optim.iterations: 200``); a mapping
   value replaces the whole section or option dict it names (``renderer.options: {...}``).
 - ``grid``: lists of values per axis (:data:`AXES`); the cells are their product (see
@@ -63,9 +64,10 @@ from typing import Any, Mapping
 
 import yaml
 
-from mofa_bench.methods import method_names
 from mofa_bench.config import read_yaml_file
+from mofa_bench.configs import config_name, config_names, config_path
 from mofa_bench.errors import ConfigError
+from mofa_bench.methods import method_names
 
 __all__ = [
     "AXES",
@@ -75,7 +77,7 @@ __all__ = [
     "RealTest",
     "Stage",
     "SuiteSpec",
-    "load_suite",
+    "load_suite_spec",
     "suite_from_dict",
     "suite_to_dict",
     "write_suite",
@@ -358,15 +360,17 @@ def _base_path(value: Any, folder: Path | None) -> Path | None:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"base: expected the path of a train config, got {value!r}")
     path = Path(value).expanduser()
-    if path.is_absolute():
-        candidates = [path]
-    else:
-        repo = Path(__file__).resolve().parents[2]
-        candidates = [d / path for d in (folder, Path.cwd(), repo) if d is not None]
+    candidates = [path] if path.is_absolute() else [d / path for d in (folder, Path.cwd()) if d is not None]
     for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve()
-    raise ConfigError(f"base: {value} not found (looked in {', '.join(str(c.parent) for c in candidates)})")
+    if config_name(value) is not None:
+        try:
+            return config_path(config_name(value), "train").resolve()
+        except ConfigError:
+            pass
+    raise ConfigError(f"base: {value} not found (looked in {', '.join(str(c.parent) for c in candidates)}; "
+                      f"packaged train configs, by name: {', '.join(config_names('train'))})")
 
 
 # ---------------------------------------------------------------------------- reading
@@ -407,14 +411,18 @@ def suite_from_dict(data: Any, name: str = "suite", folder: Path | None = None) 
     )
 
 
-def load_suite(path: str | Path) -> SuiteSpec:
+def load_suite_spec(path: str | Path) -> SuiteSpec:
     """Read and check a suite file (see the module docstring).
 
+    Args:
+        path: a suite file, or the name of a packaged suite (``quick``, ``smoke``; see
+            :func:`mofa_bench.configs.config_path`).
+
     Raises:
-        ConfigError: a missing or unparsable file, or a bad key (the message names the
-            file and the key path).
+        ConfigError: a missing or unparsable file, an unknown name (the message lists the
+            packaged suites), or a bad key (the message names the file and the key path).
     """
-    path = Path(path)
+    path = config_path(path, "suite")
     data = read_yaml_file(path, "suite file")
     try:
         return suite_from_dict(data, name=path.stem, folder=path.resolve().parent)

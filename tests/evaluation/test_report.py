@@ -23,7 +23,8 @@ import pytest
 import torch
 import yaml
 
-from evaluation.report import ReportError, bootstrap_mean_ci, load_suite, paired_differences, seed_summary, write_suite_report
+from evaluation.report import (ReportError, bootstrap_mean_ci, load_suite_results, paired_differences, seed_summary,
+                               write_suite_report)
 from evaluation.report.document import Figure, Heading, Paragraph, Table, to_markdown
 from evaluation.report.html import inline, to_html
 from evaluation.report.load import series_labels
@@ -147,7 +148,7 @@ def bootstrap_reference(values: np.ndarray, resamples: int, seed: int) -> tuple[
 
 class TestLoadSuite:
     def test_every_run_is_listed_with_its_status(self, suite_dir):
-        suite = load_suite(suite_dir)
+        suite = load_suite_results(suite_dir)
         assert len(suite.runs) == len(RUNS)
         errored = [run for run in suite.runs.values() if run.status == "error"]
         assert [run.row["renderer"] for run in errored] == ["nvdiffrast"]
@@ -155,7 +156,7 @@ class TestLoadSuite:
         assert errored[0].test_metrics() is None
 
     def test_series_name_the_configuration_without_the_seed(self, suite_dir):
-        suite = load_suite(suite_dir)
+        suite = load_suite_results(suite_dir)
         assert suite.series_order() == ["MoFA · per_vertex", "MoFA · pytorch3d", "MoFA · nvdiffrast",
                                         "conv autoencoder"]
         assert list(suite.results["landmark_loss"].unique()) == ["1"]
@@ -165,23 +166,23 @@ class TestLoadSuite:
         shutil.copytree(suite_dir, copy)
         frame = pd.read_csv(copy / "results.csv")
         frame[frame["renderer"] != "nvdiffrast"].to_csv(copy / "results.csv", index=False)
-        run = load_suite(copy).runs["mofa-nvdiffrast-resnet18-land1-s0"]
+        run = load_suite_results(copy).runs["mofa-nvdiffrast-resnet18-land1-s0"]
         assert (run.status, run.row["renderer"], run.row["seed"]) == ("error", "nvdiffrast", 0)
         assert ERROR_TEXT in run.row["error"]
 
     def test_exception_not_a_suite_directory(self, tmp_path):
         with pytest.raises(ReportError, match="not a suite output directory"):
-            load_suite(tmp_path)
+            load_suite_results(tmp_path)
 
     def test_exception_suite_without_runs(self, tmp_path):
         (tmp_path / "runs").mkdir()
         with pytest.raises(ReportError, match="has no runs yet"):
-            load_suite(tmp_path)
+            load_suite_results(tmp_path)
 
 
 class TestTables:
     def test_seed_summary_is_mean_and_std_over_ok_seeds(self, suite_dir):
-        summary = seed_summary(load_suite(suite_dir).results).set_index("series")
+        summary = seed_summary(load_suite_results(suite_dir).results).set_index("series")
         means = [_per_image("per_vertex", "mofa", s)["photometric"].mean() for s in (0, 1)]
         row = summary.loc["MoFA · per_vertex"]
         assert row["photometric_mean"] == pytest.approx(np.mean(means))
@@ -200,7 +201,7 @@ class TestTables:
         assert all(math.isnan(v) for v in bootstrap_mean_ci(np.empty(0)))
 
     def test_clearly_better_renderer_has_ci_below_zero(self, suite_dir):
-        diff = paired_differences(load_suite(suite_dir)).set_index(["renderer", "metric"])
+        diff = paired_differences(load_suite_results(suite_dir)).set_index(["renderer", "metric"])
         photo = diff.loc[("pytorch3d", "photometric")]
         assert (photo["seeds"], photo["images"]) == (2, TEST_IMAGES)
         assert photo["mean"] == pytest.approx(-0.03, abs=1e-9)
@@ -210,7 +211,7 @@ class TestTables:
         assert geometry["ci_low"] < 0 < geometry["ci_high"]
 
     def test_only_renderers_with_a_reference_run_are_paired(self, suite_dir):
-        diff = paired_differences(load_suite(suite_dir))
+        diff = paired_differences(load_suite_results(suite_dir))
         assert set(diff["renderer"]) == {"pytorch3d"}
         assert set(diff["method"]) == {"mofa"}
 
@@ -257,7 +258,7 @@ class TestHeatMaps:
 
         from evaluation.report.images import mean_face_heat_map
 
-        run = load_suite(suite_dir).runs["mofa-per_vertex-resnet18-land1-s0"]
+        run = load_suite_results(suite_dir).runs["mofa-per_vertex-resnet18-land1-s0"]
         errors = np.full(run.vertex_error_mm().shape, 3.0)
         cmap, norm = matplotlib.colormaps["viridis"], matplotlib.colors.Normalize(0.0, 3.0)
         picture = mean_face_heat_map(run.config(), errors, cmap, norm, min_size=64, shade=0.0)
@@ -273,7 +274,7 @@ class TestHeatMaps:
 
         from evaluation.report.images import mean_face_heat_map
 
-        run = load_suite(suite_dir).runs["mofa-per_vertex-resnet18-land1-s0"]
+        run = load_suite_results(suite_dir).runs["mofa-per_vertex-resnet18-land1-s0"]
         errors = np.full(run.vertex_error_mm().shape, 3.0)
         cmap, norm = matplotlib.colormaps["viridis"], matplotlib.colors.Normalize(0.0, 3.0)
         flat = mean_face_heat_map(run.config(), errors, cmap, norm, min_size=64, shade=0.0)
@@ -288,7 +289,7 @@ class TestHeatMaps:
 
         from evaluation.report.images import mean_face_heat_map
 
-        run = load_suite(suite_dir).runs["mofa-per_vertex-resnet18-land1-s0"]
+        run = load_suite_results(suite_dir).runs["mofa-per_vertex-resnet18-land1-s0"]
         with pytest.raises(ReportError, match="3 values"):
             mean_face_heat_map(run.config(), np.ones(3), matplotlib.colormaps["viridis"],
                                matplotlib.colors.Normalize(0.0, 1.0))
@@ -300,7 +301,7 @@ class TestHeatMaps:
         shutil.copytree(suite_dir, copy)
         for seed in (0, 1):
             (copy / "runs" / f"mofa-per_vertex-resnet18-land1-s{seed}" / "config.yaml").unlink()
-        path, notes = plot_vertex_errors(load_suite(copy), tmp_path / "heat.png", min_size=64)
+        path, notes = plot_vertex_errors(load_suite_results(copy), tmp_path / "heat.png", min_size=64)
         assert path is not None and notes == []
         assert _decoded_png(path.read_bytes()).width > 100
 
@@ -311,7 +312,7 @@ class TestHeatMaps:
         shutil.copytree(suite_dir, copy)
         for config in copy.glob("runs/*/config.yaml"):
             config.unlink()
-        path, notes = plot_vertex_errors(load_suite(copy), tmp_path / "heat.png")
+        path, notes = plot_vertex_errors(load_suite_results(copy), tmp_path / "heat.png")
         assert path is None
         assert notes == [f"{s}: no heat map (no run of the suite has a config.yaml)"
                          for s in ("MoFA · per_vertex", "MoFA · pytorch3d")]
@@ -345,7 +346,7 @@ class TestWriteReport:
 
     def test_tables_hold_the_numbers(self, report, suite_dir):
         text = report.markdown.read_text()
-        summary = seed_summary(load_suite(suite_dir).results).set_index("series")
+        summary = seed_summary(load_suite_results(suite_dir).results).set_index("series")
         row = summary.loc["MoFA · pytorch3d"]
         assert f"{row['photometric_mean']:.4f} ± {row['photometric_std']:.4f}" in text
         assert re.search(r"\| conv autoencoder \| resnet18 \| – \| 1/1 \| [0-9.]+ \| – \| – \|", text)

@@ -13,9 +13,9 @@ import torch
 from mofa_bench.scoring.metrics import landmark_error
 from evaluation.report.build import build_report
 from evaluation.report.document import Heading, Table
-from evaluation.report.load import load_suite as load_suite_dir
+from evaluation.report.load import load_suite_results
 from evaluation.suite.orchestrate import run_suite
-from evaluation.suite.spec import RealTest, load_suite, suite_from_dict, suite_to_dict
+from evaluation.suite.spec import RealTest, load_suite_spec, suite_from_dict, suite_to_dict
 from mofa_bench import Camera, FaceModel, MoFADecoder
 from mofa_bench.errors import ConfigError
 from mofa_bench.data.prepared import PreparedFaces
@@ -80,7 +80,7 @@ class TestRealTestSpec:
         rendered_prepared_folder(tmp_path / "photos", tiny_model_path, count=2)
         path = tmp_path / "suite.yaml"
         path.write_text("real_test: {path: photos, limit: 5}\n")
-        spec = load_suite(path)
+        spec = load_suite_spec(path)
         assert spec.real_test == RealTest((tmp_path / "photos").resolve(), 5)
         assert suite_from_dict(suite_to_dict(spec)).real_test == spec.real_test
         assert suite_from_dict({}).real_test is None and "real_test" not in suite_to_dict(suite_from_dict({}))
@@ -136,7 +136,7 @@ class TestRealScores:
 
 class TestRealReport:
     def test_the_report_has_a_real_photo_table(self, real_suite, tmp_path):
-        blocks = build_report(load_suite_dir(real_suite.out), tmp_path / "figures")
+        blocks = build_report(load_suite_results(real_suite.out), tmp_path / "figures")
         titles = [b.text for b in blocks if isinstance(b, Heading)]
         assert "Real photos" in titles
         table = blocks[[i for i, b in enumerate(blocks) if isinstance(b, Heading) and b.text == "Real photos"][0] + 2]
@@ -154,7 +154,7 @@ class TestRealReport:
         spec = suite_from_dict(tiny_suite(tiny_model_path, grid={"method": ["conv_autoencoder"]}))
         run_suite(spec, tmp_path, progress=False,
                   builders={"conv_autoencoder": lambda config, decoder: TinyAutoencoder()})
-        blocks = build_report(load_suite_dir(tmp_path), tmp_path / "figures")
+        blocks = build_report(load_suite_results(tmp_path), tmp_path / "figures")
         assert "Real photos" not in [b.text for b in blocks if isinstance(b, Heading)]
 
 

@@ -18,13 +18,12 @@ from torch import nn
 from evaluation.suite.collect import ID_COLUMNS, RUN_COLUMNS, collect_results
 from evaluation.suite.expand import expand_suite
 from evaluation.suite.orchestrate import plan_suite, run_suite
-from evaluation.suite.spec import load_suite, suite_from_dict
+from evaluation.suite.spec import load_suite_spec, suite_from_dict
 from mofa_bench.cli import main
 from mofa_bench.errors import ConfigError
 from mofa_bench.methods.base import Method, Reconstruction
 from mofa_bench.methods.mofa import build_mofa_method
 
-ROOT = Path(__file__).resolve().parents[2]
 TRAINER_FILES = ("config.yaml", "environment.json", "metrics.csv", "validation.csv", "checkpoints/last.pt",
                  "samples", "figures")
 TEST_FILES = ("cell.json", "status.json", "test_metrics.csv", "test_reconstructions.pt", "result.json")
@@ -296,9 +295,9 @@ class TestCommand:
 
 @pytest.mark.slow
 def test_smoke_suite_end_to_end(tmp_path, capsys):
-    assert main(["suite", str(ROOT / "configs" / "suites" / "smoke.yaml"), "--out", str(tmp_path),
+    assert main(["suite", "smoke", "--out", str(tmp_path),
                  "--device", "cpu", "--no-progress"]) == 0
     frame = pd.read_csv(tmp_path / "results.csv")
     assert frame["status"].tolist() == ["ok", "ok"]
     assert frame["train_steps"].tolist() == [20, 20] and frame["test_size"].tolist() == [16, 16]
-    assert load_suite(tmp_path / "suite.yaml").name == "smoke"
+    assert load_suite_spec(tmp_path / "suite.yaml").name == "smoke"

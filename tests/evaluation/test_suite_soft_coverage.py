@@ -9,20 +9,17 @@ near 1 inside the face, and checks the measure tells the two apart.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from evaluation.suite.expand import expand_suite
-from evaluation.suite.spec import load_suite
+from evaluation.suite.spec import load_suite_spec
 from helpers import renderer_or_skip
 from mofa_bench import Camera, MoFADecoder
 from mofa_bench.face_model.default_model.build import build_default_model
 from mofa_bench.sampling import CodePrior, sample_codes
 
-ROOT = Path(__file__).resolve().parents[2]
 #: The settings the quick study used before (2 px blur, 4 faces per pixel).
 WIDE_FEW = {"blur_radius": 2.0, "faces_per_pixel": 4, "sigma": 0.5}
 
@@ -50,7 +47,7 @@ def _inner_silhouette(scene, options: dict) -> torch.Tensor:
 
 @pytest.mark.parametrize("suite", ["quick", "paper"])
 def test_suite_soft_settings_cover_the_face(scene, suite):
-    cells = [c for c in expand_suite(load_suite(ROOT / "configs" / "suites" / f"{suite}.yaml"))
+    cells = [c for c in expand_suite(load_suite_spec(suite))
              if c.config["renderer"]["name"] == "pytorch3d"]
     assert cells, f"the {suite} suite has no PyTorch3D run"
     options = cells[0].config["renderer"]["options"]

@@ -10,10 +10,10 @@ import yaml
 
 from evaluation.suite.evaluate import bootstrap_ci
 from evaluation.suite.expand import expand_suite, select_cells, stage_config
-from evaluation.suite.spec import load_suite, suite_from_dict, suite_to_dict
+from evaluation.suite.spec import load_suite_spec, suite_from_dict, suite_to_dict
 from mofa_bench.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = Path(__file__).resolve().parents[2] / "mofa_bench" / "configs"
 
 
 def _suite(model_path: Path, **changes) -> dict:
@@ -34,8 +34,8 @@ def _cells(model_path: Path, **changes):
 
 class TestLoad:
     def test_shipped_smoke_suite_loads_and_expands(self):
-        spec = load_suite(ROOT / "configs" / "suites" / "smoke.yaml")
-        assert spec.base == (ROOT / "configs" / "train_synthetic.yaml").resolve()
+        spec = load_suite_spec("smoke")
+        assert spec.base == (CONFIGS / "synthetic.yaml").resolve()
         cells = expand_suite(spec)
         assert [c.run_id for c in cells] == ["mofa-per_vertex-resnet18-land0-s0", "mofa-per_vertex-resnet18-land1-s0"]
         assert all(c.protocol == "synthetic-64px-L1" and c.test_size == 16 for c in cells)
@@ -44,7 +44,7 @@ class TestLoad:
         (tmp_path / "train.yaml").write_text(yaml.safe_dump({"optim": {"iterations": 7}}))
         path = tmp_path / "suite.yaml"
         path.write_text(yaml.safe_dump(_suite(tiny_model_path, base="train.yaml")))
-        spec = load_suite(path)
+        spec = load_suite_spec(path)
         assert spec.base == (tmp_path / "train.yaml").resolve()
         assert expand_suite(spec)[0].config["optim"]["iterations"] == 7
 
@@ -53,7 +53,7 @@ class TestLoad:
         del data["name"]
         path = tmp_path / "my_suite.yaml"
         path.write_text(yaml.safe_dump(data).replace("0.001", "1e-3"))
-        spec = load_suite(path)
+        spec = load_suite_spec(path)
         assert spec.name == "my_suite"
         assert spec.overrides["loss.landmark"] == pytest.approx(1e-3)
 
@@ -121,9 +121,9 @@ class TestBadKeys:
         path = tmp_path / "bad.yaml"
         path.write_text(yaml.safe_dump(_suite(tiny_model_path, grid={"sed": [0]})))
         with pytest.raises(ConfigError, match=r"suite file .*bad\.yaml: grid\.sed: unknown axis"):
-            load_suite(path)
+            load_suite_spec(path)
         with pytest.raises(ConfigError, match="does not exist"):
-            load_suite(tmp_path / "missing.yaml")
+            load_suite_spec(tmp_path / "missing.yaml")
 
 
 class TestExpand:
@@ -229,7 +229,7 @@ class TestExclude:
 
 
 def test_shipped_quick_suite_has_every_cpu_renderer_and_each_baseline_once():
-    cells = expand_suite(load_suite(ROOT / "configs" / "suites" / "quick.yaml"))
+    cells = expand_suite(load_suite_spec("quick"))
     ids = [c.run_id for c in cells]
     assert ids == ["mean_face-per_vertex-resnet18-land1-s0", "mofa-per_vertex-resnet18-land1-s0",
                    "mofa-pytorch3d-resnet18-land1-s0", "conv_autoencoder-per_vertex-resnet18-land1-s0",
@@ -238,6 +238,6 @@ def test_shipped_quick_suite_has_every_cpu_renderer_and_each_baseline_once():
     assert {c.test_size for c in cells} == {48}
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "suites").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((CONFIGS / "suites").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_suite_expands(path):
-    assert expand_suite(load_suite(path))
+    assert expand_suite(load_suite_spec(path))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from mofa_bench.config import config_from_dict, config_to_dict, load_config
+from evaluation.suite.spec import load_suite_spec
+from mofa_bench.config import config_from_dict, config_to_dict, load_config, set_dotted
+from mofa_bench.configs import config_names, config_path
 from mofa_bench.data.backgrounds import BackgroundConfig
 from mofa_bench.errors import ConfigError
 from renderers import renderer_options
@@ -69,3 +73,133 @@ def test_a_key_given_twice_is_an_error(tmp_path):
     path.write_text("optim:\n  lr: 0.1\n  lr: 0.2\n")
     with pytest.raises(ConfigError, match="duplicate key 'lr'"):
         load_config(path)
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "mofa_bench" / "configs"
+
+
+class TestConfigsByName:
+    """``--config quick`` and ``mofa-bench suite quick``: packaged configs by name, files by path."""
+
+    def test_packaged_names(self):
+        assert config_names("train") == ["converge", "paper", "quick", "synthetic"]
+        assert config_names("suite") == ["learning_cpu", "paper", "quick", "smoke"]
+        with pytest.raises(ValueError, match="kind"):
+            config_names("model")
+
+    @pytest.mark.parametrize("name", ["quick", "quick.yaml"])
+    def test_a_name_with_or_without_yaml_is_the_packaged_file(self, name, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)  # nothing called quick here
+        assert config_path(name) == CONFIGS / "quick.yaml"
+        assert load_config(name) == load_config(CONFIGS / "quick.yaml")
+        assert load_config(name).name == "quick"
+
+    def test_an_existing_file_is_used_as_it_is(self, tmp_path, monkeypatch):
+        (tmp_path / "quick.yaml").write_text("name: mine\n")
+        monkeypatch.chdir(tmp_path)
+        assert config_path("quick.yaml") == Path("quick.yaml")  # the file here, not the packaged one
+        assert load_config("quick.yaml").name == "mine"
+        assert load_config("quick").name == "quick"  # no file called `quick`: the packaged config
+        assert load_config(tmp_path / "quick.yaml").name == "mine"
+        (tmp_path / "sub").mkdir()
+        (tmp_path / "sub" / "c.yaml").write_text("name: relative\n")
+        assert load_config("sub/c.yaml").name == "relative"
+
+    def test_a_folder_named_like_a_config_does_not_hide_it(self, tmp_path, monkeypatch):
+        (tmp_path / "quick").mkdir()
+        monkeypatch.chdir(tmp_path)
+        assert load_config("quick").name == "quick"
+
+    def test_an_unknown_name_lists_the_known_ones(self):
+        with pytest.raises(ConfigError, match=r"config file nope does not exist and is not a packaged train config; "
+                                              r"known names: converge, paper, quick, synthetic"):
+            load_config("nope")
+        with pytest.raises(ConfigError, match=r"suite file nope\.yaml does not exist .*known names: learning_cpu, "
+                                              r"paper, quick, smoke"):
+            load_suite_spec("nope.yaml")
+
+    def test_a_missing_path_says_so_and_names_the_packaged_configs(self, tmp_path):
+        with pytest.raises(ConfigError, match=r"config file .*absent\.yaml does not exist \(packaged train configs, "
+                                              r"by name: converge, paper, quick, synthetic\)"):
+            load_config(tmp_path / "absent.yaml")
+        with pytest.raises(ConfigError, match=r"config file .* is not a file"):
+            load_config(tmp_path)
+
+    def test_a_suite_by_name(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        spec = load_suite_spec("smoke")
+        assert spec.name == "smoke" and spec.base == (CONFIGS / "synthetic.yaml").resolve()
+        assert load_suite_spec("smoke.yaml") == spec == load_suite_spec(CONFIGS / "suites" / "smoke.yaml")
+        # The packaged suites name their base configs by name.
+        bases = {name: load_suite_spec(name).base for name in config_names("suite")}
+        assert bases == {"learning_cpu": (CONFIGS / "converge.yaml").resolve(),
+                         "paper": (CONFIGS / "paper.yaml").resolve(),
+                         "quick": (CONFIGS / "quick.yaml").resolve(),
+                         "smoke": (CONFIGS / "synthetic.yaml").resolve()}
+
+    @pytest.mark.parametrize("base", ["converge", "converge.yaml"])
+    def test_a_suite_base_by_name(self, base, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "s").mkdir()
+        path = tmp_path / "s" / "suite.yaml"
+        path.write_text(f"base: {base}\ngrid: {{seed: [0]}}\n")
+        assert load_suite_spec(path).base == (CONFIGS / "converge.yaml").resolve()
+
+    def test_a_suite_base_next_to_the_suite_file_wins_over_the_name(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "s").mkdir()
+        (tmp_path / "s" / "converge.yaml").write_text("name: mine\n")
+        (tmp_path / "s" / "suite.yaml").write_text("base: converge.yaml\n")
+        (tmp_path / "s" / "rel.yaml").write_text("base: ../other/train.yaml\n")
+        (tmp_path / "other").mkdir()
+        (tmp_path / "other" / "train.yaml").write_text("name: other\n")
+        assert load_suite_spec(tmp_path / "s" / "suite.yaml").base == (tmp_path / "s" / "converge.yaml").resolve()
+        assert load_suite_spec(tmp_path / "s" / "rel.yaml").base == (tmp_path / "other" / "train.yaml").resolve()
+
+    def test_an_unknown_suite_base_lists_the_packaged_configs(self, tmp_path):
+        path = tmp_path / "suite.yaml"
+        path.write_text("base: nope\n")
+        with pytest.raises(ConfigError, match=r"suite file .*suite\.yaml: base: nope not found \(looked in .*; "
+                                              r"packaged train configs, by name: converge, paper, quick, synthetic\)"):
+            load_suite_spec(path)
+
+
+class TestRendererShorthand:
+    """``renderer: nvdiffrast`` is ``renderer: {name: nvdiffrast}``: the one-line renderer swap."""
+
+    def test_a_bare_string_names_the_renderer(self, tmp_path):
+        path = tmp_path / "c.yaml"
+        path.write_text("renderer: nvdiffrast\n")
+        cfg = load_config(path)
+        assert cfg.renderer.name == "nvdiffrast" and cfg.renderer.options == {}
+        assert config_from_dict({"renderer": "pytorch3d"}).renderer.name == "pytorch3d"
+        assert config_to_dict(cfg)["renderer"] == {"name": "nvdiffrast", "options": {}}
+
+    def test_overrides_apply_on_top_of_the_shorthand(self, tmp_path):
+        path = tmp_path / "c.yaml"
+        path.write_text("renderer: pytorch3d\n")
+        cfg = load_config(path, ["renderer.options={blur_radius: 0.5, faces_per_pixel: 16}"])
+        assert cfg.renderer.name == "pytorch3d" and cfg.renderer.options["faces_per_pixel"] == 16
+        assert load_config(None, ["renderer=nvdiffrast"]).renderer.name == "nvdiffrast"
+        assert load_config(path, renderer__name="per_vertex").renderer.name == "per_vertex"
+
+    def test_other_values_are_still_errors(self):
+        with pytest.raises(ConfigError, match=r"renderer: expected a mapping, got int"):
+            config_from_dict({"renderer": 3})
+        with pytest.raises(ConfigError, match=r"renderer.name: unknown renderer 'nope'"):
+            config_from_dict({"renderer": "nope"})
+
+
+class TestSetDotted:
+    def test_sets_a_copy_and_creates_sections(self):
+        data: dict = {}
+        value = {"blur_radius": 0.5}
+        set_dotted(data, "renderer.options", value)
+        value["blur_radius"] = 1.0
+        assert data == {"renderer": {"options": {"blur_radius": 0.5}}}
+
+    def test_errors_name_the_override_or_the_layer(self):
+        with pytest.raises(ConfigError, match=r"^override optim\.lr\.x: lr is not a section$"):
+            set_dotted({"optim": {"lr": 0.1}}, "optim.lr.x", 1)
+        with pytest.raises(ConfigError, match=r"^set: optim\.lr\.x: lr is not a section$"):
+            set_dotted({"optim": {"lr": 0.1}}, "optim.lr.x", 1, where="set")

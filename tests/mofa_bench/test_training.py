@@ -7,7 +7,7 @@ import yaml
 
 from mofa_bench.scoring.validation import validate
 from helpers import tiny_train_config
-from mofa_bench.config import config_to_dict, load_config
+from mofa_bench.config import config_names, config_to_dict, load_config
 from mofa_bench.errors import CheckpointError, ConfigError, TrainingDivergedError
 from mofa_bench.training import Trainer, load_checkpoint, save_checkpoint
 from mofa_bench.losses import prior_factor
@@ -153,8 +153,9 @@ class TestConfig:
         assert load_config(path) == cfg
 
     def test_shipped_configs_load(self):
-        for path in sorted(Path(__file__).parents[2].joinpath("configs").glob("*.yaml")):
-            load_config(path)
+        assert config_names("train")
+        for name in config_names("train"):
+            load_config(name)
 
     def test_unavailable_renderer_is_a_clear_error(self, tmp_path, tiny_model_path):
         cfg = _config(tmp_path, tiny_model_path, renderer__name="nvdiffrast")

@@ -11,7 +11,7 @@ from mofa_bench.training import Trainer
 
 @pytest.mark.slow
 def test_short_training_lowers_the_posed_geometric_error(tmp_path, tiny_model_path):
-    # The CPU learning protocol (configs/train_converge.yaml: level-1 default model, 64 px,
+    # The CPU learning protocol (the converge config: level-1 default model, 64 px,
     # strong face-part prior, landmark surrogate) for its first 300 steps.
     cfg = tiny_train_config(
         tmp_path, tiny_model_path, "model.source=default", "model.subdivisions=1", "optim.iterations=300",

@@ -319,8 +319,7 @@ def _cli_allow_change_without_resume(env, tmp):
 @case("CLI", "cli-error", r"^mofa-bench suite: error: --out: .*taken\.txt is a file, not a folder")
 def _cli_suite_out_is_a_file(env, tmp):
     (tmp / "taken.txt").write_text("x")
-    _cli("suite", str(Path(__file__).resolve().parents[2] / "configs" / "suites" / "smoke.yaml"),
-         "--out", str(tmp / "taken.txt"))
+    _cli("suite", "smoke", "--out", str(tmp / "taken.txt"))
 
 
 @case("CLI", "cli-error", r"^mofa-bench report: error: --out: .*taken\.txt is a file, not a folder")
