@@ -157,15 +157,15 @@ def _cmd_model_export(args: argparse.Namespace) -> int:
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from mofa_bench.output_paths import output_folder
-    from mofa_bench.reconstruct import CodeModel, build_decoder, load_trained_model, reconstruct
+    from mofa_bench.reconstruct import build_decoder, load_trained_model, reconstruct
 
     output_folder(args.out, "--out")
     fit = None
     if args.method == "fit":
         import dataclasses
 
-        from mofa_bench.methods import method_builder
         from mofa_bench.config import load_config
+        from mofa_bench.reconstruct_fit import build_landmark_fit
         from mofa_bench.environment import resolve_device
 
         if args.checkpoint is not None:
@@ -180,11 +180,13 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, method="fit", method_options=options)
         device = resolve_device(args.device)
         decoder = build_decoder(config, device, args.renderer)
-        fit = method_builder("fit")(config, decoder)
-        model = CodeModel(encode=fit.encode, decoder=decoder, image_size=config.camera.image_size, device=device)
+        model = build_landmark_fit(config, decoder)
+        fit = model.fit
         steps = "Adam steps" if fit.solver == "adam" else "Levenberg-Marquardt iterations"
-        print(f"fit: {fit.steps} {steps} per photo from the zero code, {model.image_size} px crops, "
-              f"renderer {decoder.renderer.name}, device {device}")
+        region = ", photometric term in the face region" if fit.solver == "adam" else ""
+        print(f"fit: {fit.steps} {steps} per photo from the zero code, {model.image_size} px crops, detected "
+              f"landmarks (weight {fit.loss_weights.landmark:g}){region}, renderer {decoder.renderer.name}, "
+              f"device {device}")
     else:
         if args.checkpoint is None:
             raise InputError("--checkpoint: required (a trained run), unless --method fit fits each photo instead")

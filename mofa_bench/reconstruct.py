@@ -19,14 +19,20 @@ Written to the output folder, named after each photo's file stem:
   are model space (identity + expression, mm, no head pose) unless ``posed``, then
   camera space (OpenCV axes: x right, y down, z forward, mm). Colours are the reflectance
   (albedo) or, with ``colors="shaded"``, the lit colours of image formation.
-- ``<stem>_overlay.png``: crop | reconstruction on grey | reconstruction over the crop.
+- ``<stem>_overlay.png``: crop | reconstruction on grey | reconstruction over the crop,
+  each at least 256 px, with the detected landmarks (green) and the reconstruction's 68
+  projected points (red) drawn (:func:`~mofa_bench.reconstruct_outputs.overlay_picture`).
 - ``<stem>_code.npz``: ``code`` ``(257,)`` float32, each named part
   (:data:`~mofa_bench.code_vector.CODE_SLICES`), ``crop_box`` ``(x0, y0, side)`` in
   source pixels, ``image_size`` and ``source``.
-- ``<stem>_code.json``: the same as JSON (lists of floats).
+- ``<stem>_code.json``: the same as JSON (lists of floats), with ``landmarks_68`` (the
+  reconstruction's 68 iBUG points projected, photo px), ``detected_68`` (the detected
+  points, photo px, or ``null``), ``landmark_error_px`` and ``landmark_nme`` (their mean
+  distance, px and over the detected outer-eye-corner distance); the npz holds the arrays.
 - ``reconstructions.csv``: one row per file: file, status (``ok`` / ``failed`` /
   ``skipped``), message (what reading changed, e.g. a greyscale photo converted to RGB,
-  or why it failed), crop box and the written files. Photos are read by the project's one
+  or why it failed), crop box, ``landmark_error_px``, ``landmark_nme``, ``landmarks_68``
+  (JSON, photo px) and the written files. Photos are read by the project's one
   reader (:mod:`mofa_bench.photos.reader`: any format Pillow opens). A photo that fails
   (unreadable, blank, no face found) is reported there and the others still run; a file
   that is no image (every file of a folder is listed), a grey photo with
@@ -55,7 +61,7 @@ import torch
 
 from mofa_bench.code_vector import CODE_DIM, CODE_SLICES
 from mofa_bench.config import TrainConfig, config_from_dict
-from mofa_bench.contact_sheet import comparison_tiles, tile_images
+from mofa_bench.contact_sheet import comparison_tiles
 from mofa_bench.data.images import CropBox, Detector, crop_face
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.encoders import FaceEncoder, build_encoder
@@ -63,6 +69,7 @@ from mofa_bench.environment import resolve_device
 from mofa_bench.errors import CheckpointError, ConfigError, DatasetError, InputError
 from mofa_bench.output_paths import output_folder
 from mofa_bench.photos.reader import PhotoReadError, open_photo
+from mofa_bench.reconstruct_outputs import LandmarkRecord, encode_crops, landmark_record, overlay_picture
 from mofa_bench.reconstruct_inputs import find_images, output_stems, scan_inputs
 from mofa_bench.checkpoint import load_checkpoint
 from renderers import get_renderer
@@ -169,6 +176,7 @@ class PhotoReconstruction:
     message: str = ""
     crop_box: CropBox | None = None
     outputs: list[Path] = field(default_factory=list)
+    landmarks: LandmarkRecord | None = None
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -256,15 +264,22 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start:start + size]
 
 
-def _write_code(code: torch.Tensor, box: CropBox, source: Path, image_size: int, stem_path: Path) -> list[Path]:
-    """``<stem>_code.npz`` and ``<stem>_code.json`` for one ``(257,)`` code."""
+def _write_code(code: torch.Tensor, box: CropBox, source: Path, image_size: int, stem_path: Path,
+                landmarks: LandmarkRecord | None = None) -> list[Path]:
+    """``<stem>_code.npz`` and ``<stem>_code.json`` for one ``(257,)`` code (and its landmarks)."""
     values = code.detach().cpu().float().numpy()
     parts = {name: values[s] for name, s in CODE_SLICES.items()}
     npz = stem_path.with_name(stem_path.name + "_code.npz")
+    arrays = {}
+    if landmarks is not None:
+        arrays["landmarks_68"] = landmarks.projected
+        if landmarks.detected is not None:
+            arrays["detected_68"] = landmarks.detected
     np.savez(npz, code=values, crop_box=np.asarray(box, dtype=np.int64), image_size=np.int64(image_size),
-             source=np.array(str(source)), **parts)
+             source=np.array(str(source)), **parts, **arrays)
     record = {"source": str(source), "image_size": image_size, "crop_box": list(box),
-              "code": values.tolist(), "parts": {name: part.tolist() for name, part in parts.items()}}
+              "code": values.tolist(), "parts": {name: part.tolist() for name, part in parts.items()},
+              **(landmarks.as_dict() if landmarks is not None else {})}
     js = stem_path.with_name(stem_path.name + "_code.json")
     js.write_text(json.dumps(record, indent=1))
     return [npz, js]
@@ -339,6 +354,7 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
     face_model = model.decoder.model
 
     framer = _photo_framer(detector)
+    detected: dict[int, object] = {}
     bar = tqdm(total=len(files), disable=not progress, desc="reconstruct", unit="photo", dynamic_ncols=True)
     try:
         for chunk in _chunks(list(range(len(files))), batch_size):
@@ -350,7 +366,8 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
                     with warnings.catch_warnings(record=True) as caught:
                         warnings.simplefilter("always")
                         if framer is not None:
-                            crop, box = framer.crop(photo, size, allow_no_face=allow_no_face, source=files[i])
+                            detected[i] = framer.frame(photo, size, allow_no_face=allow_no_face, source=files[i])
+                            crop, box = detected[i].crop, detected[i].box
                         else:
                             crop, box = crop_face(photo, size, detector, allow_no_face=allow_no_face,
                                                   source=files[i], return_box=True)
@@ -373,7 +390,8 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
             if crops:
                 images = torch.stack(crops).to(model.device)
                 with torch.no_grad():
-                    code = check_tensor("codes", model.encode(images).float(), f"{len(kept)} {CODE_DIM}")
+                    code = check_tensor("codes", encode_crops(model, images, [detected.get(i) for i in kept]).float(),
+                                        f"{len(kept)} {CODE_DIM}")
                     formed = model.decoder.form(code)
                     face, mask = model.decoder.render(code)
                     tiles = comparison_tiles(images, face, mask).cpu()
@@ -383,10 +401,14 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
                     vertex_colors = formed.colors[row] if colors == "shaded" else formed.reflectance[row]
                     written = [face_model.export_mesh(stem_path.with_name(f"{stem_path.name}.{fmt}"), vertices,
                                                       vertex_colors) for fmt in formats]
+                    points = getattr(detected.get(i), "landmarks", None)
+                    record = landmark_record(formed.landmarks_uv[row], results[i].crop_box, size, points)
+                    results[i].landmarks = record
                     overlay = stem_path.with_name(stem_path.name + "_overlay.png")
-                    Image.fromarray(tile_images(tiles[row], columns=3)).save(overlay)
+                    Image.fromarray(overlay_picture(tiles[row], formed.landmarks_uv[row].cpu().numpy(),
+                                                    points)).save(overlay)
                     written.append(overlay)
-                    written += _write_code(code[row], results[i].crop_box, files[i], size, stem_path)
+                    written += _write_code(code[row], results[i].crop_box, files[i], size, stem_path, record)
                     results[i].status, results[i].outputs = "ok", written
             bar.update(len(chunk))
     finally:  # the face pipeline's native resources are released even when a batch raises
@@ -401,8 +423,13 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
 def _write_index(results: Sequence[PhotoReconstruction], path: Path) -> Path:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["source", "status", "message", "crop_x0", "crop_y0", "crop_side", "outputs"])
+        writer.writerow(["source", "status", "message", "crop_x0", "crop_y0", "crop_side", "landmark_error_px",
+                         "landmark_nme", "landmarks_68", "outputs"])
         for r in results:
             box = r.crop_box or ("", "", "")
-            writer.writerow([str(r.source), r.status, r.message, *box, " ".join(p.name for p in r.outputs)])
+            marks = r.landmarks.as_dict() if r.landmarks is not None else {}
+            values = [marks.get("landmark_error_px"), marks.get("landmark_nme"),
+                      json.dumps(marks["landmarks_68"], separators=(",", ":")) if marks else ""]
+            writer.writerow([str(r.source), r.status, r.message, *box, *("" if v is None else v for v in values),
+                             " ".join(p.name for p in r.outputs)])
     return path

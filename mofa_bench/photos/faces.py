@@ -27,6 +27,7 @@ import torch
 
 from mofa_bench.photos.reader import PhotoReadError, open_photo
 from mofa_bench.errors import DatasetError, InputError, MofaBenchError
+from mofa_bench.photos.face_region import face_region_mask
 from mofa_bench.photos.detection import DEFAULT_DETECTOR, FaceDetection, FaceDetector, get_detector, select_face
 from mofa_bench.photos.framing import (
     DEFAULT_FRAMING,
@@ -36,10 +37,12 @@ from mofa_bench.photos.framing import (
     frame_from_box,
     frame_from_keypoints,
     frame_from_landmarks68,
+    landmarks_to_crop,
 )
 from mofa_bench.photos.landmarks68 import FaceLandmarks, MediaPipeLandmarker, get_landmarker
 
-__all__ = ["MAX_PIXELS", "FacePipeline", "FramedFace", "PhotoFramer", "PhotoSkipped", "read_photo_array"]
+__all__ = ["MAX_PIXELS", "FacePipeline", "FramedCrop", "FramedFace", "PhotoFramer", "PhotoSkipped",
+           "read_photo_array"]
 
 #: Photos with more pixels than this are skipped as "too large" (Pillow's own
 #: decompression-bomb limit is ≈ 179 MP).
@@ -166,6 +169,27 @@ class FacePipeline:
         self.close()
 
 
+@dataclass(frozen=True)
+class FramedCrop:
+    """One photo's face crop and what was detected in it (:meth:`PhotoFramer.frame`).
+
+    Attributes:
+        crop: ``(3, S, S)`` float32 RGB in [0, 1].
+        box: ``(x0, y0, side)`` crop box in the image's pixels.
+        landmarks: ``(68, 2)`` float64 iBUG-68 points in crop px, or ``None`` (no face
+            found and the centre square taken, or no landmarker).
+        confidence: ``(68,)`` float64 in [0, 1], or ``None``.
+        region: ``(S, S)`` float32 face-region mask
+            (:func:`~mofa_bench.photos.face_region.face_region_mask`), or ``None``.
+    """
+
+    crop: torch.Tensor
+    box: CropBox
+    landmarks: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+    region: np.ndarray | None = None
+
+
 class PhotoFramer:
     """Square crops of photo tensors, framed by a :class:`FacePipeline` (``reconstruct`` uses it).
 
@@ -180,19 +204,16 @@ class PhotoFramer:
     def __init__(self, detector: str = DEFAULT_DETECTOR, landmarker: str | None = "mediapipe") -> None:
         self.pipeline = FacePipeline(detector, landmarker)
 
-    def crop(self, image: torch.Tensor, size: int, *, allow_no_face: bool = False,
-             source: str | Path | None = None) -> tuple[torch.Tensor, CropBox]:
-        """The framed face crop of one photo.
+    def frame(self, image: torch.Tensor, size: int, *, allow_no_face: bool = False,
+              source: str | Path | None = None) -> "FramedCrop":
+        """The framed face crop of one photo, with its landmarks and face region in crop pixels.
 
         Args:
             image: ``(3, H, W)`` float RGB in [0, 1].
             size: crop side S, px.
             allow_no_face: use the centre square, with a warning giving the reason, when the
-                photo has no usable face.
+                photo has no usable face (the result then has no landmarks).
             source: file name for messages.
-
-        Returns:
-            ``((3, S, S) float32 crop in [0, 1], (x0, y0, side) box in the image's pixels)``.
 
         Raises:
             DatasetError: no usable face (the reason) and ``allow_no_face`` is false.
@@ -201,8 +222,10 @@ class PhotoFramer:
             raise InputError(f"image: expected shape (3, H, W), got {tuple(image.shape)}")
         rgb = (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         name = str(source) if source is not None else "image"
+        landmarks = None
         try:
-            box = self.pipeline.find(np.ascontiguousarray(rgb)).box
+            found = self.pipeline.find(np.ascontiguousarray(rgb))
+            box, landmarks = found.box, found.landmarks
         except PhotoSkipped as exc:
             if not allow_no_face:
                 raise DatasetError(f"{name}: {exc}") from exc
@@ -211,7 +234,24 @@ class PhotoFramer:
             side = min(height, width)
             box = ((width - side) // 2, (height - side) // 2, side)
         crop = torch.from_numpy(crop_square(rgb, box, size).astype(np.float32) / 255.0).permute(2, 0, 1)
-        return crop.contiguous(), box
+        if landmarks is None:
+            return FramedCrop(crop.contiguous(), box)
+        outline = landmarks.mesh[:468, :2] if landmarks.mesh is not None else landmarks.ibug68
+        return FramedCrop(crop.contiguous(), box, landmarks_to_crop(landmarks.ibug68, box, size),
+                          landmarks.confidence.copy(), face_region_mask(landmarks_to_crop(outline, box, size), size))
+
+    def crop(self, image: torch.Tensor, size: int, *, allow_no_face: bool = False,
+             source: str | Path | None = None) -> tuple[torch.Tensor, CropBox]:
+        """The framed face crop of one photo (:meth:`frame` without the landmarks).
+
+        Returns:
+            ``((3, S, S) float32 crop in [0, 1], (x0, y0, side) box in the image's pixels)``.
+
+        Raises:
+            DatasetError: no usable face (the reason) and ``allow_no_face`` is false.
+        """
+        framed = self.frame(image, size, allow_no_face=allow_no_face, source=source)
+        return framed.crop, framed.box
 
     def close(self) -> None:
         self.pipeline.close()
