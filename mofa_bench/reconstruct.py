@@ -18,7 +18,8 @@ Written to the output folder, named after each photo's file stem:
 - ``<stem>.obj`` / ``<stem>.ply``: the reconstructed mesh with vertex colours. Vertices
   are model space (identity + expression, mm, no head pose) unless ``posed``, then
   camera space (OpenCV axes: x right, y down, z forward, mm). Colours are the reflectance
-  (albedo) or, with ``colors="shaded"``, the lit colours of image formation.
+  (albedo) or, with ``colors="shaded"``, the lit colours of image formation. A
+  multi-level model's mesh is its corrected level (3DMM plus correctives).
 - ``<stem>_overlay.png``: crop | reconstruction on grey | reconstruction over the crop,
   each at least 256 px, with the detected landmarks (green) and the reconstruction's 68
   projected points (red) drawn (:func:`~mofa_bench.reconstruct_outputs.overlay_picture`).
@@ -54,7 +55,7 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -66,6 +67,7 @@ from mofa_bench.data.images import CropBox, Detector, crop_face
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.encoders import FaceEncoder, build_encoder
 from mofa_bench.environment import resolve_device
+from mofa_bench.formation import FormedFace
 from mofa_bench.errors import CheckpointError, ConfigError, DatasetError, InputError
 from mofa_bench.output_paths import output_folder
 from mofa_bench.photos.reader import PhotoReadError, open_photo
@@ -148,6 +150,8 @@ class TrainedModel:
         device: where both run.
         step: the training step the checkpoint was written at.
         checkpoint: the file it came from.
+        method: the whole trained method where its faces are more than its codes' 3DMM
+            faces (the multi-level model's corrected meshes), else ``None``.
     """
 
     config: TrainConfig
@@ -156,6 +160,7 @@ class TrainedModel:
     device: torch.device
     step: int
     checkpoint: Path
+    method: Any = None
 
     @property
     def image_size(self) -> int:
@@ -165,6 +170,12 @@ class TrainedModel:
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, S, S)`` crops → ``(B, 257)`` float32 codes of the encoder."""
         return self.encoder(images).float()
+
+    def form(self, images: torch.Tensor, code: torch.Tensor) -> FormedFace:
+        """The faces :func:`reconstruct` exports for crops and their codes: the method's own
+        (``Reconstruction.formed``, e.g. corrected meshes) where it has them, else ``decoder.form(code)``."""
+        formed = self.method.reconstruct(images).formed if self.method is not None else None
+        return self.decoder.form(code) if formed is None else formed
 
 
 @dataclass
@@ -227,7 +238,18 @@ def load_trained_model(checkpoint: str | Path, device: str | torch.device = "aut
                               f"encoder ({err})") from err
     encoder.to(target).eval()
     decoder = build_decoder(config, target, renderer)
-    return TrainedModel(config, encoder, decoder, target, int(state.get("step", 0)), path)
+    method = None
+    if config.method == "multilevel":  # its meshes need the corrective level too
+        from mofa_bench.methods import build_method
+
+        method = build_method(config, decoder)
+        try:
+            method.load_state_dict(state["method"])
+        except (RuntimeError, KeyError) as err:
+            raise CheckpointError(f"checkpoint {path}: the multilevel method's weights do not fit ({err})") from err
+        method.eval()
+        encoder = method.encoder
+    return TrainedModel(config, encoder, decoder, target, int(state.get("step", 0)), path, method)
 
 
 def build_decoder(config: TrainConfig, device: torch.device, renderer: str | None = None) -> MoFADecoder:
@@ -392,8 +414,10 @@ def reconstruct(model: CodePredictor, inputs: Sequence[str | Path], out_dir: str
                 with torch.no_grad():
                     code = check_tensor("codes", encode_crops(model, images, [detected.get(i) for i in kept]).float(),
                                         f"{len(kept)} {CODE_DIM}")
-                    formed = model.decoder.form(code)
-                    face, mask = model.decoder.render(code)
+                    form = getattr(model, "form", None)  # a predictor's own faces (corrected meshes)
+                    formed = form(images, code) if form is not None else model.decoder.form(code)
+                    drawn = model.decoder.renderer.render(formed)
+                    face, mask = drawn.image, drawn.mask
                     tiles = comparison_tiles(images, face, mask).cpu()
                 for row, i in enumerate(kept):
                     stem_path = out / stems[i]

@@ -116,6 +116,10 @@ class CorrectiveSpace(nn.Module):
         c_s, c_r = coefficients[:, :self.shape_size], coefficients[:, self.shape_size:]
         return torch.einsum("nck,bk->bnc", shape, c_s), torch.einsum("nck,bk->bnc", reflectance, c_r)
 
+    def forward(self, coefficients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`offsets` (so ``torch.func.functional_call`` can swap the bases in)."""
+        return self.offsets(coefficients)
+
     def regularizers(self, coefficients: torch.Tensor, shape_offset: torch.Tensor,
                      reflectance_offset: torch.Tensor) -> dict[str, torch.Tensor]:
         """The unweighted regularisers of :data:`REGULARIZERS` (scalars, batch means).
