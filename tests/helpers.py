@@ -110,21 +110,11 @@ def tiny_train_config(out_dir: Path, model_path: Path, *overrides: str, **direct
     return load_config(None, base + list(overrides), device="cpu", out_dir=str(out_dir), **direct)
 
 
-def load_script(name: str):
-    """The module of ``scripts/<name>.py`` (the analysis scripts are not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def synthetic_test_setting(out_dir: Path, model_path: Path, size: int):
     """``(config, decoder, batch)``: the first ``size`` test faces of a 64 px default-model config.
 
     The default model at subdivision 0 with a float32 per_vertex decoder on the CPU, as the
-    protocol's analysis scripts see it (:func:`mofa_bench.scoring.protocol.synthetic_test_batch`).
+    protocol's diagnostics see it (:func:`mofa_bench.scoring.protocol.synthetic_test_batch`).
     """
     from mofa_bench.data.splits import synthetic_split
     from mofa_bench.decoder import MoFADecoder

@@ -18,6 +18,9 @@ Options (``method_options``): ``solver`` (``adam`` or ``lm``, default ``adam``),
 (int: Adam steps, default 100, or LM iterations, default 20), ``lr`` (Adam only: a mapping
 of code part → rate; parts not given keep :data:`DEFAULT_LR`) and ``damping`` (LM only:
 the initial Marquardt λ, default :data:`~mofa_bench.methods.fit_lm.DEFAULT_DAMPING`).
+
+:func:`fit_codes` can also start Adam from given codes and hold some code parts at their
+start values (``start``, ``fixed``): e.g. fit the face with a known pose and light.
 """
 
 from __future__ import annotations
@@ -25,13 +28,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 
 from mofa_bench.methods.fit_lm import DEFAULT_DAMPING, DEFAULT_LM_STEPS, LMTargets, lm_fit_codes
 from mofa_bench.methods.options import check_method_options, positive_int
-from mofa_bench.code_vector import CODE_LAYOUT
+from mofa_bench.code_vector import CODE_DIM, CODE_LAYOUT
 from mofa_bench.config import TrainConfig
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.decoder import MoFADecoder
@@ -140,13 +143,17 @@ def _lm_targets(decoder: MoFADecoder, images: torch.Tensor, landmarks: torch.Ten
 
 
 def _adam(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights, steps: int, rates: Mapping[str, float],
-          landmarks: torch.Tensor | None, confidence: torch.Tensor | None) -> tuple[torch.Tensor, list[float]]:
+          landmarks: torch.Tensor | None, confidence: torch.Tensor | None, start: torch.Tensor | None = None,
+          fixed: Sequence[str] = ()) -> tuple[torch.Tensor, list[float]]:
     model = decoder.model
     batch = images.shape[0]
+    if start is None:
+        start = torch.zeros(batch, CODE_DIM, device=model.device, dtype=model.dtype)
     with torch.enable_grad():
-        leaves = {name: torch.zeros(batch, size, device=model.device, dtype=model.dtype, requires_grad=True)
-                  for name, size in _LEAVES}
-        optimizer = torch.optim.Adam([{"params": [leaves[name]], "lr": rates[name]} for name, _ in _LEAVES])
+        leaves = {name: part.clone().requires_grad_(name not in fixed)
+                  for (name, _), part in zip(_LEAVES, start.split([size for _, size in _LEAVES], dim=1))}
+        optimizer = torch.optim.Adam([{"params": [leaves[name]], "lr": rates[name]}
+                                      for name, _ in _LEAVES if name not in fixed])
         losses: list[float] = []
         code = _assemble(leaves).detach()
         for step in range(steps + 1):
@@ -168,8 +175,9 @@ def _adam(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights, step
 def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights = LossWeights(),
               steps: int = DEFAULT_STEPS, lr: Mapping[str, float] | None = None,
               landmarks: torch.Tensor | None = None, confidence: torch.Tensor | None = None,
-              solver: str = "adam", damping: float = DEFAULT_DAMPING) -> FitResult:
-    """Fit one code per image from the zero code (gradients on even under ``no_grad``).
+              solver: str = "adam", damping: float = DEFAULT_DAMPING, start: torch.Tensor | None = None,
+              fixed: Sequence[str] = ()) -> FitResult:
+    """Fit one code per image, from the zero code unless given ``start`` (gradients on even under ``no_grad``).
 
     Args:
         decoder: face model, camera and renderer.
@@ -181,29 +189,45 @@ def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights =
         confidence: ``(B, 68)`` landmark confidences, or ``None``.
         solver: ``"adam"`` or ``"lm"`` (:func:`~mofa_bench.methods.fit_lm.lm_fit_codes`).
         damping: LM's initial Marquardt λ.
+        start: ``(B, 257)`` codes to start from (Adam only; default: zero).
+        fixed: code parts held at their start values (Adam only), named as in ``lr``
+            (:data:`DEFAULT_LR`: ``translation`` is x and y, ``z_translation`` is z).
 
     Returns:
         The fitted codes, the loss per step and the time per image.
 
     Raises:
-        InputError: a bad ``solver`` or input shape.
+        InputError: a bad ``solver``, input shape or ``fixed`` part, or ``start`` /
+            ``fixed`` with the LM solver.
     """
-    check_tensor("images", images, "B 3 H W", floating=True)
+    dims: dict[str, int] = {}
+    check_tensor("images", images, "B 3 H W", dims, floating=True)
     if solver not in SOLVERS:
         raise InputError(f"solver: expected one of {', '.join(SOLVERS)}, got {solver!r}")
+    fixed = tuple(fixed)
+    unknown = [part for part in fixed if part not in DEFAULT_LR]
+    if unknown:
+        raise InputError(f"fixed: unknown code part {unknown[0]!r}; known: {', '.join(DEFAULT_LR)}")
+    if set(fixed) == set(DEFAULT_LR):
+        raise InputError("fixed: every code part is fixed; nothing to fit")
+    if solver == "lm" and (start is not None or fixed):
+        raise InputError("start and fixed go with solver 'adam'; the LM solver starts every code at zero")
     model = decoder.model
     device = model.device
+    if start is not None:
+        start = check_tensor("start", start, f"B {CODE_DIM}", dims, floating=True).detach().to(device, model.dtype)
     images = images.detach().to(device, model.dtype)
     batch = images.shape[0]
     _synchronize(device)
-    start = time.perf_counter()
+    began = time.perf_counter()
     if solver == "lm":
         code, losses = lm_fit_codes(decoder, _lm_targets(decoder, images, landmarks, confidence), weights, steps,
                                     damping)
     else:
-        code, losses = _adam(decoder, images, weights, steps, {**DEFAULT_LR, **(lr or {})}, landmarks, confidence)
+        code, losses = _adam(decoder, images, weights, steps, {**DEFAULT_LR, **(lr or {})}, landmarks, confidence,
+                             start, fixed)
     _synchronize(device)
-    return FitResult(code=code, losses=losses, seconds_per_image=(time.perf_counter() - start) / batch)
+    return FitResult(code=code, losses=losses, seconds_per_image=(time.perf_counter() - began) / batch)
 
 
 class FitMethod(Method):

@@ -25,6 +25,7 @@ from mofa_bench.methods import (
 )
 from mofa_bench.scoring import decoder_fidelity, evaluate_batch
 from mofa_bench import CODE_DIM, Camera, MoFADecoder
+from mofa_bench.code_vector import CODE_SLICES
 from mofa_bench.cli import main
 from helpers import save_render_png, tiny_train_config
 from mofa_bench.data.batch import FaceBatch
@@ -32,6 +33,7 @@ from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights
 from mofa_bench.sampling import CodePrior, sample_codes
 from mofa_bench.training import Trainer, save_checkpoint
+from mofa_checks import InputError
 from renderers import available_renderers, get_renderer
 
 CPU_RENDERERS = [name for name, state in available_renderers("cpu").items() if state.available]
@@ -200,6 +202,33 @@ class TestFit:
         batch, _ = _synthetic_batch(decoder)
         result = fit_codes(decoder, batch.images, steps=0)
         assert torch.equal(result.code, torch.zeros(2, CODE_DIM)) and len(result.losses) == 1
+
+    def test_fixed_parts_stay_at_their_start(self, tiny32):
+        """``start`` and ``fixed``: the face fitted with the true pose and light held."""
+        decoder = _decoder(tiny32)
+        batch, codes = _synthetic_batch(decoder)
+        face = slice(0, CODE_SLICES["rotation"].start)
+        start = codes.clone()
+        start[:, face] = 0.0
+        result = fit_codes(decoder, batch.images, steps=8, start=start,
+                           fixed=("rotation", "translation", "z_translation", "gamma"))
+        assert torch.equal(result.code[:, face.stop:], codes[:, face.stop:])
+        assert bool((result.code[:, face] != 0).any()) and result.losses[-1] < result.losses[0]
+        with torch.no_grad():
+            at_start = code_loss(decoder, start, batch.images, LossWeights())["total"]
+        assert result.losses[0] == pytest.approx(float(at_start), rel=1e-6)
+
+    @pytest.mark.parametrize("kwargs, message", [
+        ({"fixed": ("pose",)}, "fixed: unknown code part 'pose'"),
+        ({"fixed": ("alpha", "delta", "beta", "rotation", "translation", "z_translation", "gamma")}, "nothing to fit"),
+        ({"fixed": ("gamma",), "solver": "lm"}, "go with solver 'adam'"),
+        ({"start": torch.zeros(3, CODE_DIM)}, "start"),
+    ])
+    def test_bad_start_or_fixed(self, tiny32, kwargs, message):
+        decoder = _decoder(tiny32)
+        batch, _ = _synthetic_batch(decoder)
+        with pytest.raises(InputError, match=message):
+            fit_codes(decoder, batch.images, steps=1, **kwargs)
 
     @pytest.mark.parametrize("renderer", CPU_RENDERERS)
     def test_fitting_lowers_the_loss(self, tiny32, renderer):

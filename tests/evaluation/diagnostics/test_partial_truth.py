@@ -1,13 +1,11 @@
-"""scripts/partial_truth.py: codes true on the named parts and zero elsewhere."""
+"""evaluation.diagnostics.partial_truth: codes true on the named parts and zero elsewhere."""
 
 from __future__ import annotations
 
 import torch
 
-from helpers import load_script
 from mofa_bench.code_vector import CODE_SLICES
-
-partial_truth = load_script("partial_truth")
+from evaluation.diagnostics import partial_truth
 
 
 def test_only_the_named_parts_are_true():

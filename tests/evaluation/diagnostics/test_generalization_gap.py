@@ -1,4 +1,4 @@
-"""scripts/generalization_gap.py: a run scored on its own training faces and on unseen ones."""
+"""evaluation.diagnostics.generalization_gap: a run scored on its own training faces and on unseen ones."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import dataclasses
 import pytest
 import torch
 
-from helpers import load_script, tiny_train_config
+from helpers import tiny_train_config
 from mofa_bench.data.splits import synthetic_split
 from mofa_bench.errors import ConfigError
 from mofa_bench.reconstruct import load_trained_model
 from mofa_bench.training import Trainer
-
-generalization_gap = load_script("generalization_gap")
+from evaluation.diagnostics import generalization_gap
 
 
 @pytest.fixture(scope="module")

@@ -1,27 +1,31 @@
 """Which face modes a run has learnt, and whether its training loss points at the truth for them.
 
-For each of the first identity (α) and expression (δ) modes, on a run's synthetic test faces:
+Input: a training run on synthetic faces (its directory or a checkpoint); its test faces
+are the first --size of the test split its config draws. For each of the first --modes
+identity (α) and expression (δ) modes, on those faces:
 
 - ``learnt``: the correlation, over the faces, of the run's predicted code entry with the
   true one (0: the mode is not learnt; 1: learnt up to scale);
 - ``photo_signal`` and ``landmark_signal``: the correlation of the per-image gradient of the
-  photometric (landmark) term at the run's codes, through the run's renderer, negated, with the error left in that
-  entry (true − predicted). Near 1 the term tells each image which way its code should move;
-  near 0 it says nothing about the mode;
+  photometric (landmark) term at the run's codes, through the run's renderer, negated, with
+  the error left in that entry (true − predicted). Near 1 the term tells each image which
+  way its code should move; near 0 it says nothing about the mode (NaN: the gradient is
+  the same on every face, e.g. zero);
 - ``photo_grad`` and ``landmark_grad``: the mean size of those gradients (the weighted terms,
   per image), to compare with the prior's ``2 · reg`` per unit of code.
 
 A mode with a strong signal but little ``learnt`` is one the loss asks for and the encoder
 does not deliver; a mode without signal cannot be learnt from that loss at all. With
-``--reference`` (e.g. the supervised bound's run) the reference's ``learnt`` is listed beside,
-and a second table gives the run's test errors with one code part at a time taken from the
-reference or set to zero: where the gap between the two runs lies.
+--reference (another run, e.g. the supervised bound's) the reference's ``learnt`` is listed
+beside, and a second table gives the run's test errors with one code part at a time taken
+from the reference or set to zero: where the gap between the two runs lies.
 
-    python scripts/mode_signal.py runs/learning_cpu/runs/mofa-per_vertex-resnet18-land1-s0 \\
+Outputs: --out, a CSV with one row per mode; --swap-out (with --reference), a CSV with one
+row per swapped part. Both tables are printed as Markdown. Runs on the CPU.
+
+    mofa-bench diagnose mode-signal runs/learning_cpu/runs/mofa-per_vertex-resnet18-land1-s0 \\
         --reference runs/learning_cpu/runs/code_regression-per_vertex-resnet18-land1-s0 \\
         --out reports/fig10/mode_signal.csv --swap-out reports/fig10/mode_swap.csv
-
-Writes CSVs (one row per mode; one row per swapped part) and prints them as Markdown tables.
 """
 
 from __future__ import annotations
@@ -31,13 +35,15 @@ from pathlib import Path
 
 import torch
 
-from mofa_bench.methods.fit import code_loss
-from mofa_bench.scoring.protocol import evaluate_codes, synthetic_test_batch
+from evaluation.diagnostics.stats import correlation
 from evaluation.results.report import Column, markdown_table
 from mofa_bench.code_vector import CODE_SLICES, part_entries
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.losses import LossWeights
+from mofa_bench.methods.fit import code_loss
 from mofa_bench.reconstruct import TrainedModel, load_trained_model
+from mofa_bench.scoring.protocol import evaluate_codes, synthetic_test_batch
+from mofa_checks import InputError
 
 #: The loss terms whose gradients are compared with the error.
 TERMS = ("photo", "landmark")
@@ -47,31 +53,24 @@ METRICS = ("geometric_mm", "geometric_model_mm", "photometric", "landmark_px")
 SWAPPED = ("alpha", "delta", "jaw_open", "beta", "rotation", "translation", "gamma")
 
 
-def columnwise_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation of each column of ``(N, D)`` ``a`` with the same column of ``b``.
-
-    Returns:
-        ``(D,)``; NaN where a column is constant.
-    """
-    a = a.double() - a.double().mean(0)
-    b = b.double() - b.double().mean(0)
-    return (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0))
-
-
 def term_gradients(decoder: MoFADecoder, code: torch.Tensor, batch, weights: LossWeights) -> dict[str, torch.Tensor]:
     """Per-image gradients ``(B, 257)`` of the weighted photometric and landmark terms at ``code``.
 
     Each term is a batch mean; it is multiplied by B so that every image's code receives
-    the gradient of its own term.
+    the gradient of its own term. A term the loss leaves out (weight 0, e.g. the landmark
+    term of a run trained without landmarks) has a zero gradient.
     """
     code = code.detach().clone().requires_grad_(True)
-    terms = code_loss(decoder, code, batch.images, weights, batch.landmarks, batch.landmark_confidence)
     scale = {"photo": weights.photo, "landmark": weights.landmark}
     grads = {}
-    for name in TERMS:
-        (grad,) = torch.autograd.grad(scale[name] * code.shape[0] * terms[name], code, retain_graph=True,
-                                      allow_unused=True)
-        grads[name] = torch.zeros_like(code) if grad is None else grad
+    with torch.enable_grad():
+        terms = code_loss(decoder, code, batch.images, weights, batch.landmarks, batch.landmark_confidence)
+        for name in TERMS:
+            term = scale[name] * code.shape[0] * terms[name]
+            grad = None
+            if term.requires_grad:
+                (grad,) = torch.autograd.grad(term, code, retain_graph=True, allow_unused=True)
+            grads[name] = torch.zeros_like(code) if grad is None else grad
     return grads
 
 
@@ -90,10 +89,10 @@ def mode_rows(code: torch.Tensor, true: torch.Tensor, grads: dict[str, torch.Ten
         grads: ``{term: (B, 257)}`` per-image gradients at ``code``.
         reference: ``(B, 257)`` another run's codes, or None.
     """
-    learnt = columnwise_correlation(code, true)
+    learnt = correlation(code, true)
     error = true - code
-    signal = {name: columnwise_correlation(-grad, error) for name, grad in grads.items()}
-    reference_learnt = columnwise_correlation(reference, true) if reference is not None else None
+    signal = {name: correlation(-grad, error) for name, grad in grads.items()}
+    reference_learnt = correlation(reference, true) if reference is not None else None
     rows = []
     for part in ("alpha", "delta"):
         part_slice = CODE_SLICES[part]
@@ -137,25 +136,36 @@ def swap_rows(decoder: MoFADecoder, code: torch.Tensor, reference: torch.Tensor,
     return rows
 
 
-def main() -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``mofa-bench diagnose mode-signal``."""
+    parser.add_argument("run", metavar="RUN", help="a training run directory or checkpoint (synthetic data)")
+    parser.add_argument("--reference", default=None, metavar="RUN",
+                        help="another run to list the learnt correlation of, and to swap code parts from")
+    parser.add_argument("--size", type=int, default=None, help="test faces (default: the run's data.test_size)")
+    parser.add_argument("--modes", type=int, default=10, help="first modes of each part (default: %(default)s)")
+    parser.add_argument("--out", default=None, metavar="CSV", help="CSV of the modes to write")
+    parser.add_argument("--swap-out", default=None, metavar="CSV",
+                        help="CSV of the part swaps to write (with --reference)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``mofa-bench diagnose mode-signal``: print (and write) the tables of the module docstring."""
     import pandas as pd
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="a training run directory or checkpoint (synthetic data)")
-    parser.add_argument("--reference", default=None, help="another run to list the learnt correlation of")
-    parser.add_argument("--size", type=int, default=None, help="test faces (default: the run's data.test_size)")
-    parser.add_argument("--modes", type=int, default=10, help="first modes of each part (default 10)")
-    parser.add_argument("--out", default=None, help="CSV of the modes to write")
-    parser.add_argument("--swap-out", default=None, help="CSV of the part swaps to write (with --reference)")
-    args = parser.parse_args()
+    from mofa_bench.output_paths import output_folder
+
+    if args.swap_out and not args.reference:
+        raise InputError("--swap-out: the part swaps need --reference")
+    for path, option in ((args.out, "--out"), (args.swap_out, "--swap-out")):
+        if path:
+            output_folder(Path(path).parent, option)
     model = load_trained_model(args.run, "cpu")
     config, _, batch = synthetic_test_batch(str(Path(model.checkpoint).parents[1] / "config.yaml"), args.size)
     code = encode_all(model, batch.images)
     reference = encode_all(load_trained_model(args.reference, "cpu"), batch.images) if args.reference else None
-    rows = mode_rows(code, batch.codes.to(code.dtype), term_gradients(model.decoder, code, batch, config.loss), args.modes,
-                     reference)
+    rows = mode_rows(code, batch.codes.to(code.dtype), term_gradients(model.decoder, code, batch, config.loss),
+                     args.modes, reference)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_csv(args.out, index=False)
     print(f"{batch.images.shape[0]} test faces; prior gradient 2·reg = {2 * config.loss.reg:.3g} per unit of code "
           f"at the start, {2 * config.loss.reg * config.loss.reg_final:.3g} at the end")
@@ -168,11 +178,10 @@ def main() -> None:
     if reference is not None:
         swaps = swap_rows(model.decoder, code, reference, batch)
         if args.swap_out:
-            Path(args.swap_out).parent.mkdir(parents=True, exist_ok=True)
             pd.DataFrame(swaps).to_csv(args.swap_out, index=False)
         print(markdown_table(swaps, [Column("codes", "codes"), Column("part", "part")]
                              + [Column(m, m, ".3f") for m in METRICS]))
-
-
-if __name__ == "__main__":
-    main()
+    for path in (args.out, args.swap_out):
+        if path:
+            print(f"wrote {path}")
+    return 0

@@ -1,14 +1,17 @@
 """What each target of the synthetic study needs: the test errors of partly true codes.
 
-Scores codes that take some parts from the ground truth and leave the rest at zero (the
-mean face) on a config's synthetic test split, so one can read which code parts a target
-needs: e.g. the posed geometric error with the true rotation alone, or the photometric
-error with the true pose and light but the mean reflectance.
+Input: a train config (CONFIG: a packaged config's name such as ``converge``, or a YAML
+file) whose model, camera and synthetic data define the test faces. Scores codes that take
+some parts from the ground truth and leave the rest at zero (the mean face) on that test
+split, so one can read which code parts a target needs: e.g. the posed geometric error
+with the true rotation alone, or the photometric error with the true pose and light but
+the mean reflectance.
 
-    python scripts/partial_truth.py configs/train_converge.yaml --out reports/fig10/partial_truth.csv
+Outputs: a printed Markdown table and, with --out, a CSV: one row per set of true parts,
+the photometric, geometric_mm, geometric_model_mm and landmark_px means over the test
+faces. Runs on the CPU.
 
-Writes a CSV (one row per set of true parts: photometric, geometric_mm, geometric_model_mm,
-landmark_px means over the test faces) and prints it as a Markdown table.
+    mofa-bench diagnose partial-truth converge --out reports/fig10/partial_truth.csv
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from mofa_bench.scoring.protocol import evaluate_codes, synthetic_test_batch
 from evaluation.results.report import Column, markdown_table
 from mofa_bench.code_vector import part_entries
+from mofa_bench.scoring.protocol import evaluate_codes, synthetic_test_batch
 
 #: Rows: a name and the parts taken from the truth ("jaw_open" = the first expression mode only).
 ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -49,28 +52,33 @@ def partly_true(true: torch.Tensor, parts: tuple[str, ...]) -> torch.Tensor:
     return code
 
 
-def main() -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``mofa-bench diagnose partial-truth``."""
+    parser.add_argument("config", metavar="CONFIG",
+                        help="train config: a packaged config's name (e.g. converge) or a YAML file")
+    parser.add_argument("--size", type=int, default=None, help="test faces (default: the config's data.test_size)")
+    parser.add_argument("--out", default=None, metavar="CSV", help="CSV to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``mofa-bench diagnose partial-truth``: print (and write) one row per entry of :data:`ROWS`."""
     import pandas as pd
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config", help="train config whose model, camera and data define the test split")
-    parser.add_argument("--size", type=int, default=None, help="test faces (default: data.test_size)")
-    parser.add_argument("--out", default=None, help="CSV to write")
-    args = parser.parse_args()
+    from mofa_bench.output_paths import output_folder
+
+    if args.out:
+        output_folder(Path(args.out).parent, "--out")
     config, decoder, batch = synthetic_test_batch(args.config, args.size)
     rows = []
     with torch.no_grad():
         for name, parts in ROWS:
             metrics = evaluate_codes(decoder, partly_true(batch.codes, parts), batch)
             rows.append({"true parts": name, **{m: float(metrics[m].mean()) for m in METRICS}})
-    frame = pd.DataFrame(rows)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.out, index=False)
+        pd.DataFrame(rows).to_csv(args.out, index=False)
     print(f"{batch.images.shape[0]} test faces of {args.config} (data.seed {config.data.seed})")
     columns = [Column("true parts", "true parts")] + [Column(m, m, ".3f") for m in METRICS]
     print(markdown_table(rows, columns))
-
-
-if __name__ == "__main__":
-    main()
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0

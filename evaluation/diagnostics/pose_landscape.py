@@ -1,34 +1,38 @@
 """Where the photometric loss points the pose: its value around the true pose of test faces.
 
-Scores the mean face (α = δ = β = 0) at the true pose of each test face, offset along one
-pose axis at a time (yaw and pitch in rad, x translation in mm), under three lights: the
-mean light (γ = 0, the encoder's first prediction), the true ambient band only, and the
-true light. The photometric term is taken with both normalisations (``paper``: ÷ all
-vertices; ``weights``: ÷ the visible ones). A curve whose minimum is at offset 0 gives the
-pose a signal from the mean face; one that falls away from 0 has a degenerate minimum there.
+Input: a train config (CONFIG: a packaged config's name such as ``converge``, or a YAML
+file) whose model, camera and synthetic data define the test faces. Scores the mean face
+(α = δ = β = 0) at the true pose of each test face, offset along one pose axis at a time
+(yaw and pitch in rad, x translation in mm), under three lights: the mean light (γ = 0,
+the encoder's first prediction), the true ambient band only, and the true light. The
+photometric term is taken with both normalisations (``paper``: ÷ all vertices;
+``weights``: ÷ the visible ones). A curve whose minimum is at offset 0 gives the pose a
+signal from the mean face; one that falls away from 0 has a degenerate minimum there.
 
 It also measures how well the per-image gradient of the photometric term, taken at the
 encoder's first prediction (the mean face at pose 0) under each light, points each pose
 parameter towards its truth: the correlation over the faces between ``−∂E/∂p`` and
 ``p_true − p``. An encoder learns a parameter from that gradient alone; 1 is what a
-supervised regression gets, 0 no signal. Both normalisations give the same correlation
-(per image they differ by a positive factor).
+supervised regression gets, 0 no signal (NaN: the gradient is the same on every face).
+Both normalisations give the same correlation (per image they differ by a positive
+factor).
 
 Both are taken through the config's renderer (``renderer.name`` and ``renderer.options``:
 the loss a training run through it minimises); the test faces are drawn as the suite draws
-them (``data.synthetic_renderer``). ``--set`` changes the config, for example the image
-size and mesh level, or the renderer:
+them (``data.synthetic_renderer``). --set changes the config, for example the image size
+and mesh level, or the renderer.
 
-    python scripts/pose_landscape.py configs/train_converge.yaml --size 64 \\
+Outputs, all optional, both tables printed: --out, a CSV with one row per light ×
+normalisation × axis × offset (the mean photometric loss over the faces); beside it
+``<out stem>_gradient.csv``, one row per renderer × image size × mesh level × light × pose
+parameter (the correlation; --append adds to it instead of replacing it); --figure, a PNG
+of the curves, one panel per axis. Runs on the CPU.
+
+    mofa-bench diagnose pose-landscape converge --size 64 \\
         --out reports/fig10/pose_landscape.csv --figure reports/fig10/pose_landscape.png
-    python scripts/pose_landscape.py configs/train_converge.yaml --gradient-only \\
+    mofa-bench diagnose pose-landscape converge --gradient-only \\
         --set renderer.name=pytorch3d --set 'renderer.options={blur_radius: 0.5, faces_per_pixel: 16}' \\
         --out reports/fig10/pose_landscape.csv --append
-
-Writes a CSV (one row per light × normalisation × axis × offset: the mean photometric loss
-over the faces), a second CSV beside it (``*_gradient.csv``: one row per renderer × image
-size × mesh level × light × pose parameter, the correlation; ``--append`` adds to it) and,
-with ``--figure``, a PNG of the curves; prints both.
 """
 
 from __future__ import annotations
@@ -38,10 +42,12 @@ from pathlib import Path
 
 import torch
 
-from mofa_bench.scoring.protocol import synthetic_test_batch
+from evaluation.diagnostics.stats import correlation
 from mofa_bench.code_vector import CODE_SLICES
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.losses import photometric_loss
+from mofa_bench.scoring.protocol import synthetic_test_batch
+from mofa_checks import InputError
 
 #: Offsets per axis: ``(code entry, unit, offsets)``.
 AXES: dict[str, tuple[int, str, tuple[float, ...]]] = {
@@ -89,26 +95,24 @@ POSE_PARAMETERS: dict[str, int] = {
 
 
 def gradient_alignment(decoder: MoFADecoder, batch) -> list[dict]:
-    """Rows ``{light, parameter, correlation}``: per-image ``−∂E_photo/∂p`` against ``p_true``, at pose 0."""
+    """Rows ``{light, parameter, correlation}``: per-image ``−∂E_photo/∂p`` against ``p_true``, at pose 0.
+
+    The correlation is NaN for a parameter whose gradient is the same on every face.
+    """
     rows = []
     for light, entries in LIGHTS.items():
         code = mean_face_at_true_pose(batch.codes, entries)
         code[:, CODE_SLICES["rotation"]] = 0.0
         code[:, CODE_SLICES["translation"]] = 0.0
         code.requires_grad_(True)
-        samples = decoder.photometric_samples(decoder.form(code), batch.images)
-        # The batch mean × B: each image's loss enters its own row of the gradient alone.
-        (grad,) = torch.autograd.grad(photometric_loss(samples, "paper") * code.shape[0], code)
+        with torch.enable_grad():
+            samples = decoder.photometric_samples(decoder.form(code), batch.images)
+            # The batch mean × B: each image's loss enters its own row of the gradient alone.
+            (grad,) = torch.autograd.grad(photometric_loss(samples, "paper") * code.shape[0], code)
         for name, entry in POSE_PARAMETERS.items():
             rows.append({"light": light, "parameter": name,
-                         "correlation": _correlation(-grad[:, entry], batch.codes[:, entry])})
+                         "correlation": float(correlation(-grad[:, entry], batch.codes[:, entry]))})
     return rows
-
-
-def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Pearson correlation of two ``(B,)`` tensors."""
-    a, b = a - a.mean(), b - b.mean()
-    return float((a * b).sum() / (a.norm() * b.norm()).clamp(min=1e-12))
 
 
 def plot(frame, path: Path) -> None:
@@ -136,40 +140,59 @@ def plot(frame, path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    import pandas as pd
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config", help="train config whose model, camera and data define the test split")
-    parser.add_argument("--size", type=int, default=64, help="test faces (default 64)")
-    parser.add_argument("--out", default=None, help="CSV to write")
-    parser.add_argument("--figure", default=None, help="PNG to write")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``mofa-bench diagnose pose-landscape``."""
+    parser.add_argument("config", metavar="CONFIG",
+                        help="train config: a packaged config's name (e.g. converge) or a YAML file")
+    parser.add_argument("--size", type=int, default=64, help="test faces (default: %(default)s)")
+    parser.add_argument("--out", default=None, metavar="CSV",
+                        help="landscape CSV to write; the gradient rows go to <stem>_gradient.csv beside it")
+    parser.add_argument("--figure", default=None, metavar="PNG", help="PNG of the curves to write")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="change the config, e.g. --set camera.image_size=240 (repeatable)")
     parser.add_argument("--gradient-only", action="store_true",
                         help="measure the gradient's alignment alone (no landscape CSV or figure)")
-    parser.add_argument("--append", action="store_true", help="add the gradient rows to an existing *_gradient.csv")
-    args = parser.parse_args()
+    parser.add_argument("--append", action="store_true",
+                        help="add the gradient rows to an existing <stem>_gradient.csv (with --out)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``mofa-bench diagnose pose-landscape``: print (and write) the landscape and the gradient alignment."""
+    import pandas as pd
+
+    from mofa_bench.output_paths import output_folder
+
+    if args.append and not args.out:
+        raise InputError("--append: adds to the <stem>_gradient.csv of --out; give --out")
+    if args.figure and args.gradient_only:
+        raise InputError("--figure: --gradient-only draws no landscape")
+    out = Path(args.out) if args.out else None
+    if out:
+        output_folder(out.parent, "--out")
+    if args.figure:
+        output_folder(Path(args.figure).parent, "--figure")
     config, test_decoder, batch = synthetic_test_batch(args.config, args.size, args.overrides)
     decoder = test_decoder.with_renderer(config.renderer.name, **config.renderer.options)
     setting = {"renderer": _renderer_label(config), "image_size": config.camera.image_size,
                "subdivisions": config.model.subdivisions, "faces": len(batch.images)}
     alignment = pd.DataFrame([{**setting, **row} for row in gradient_alignment(decoder, batch)])
-    out = Path(args.out) if args.out else None
+    written = []
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
         gradient_path = out.with_name(out.stem + "_gradient.csv")
         if args.append and gradient_path.exists():
             alignment = pd.concat([pd.read_csv(gradient_path), alignment], ignore_index=True)
         alignment.to_csv(gradient_path, index=False)
+        written.append(gradient_path)
     described = (f"{len(batch.images)} test faces of {args.config}, {setting['renderer']}, "
                  f"{setting['image_size']} px, level {setting['subdivisions']}")
     if not args.gradient_only:
         frame = pd.DataFrame(landscape(decoder, batch))
         if out:
             frame.to_csv(out, index=False)
+            written.append(out)
         if args.figure:
             plot(frame, Path(args.figure))
+            written.append(Path(args.figure))
         table = frame.pivot_table(index=["axis", "offset"], columns=["light", "normalization"], values="photometric",
                                   sort=False).sort_index(level="offset", sort_remaining=False).sort_index(
                                       level="axis", key=lambda axis: axis.map(list(AXES).index),
@@ -178,8 +201,11 @@ def main() -> None:
         print(table.round(4).to_string())
     print(f"\n{described}: correlation of -dE_photo/dp with the true p, at the mean face and pose 0")
     latest = alignment.tail(len(LIGHTS) * len(POSE_PARAMETERS))
-    print(latest.pivot_table(index="light", columns="parameter", values="correlation", sort=False)
+    print(latest.pivot_table(index="light", columns="parameter", values="correlation", sort=False, dropna=False)
           [list(POSE_PARAMETERS)].round(2).to_string())
+    for path in written:
+        print(f"wrote {path}")
+    return 0
 
 
 def _renderer_label(config) -> str:
@@ -187,6 +213,3 @@ def _renderer_label(config) -> str:
     options = ", ".join(f"{key}={value}" for key, value in sorted(config.renderer.options.items()))
     return f"{config.renderer.name} ({options})" if options else config.renderer.name
 
-
-if __name__ == "__main__":
-    main()

@@ -1,16 +1,17 @@
-"""scripts/mode_signal.py: what a run learnt per face mode, and where its loss points."""
+"""evaluation.diagnostics.mode_signal: what a run learnt per face mode, and where its loss points."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
 
-from helpers import load_script, synthetic_test_setting
+from helpers import synthetic_test_setting
 from mofa_bench.code_vector import CODE_SLICES
-
-mode_signal = load_script("mode_signal")
+from evaluation.diagnostics import mode_signal
+from evaluation.diagnostics.stats import correlation
 
 JAW = CODE_SLICES["delta"].start
 
@@ -21,15 +22,6 @@ def setting(tmp_path_factory, tiny_model_path):
     return dataclasses.replace(config, loss=dataclasses.replace(config.loss, landmark=1e-3)), decoder, batch
 
 
-def test_columnwise_correlation_on_constructed_columns():
-    generator = torch.Generator().manual_seed(0)
-    a = torch.randn(500, 3, generator=generator)
-    b = torch.stack([3.0 * a[:, 0] + 1.0, -a[:, 1], torch.randn(500, generator=generator)], dim=1)
-    corr = mode_signal.columnwise_correlation(a, b)
-    assert corr[0] == pytest.approx(1.0) and corr[1] == pytest.approx(-1.0)
-    assert abs(float(corr[2])) < 0.15
-
-
 def test_the_landmark_gradient_points_a_wrong_jaw_back_to_the_truth(setting):
     config, decoder, batch = setting
     offset = torch.linspace(-1.5, 1.5, batch.codes.shape[0])
@@ -38,7 +30,7 @@ def test_the_landmark_gradient_points_a_wrong_jaw_back_to_the_truth(setting):
     grads = mode_signal.term_gradients(decoder, code, batch, config.loss)
     assert set(grads) == set(mode_signal.TERMS)
     assert grads["landmark"].shape == code.shape
-    signal = mode_signal.columnwise_correlation(-grads["landmark"], batch.codes - code)
+    signal = correlation(-grads["landmark"], batch.codes - code)
     assert float(signal[JAW]) > 0.9
 
 
@@ -51,6 +43,18 @@ def test_each_image_gets_the_gradient_of_its_own_term(setting):
     assert float(grads[1:, JAW].abs().max()) < 1e-3 * float(grads[0, JAW].abs())
     at_truth = mode_signal.term_gradients(decoder, batch.codes, batch, config.loss)["landmark"]
     assert float(at_truth.abs().max()) < 1e-3 * float(grads[0, JAW].abs())
+
+
+def test_a_term_left_out_of_the_loss_has_no_gradient_and_no_signal(setting):
+    """A run trained without landmarks (``loss.landmark: 0``): zero landmark gradients, NaN signal."""
+    config, decoder, batch = setting
+    code = batch.codes.clone()
+    code[:, JAW] += torch.linspace(-1.5, 1.5, batch.codes.shape[0])
+    with torch.no_grad():  # the gradients are taken all the same
+        grads = mode_signal.term_gradients(decoder, code, batch, dataclasses.replace(config.loss, landmark=0.0))
+    assert int((grads["landmark"] != 0).sum()) == 0 and float(grads["photo"].abs().max()) > 0
+    rows = mode_signal.mode_rows(code, batch.codes, grads, modes=1)
+    assert all(math.isnan(row["landmark_signal"]) for row in rows)
 
 
 def test_rows_name_each_mode_and_its_learnt_correlation():

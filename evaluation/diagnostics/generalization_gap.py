@@ -1,16 +1,19 @@
 """How much better a trained run does on faces it trained on than on faces it never saw.
 
-Scores a run's checkpoint on the first N faces of its own synthetic training split and on
-the first N of its validation split (the protocol's errors: photometric, posed and
-model-space geometric, landmarks), each beside the mean face's (the zero code) on the
-same faces. Two sets of a few dozen faces differ in how hard they are, so the
-comparison is the change against the mean face: a larger drop on the training faces
-than on the unseen ones says the encoder has learnt its training faces rather than faces.
+Input: a training run on synthetic faces (its directory or a checkpoint). Scores its
+checkpoint on the first --size faces of its own training split and on the first --size
+of its validation split (the protocol's errors: photometric, posed and model-space
+geometric, landmarks), each beside the mean face's (the zero code) on the same faces. Two
+sets of a few dozen faces differ in how hard they are, so the comparison is the change
+against the mean face: a larger drop on the training faces than on the unseen ones says
+the encoder has learnt its training faces rather than faces.
 
-    python scripts/generalization_gap.py runs/learning_cpu/runs/mofa-per_vertex-resnet18-land1-s0 --size 64
+Outputs: a printed Markdown table with one row per split (train, val) and coder (run,
+mean face): each error and its change against the mean face in %; --out writes the same
+rows as CSV.
 
-Prints one row per split and coder (``run``, ``mean face``) with the change against the
-mean face in %; ``--out`` writes them as CSV.
+    mofa-bench diagnose generalization-gap runs/learning_cpu/runs/mofa-per_vertex-resnet18-land1-s0 \\
+        --size 64 --out reports/fig10/generalization_gap.csv
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from mofa_bench.scoring.protocol import evaluate_codes
 from evaluation.results.report import Column, markdown_table
 from mofa_bench.data.splits import synthetic_split
 from mofa_bench.errors import ConfigError
 from mofa_bench.reconstruct import TrainedModel, load_trained_model
+from mofa_bench.scoring.protocol import evaluate_codes
 
 METRICS = ("photometric", "geometric_mm", "geometric_model_mm", "landmark_px")
 
@@ -71,25 +74,30 @@ def gap_rows(model: TrainedModel, size: int) -> list[dict]:
     return rows
 
 
-def main() -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``mofa-bench diagnose generalization-gap``."""
+    parser.add_argument("run", metavar="RUN", help="a training run directory or checkpoint (synthetic data)")
+    parser.add_argument("--size", type=int, default=64, help="faces per split (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="device to score on: cpu or cuda[:i] (default: %(default)s)")
+    parser.add_argument("--out", default=None, metavar="CSV", help="CSV to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``mofa-bench diagnose generalization-gap``: print (and write) the rows of :func:`gap_rows`."""
     import pandas as pd
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="run directory or checkpoint")
-    parser.add_argument("--size", type=int, default=64, help="faces per split (default 64)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default=None, help="CSV to write")
-    args = parser.parse_args()
+    from mofa_bench.output_paths import output_folder
+
+    if args.out:
+        output_folder(Path(args.out).parent, "--out")
     model = load_trained_model(args.run, args.device)
     rows = gap_rows(model, args.size)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_csv(args.out, index=False)
     print(f"{model.checkpoint} (step {model.step}), first {args.size} faces of each split")
     columns = [Column("split", "split"), Column("coder", "coder")] + [
         column for m in METRICS for column in (Column(m, m, ".3f"), Column(f"{m}_change_pct", "Δ %", "+.1f"))]
     print(markdown_table(rows, columns))
-
-
-if __name__ == "__main__":
-    main()
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
