@@ -135,8 +135,8 @@ def synthetic_test_batch(config_path: str | None, size: int | None = None,
                          overrides: Sequence[str] = ()) -> tuple[Any, MoFADecoder, Any]:
     """A config's synthetic test faces as one batch, with a per_vertex decoder on the CPU.
 
-    For the protocol's analysis scripts (``scripts/partial_truth.py``,
-    ``scripts/loss_optimum.py``), which score hand-made codes on the same faces a suite
+    For the protocol's analyses (``mofa-bench diagnose partial-truth``,
+    ``mofa-bench diagnose loss-optimum``), which score hand-made codes on the same faces a suite
     tests on.
 
     Args:

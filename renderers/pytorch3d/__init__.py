@@ -8,9 +8,10 @@ second shading model. It is a composition of small pieces, one module each:
 1. :mod:`~renderers.pytorch3d.ndc` — :func:`screen_to_ndc`, the one conversion from the
    project's pixel convention to PyTorch3D's screen NDC;
 2. :mod:`~renderers.pytorch3d.rasterizer` — :func:`rasterize`: PyTorch3D's kernel picks
-   the K nearest triangles per pixel (and their distances), with the coarse bins sized by
-   :mod:`~renderers.pytorch3d.bins`; :mod:`~renderers.pytorch3d.fragments` evaluates
-   their perspective-correct barycentrics and depths in torch; together
+   the K nearest triangles per pixel (on CUDA with the coarse bins sized by
+   :mod:`~renderers.pytorch3d.bins`, on the CPU tile by tile, :mod:`~renderers.pytorch3d.tiles`);
+   :mod:`~renderers.pytorch3d.fragments` evaluates their perspective-correct barycentrics,
+   depths (and on the CPU their distances) in torch on the occupied slots; together
    :class:`Fragments` in pixels and mm;
 3. :func:`interpolate_colors` — per-face Gouraud colours at every fragment;
 4. :mod:`~renderers.pytorch3d.blend` — :func:`hard_blend` or :func:`soft_blend`:
@@ -29,7 +30,8 @@ Modes (constructor options of :class:`PyTorch3DRenderer`):
   coverage is a soft silhouette and carries gradients w.r.t. vertex positions.
 
 Precision: PyTorch3D's kernels take float32 only (CPU and CUDA), so which triangles
-cover a pixel, and the soft distances, are float32 decisions. Barycentrics, depths,
+cover a pixel is a float32 decision (and on CUDA the soft distances are float32; on the
+CPU they are evaluated in torch in the mesh's dtype). Barycentrics, depths,
 colours and blending are evaluated in torch in the mesh's dtype, so for fixed coverage
 the outputs and their gradients w.r.t. ``uv``, depth and colours are float64-exact for
 float64 meshes (and gradcheck passes).
@@ -43,9 +45,11 @@ from renderers.pytorch3d.backend import PyTorch3DRenderer
 from renderers.pytorch3d.bins import bin_capacity, default_bin_size
 from renderers.pytorch3d.blend import hard_blend, soft_blend
 from renderers.pytorch3d.fragments import (
+    FragmentIndex,
     Fragments,
     fragment_barycentrics,
-    fragment_corners,
+    fragment_distances,
+    fragment_index,
     gather_corners,
     interpolate_colors,
 )
@@ -57,6 +61,7 @@ from renderers.pytorch3d.settings import AUTO_CAPACITY, RasterSettings
 __all__ = [
     "AUTO_CAPACITY",
     "PYTORCH3D_FIX",
+    "FragmentIndex",
     "Fragments",
     "PyTorch3DRenderer",
     "RasterSettings",
@@ -64,7 +69,8 @@ __all__ = [
     "cuda_probe",
     "default_bin_size",
     "fragment_barycentrics",
-    "fragment_corners",
+    "fragment_distances",
+    "fragment_index",
     "gather_corners",
     "hard_blend",
     "import_pytorch3d",

@@ -12,7 +12,7 @@ from renderers.pytorch3d.blend import hard_blend, soft_blend
 from renderers.pytorch3d.fragments import interpolate_colors
 from renderers.pytorch3d.library import PYTORCH3D_FIX, cuda_probe, import_pytorch3d
 from renderers.pytorch3d.rasterizer import rasterize
-from renderers.pytorch3d.settings import RasterSettings
+from renderers.pytorch3d.settings import DEFAULT_CPU_TILE, RasterSettings
 from renderers.registry import register_renderer
 
 
@@ -30,6 +30,8 @@ class PyTorch3DRenderer(Renderer):
         max_faces_per_bin: CUDA bin capacity ("auto", the default: sized from the triangles
             each call so that no bin overflows; None: PyTorch3D's ``max(10000, F / 5)``).
         cull_backfaces: drop back-facing triangles (default False).
+        cpu_tile: CPU tile side, px (default 16; 0: the whole image at once); the same
+            result, faster (see :mod:`~renderers.pytorch3d.tiles`).
 
     ``photometric_samples`` compares every pixel: predicted = rendered face colour
     ``(B, H·W, 3)``, observed = the image, weights = coverage (soft: the silhouette
@@ -45,10 +47,11 @@ class PyTorch3DRenderer(Renderer):
     def __init__(self, blur_radius: float = 0.0, faces_per_pixel: int = 1, sigma: float | None = None,
                  gamma: float = 1.0, bin_size: int | None = None,
                  max_faces_per_bin: int | Literal["auto"] | None = "auto",
-                 cull_backfaces: bool = False) -> None:
+                 cull_backfaces: bool = False, cpu_tile: int = DEFAULT_CPU_TILE) -> None:
         self.settings = RasterSettings(
             blur_radius=blur_radius, faces_per_pixel=faces_per_pixel, sigma=sigma, gamma=gamma,
             bin_size=bin_size, max_faces_per_bin=max_faces_per_bin, cull_backfaces=cull_backfaces,
+            cpu_tile=cpu_tile,
         )
         #: Soft mode differentiates coverage w.r.t. vertex positions; hard mode does not.
         self.differentiable_geometry = self.settings.soft  # type: ignore[misc]

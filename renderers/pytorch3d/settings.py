@@ -16,6 +16,10 @@ AUTO_CAPACITY = "auto"
 #: (PyTorch3D's recipe ``blur_radius = log(1 / 1e-4 - 1) * sigma``).
 _EDGE_PROBABILITY = 1e-4
 
+#: Tile side (px) of CPU rasterization: at 64² and 240² with the default model the
+#: fastest of 8, 16 and 32 px (``mofa-bench bench renderers``, reports/bench).
+DEFAULT_CPU_TILE = 16
+
 
 @dataclass(frozen=True)
 class RasterSettings:
@@ -47,6 +51,9 @@ class RasterSettings:
             ``max(10000, F / 5)``; an int: that capacity (a bin holding more drops triangles).
         cull_backfaces: skip triangles seen from behind (clockwise on screen, given the
             model's counter-clockwise-from-outside winding).
+        cpu_tile: px, ≥ 0. On the CPU the image is rasterized in tiles of this side, each
+            given only the triangles near it (:mod:`~renderers.pytorch3d.tiles`); 0 = the
+            whole image at once. The result is the same; only the time changes.
     """
 
     blur_radius: float = 0.0
@@ -56,6 +63,7 @@ class RasterSettings:
     bin_size: int | None = None
     max_faces_per_bin: int | Literal["auto"] | None = "auto"
     cull_backfaces: bool = False
+    cpu_tile: int = DEFAULT_CPU_TILE
 
     def __post_init__(self) -> None:
         def number(name: str, value: Any) -> float:
@@ -84,6 +92,7 @@ class RasterSettings:
             integer("bin_size", self.bin_size, 0)
         if self.max_faces_per_bin is not None and self.max_faces_per_bin != AUTO_CAPACITY:
             integer("max_faces_per_bin", self.max_faces_per_bin, 1)
+        integer("cpu_tile", self.cpu_tile, 0)
         if not isinstance(self.cull_backfaces, bool):
             raise InputError(f"cull_backfaces: expected a bool, got {self.cull_backfaces!r}")
 

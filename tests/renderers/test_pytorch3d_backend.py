@@ -199,10 +199,11 @@ class TestRasterizeConventions:
         assert float(frags.dists[0, 3, 4, 0]) == pytest.approx(-(3.25 / 5 ** 0.5) ** 2, rel=1e-4)
 
     def test_wart_coverage_is_decided_in_float32(self):
-        # PyTorch3D's kernels are float32-only: coverage and soft distances are float32
-        # even for float64 meshes; barycentrics, depths and colours keep the mesh dtype.
+        # PyTorch3D's kernels are float32-only: which triangles cover a pixel is a float32
+        # decision even for float64 meshes; barycentrics, depths, colours and (on the CPU,
+        # where they are evaluated in torch) the soft distances keep the mesh dtype.
         frags = p3d.rasterize(triangle_mesh(dtype=torch.float64), RasterSettings())
-        assert frags.dists.dtype == torch.float32
+        assert frags.dists.dtype == torch.float64
         assert frags.bary.dtype == torch.float64 and frags.zbuf.dtype == torch.float64
         out = PyTorch3DRenderer().render(triangle_mesh(dtype=torch.float64))
         assert out.image.dtype == torch.float64 and out.mask.dtype == torch.float64
