@@ -38,6 +38,7 @@ import numpy as np
 from mofa_bench.errors import InputError
 from mofa_bench.face_model.landmarks import IBUG68_FROM_MEDIAPIPE
 from mofa_bench.face_model.model import LANDMARKS_46
+from mofa_bench.photos.contour import contour_landmarks
 from mofa_bench.photos.detection import (
     DLIB_INSTALL_HINT,
     Availability,
@@ -58,7 +59,9 @@ __all__ = [
     "MediaPipeLandmarker",
     "available_landmarkers",
     "get_landmarker",
+    "mesh_landmarks",
     "point_confidence",
+    "vertex_facing",
 ]
 
 #: Points of MediaPipe's face landmarker: 468 mesh vertices + 10 iris points.
@@ -116,6 +119,22 @@ def point_confidence(mesh: np.ndarray, image_size: tuple[int, int] | None = None
         ``(468,)`` float64 in [0, 1].
     """
     mesh = np.asarray(mesh, dtype=np.float64)
+    v = mesh[:468]
+    conf = np.clip((vertex_facing(mesh) + 0.2) / 0.7, 0.0, 1.0)
+    if image_size is not None:
+        height, width = image_size
+        inside = (v[:, 0] >= 0) & (v[:, 0] <= width) & (v[:, 1] >= 0) & (v[:, 1] <= height)
+        conf = np.where(inside, conf, 0.0)
+    return conf
+
+
+def vertex_facing(mesh: np.ndarray) -> np.ndarray:
+    """``(468,)`` cosine between each vertex normal of a detected mesh and the direction to the camera.
+
+    Args:
+        mesh: ``(V ≥ 468, 3)`` x, y px (y down) and depth z (larger = farther).
+    """
+    mesh = np.asarray(mesh, dtype=np.float64)
     if mesh.ndim != 2 or mesh.shape[0] < 468 or mesh.shape[1] != 3:
         raise InputError(f"mesh: expected shape (468 or more, 3), got {mesh.shape}")
     v = mesh[:468]
@@ -129,13 +148,28 @@ def point_confidence(mesh: np.ndarray, image_size: tuple[int, int] | None = None
     for k in range(3):
         np.add.at(normals, tri[:, k], face_normals)
     length = np.linalg.norm(normals, axis=1)
-    cos_view = np.where(length > 0, -normals[:, 2] / np.maximum(length, 1e-12), 0.0)
-    conf = np.clip((cos_view + 0.2) / 0.7, 0.0, 1.0)
-    if image_size is not None:
-        height, width = image_size
-        inside = (v[:, 0] >= 0) & (v[:, 0] <= width) & (v[:, 1] >= 0) & (v[:, 1] <= height)
-        conf = np.where(inside, conf, 0.0)
-    return conf
+    return np.where(length > 0, -normals[:, 2] / np.maximum(length, 1e-12), 0.0)
+
+
+def mesh_landmarks(mesh: np.ndarray, image_size: tuple[int, int] | None = None,
+                   contour: bool = True) -> FaceLandmarks:
+    """iBUG-68 landmarks of a detected 478-point mesh.
+
+    Args:
+        mesh: ``(478, 3)`` x, y px (y down), depth z.
+        image_size: ``(H, W)``: points outside get confidence 0; ``None`` skips that test.
+        contour: the jaw (0-16) and the brows' outer ends (17, 26) on the visible outline
+            for the mesh's pose (:func:`~mofa_bench.photos.contour.contour_landmarks`);
+            ``False``: the fixed vertices of
+            :data:`~mofa_bench.face_model.landmarks.IBUG68_FROM_MEDIAPIPE` for all 68.
+    """
+    conf = point_confidence(mesh, image_size)
+    ibug68, confidence = mesh[_IBUG, :2].copy(), conf[_IBUG].copy()
+    if contour:
+        jaw, jaw_conf, brows = contour_landmarks(mesh, conf, vertex_facing(mesh))
+        ibug68[:17], confidence[:17] = jaw, jaw_conf
+        ibug68[[17, 26]], confidence[[17, 26]] = brows[:, :2], brows[:, 2]
+    return FaceLandmarks(mesh=mesh, ibug68=ibug68, confidence=confidence)
 
 
 class MediaPipeLandmarker:
@@ -148,11 +182,14 @@ class MediaPipeLandmarker:
         max_faces: faces returned per call.
         work_size: a region passed to :meth:`detect` is resampled to this many px.
         min_score: MediaPipe's detection and presence thresholds.
+        contour: place the jaw and the brows' outer ends on the visible outline
+            (:func:`mesh_landmarks`); ``False``: fixed mesh vertices.
     """
 
     name = "mediapipe"
 
-    def __init__(self, max_faces: int = 1, work_size: int = 320, min_score: float = 0.5) -> None:
+    def __init__(self, max_faces: int = 1, work_size: int = 320, min_score: float = 0.5,
+                 contour: bool = True) -> None:
         if max_faces < 1 or work_size < 64:
             raise InputError(f"MediaPipeLandmarker: expected max_faces ≥ 1 and work_size ≥ 64, "
                              f"got {max_faces} and {work_size}")
@@ -168,6 +205,7 @@ class MediaPipeLandmarker:
             self._landmarker: Any = vision.FaceLandmarker.create_from_options(options)
             self._landmarker.detect(mediapipe_image(np.zeros((64, 64, 3), np.uint8)))
         self.work_size = int(work_size)
+        self.contour = bool(contour)
 
     @classmethod
     def availability(cls) -> Availability:
@@ -200,8 +238,7 @@ class MediaPipeLandmarker:
             mesh = np.array([[p.x * vw, p.y * vh, p.z * vw] for p in points], dtype=np.float64)
             mesh[:, :2] = mesh[:, :2] * scale + offset
             mesh[:, 2] *= scale
-            conf = point_confidence(mesh, (height, width))
-            faces.append(FaceLandmarks(mesh=mesh, ibug68=mesh[_IBUG, :2].copy(), confidence=conf[_IBUG]))
+            faces.append(mesh_landmarks(mesh, (height, width), self.contour))
         return sorted(faces, key=lambda f: -np.ptp(f.ibug68[:, 0]) * np.ptp(f.ibug68[:, 1]))
 
     def close(self) -> None:
