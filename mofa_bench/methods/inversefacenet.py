@@ -31,6 +31,7 @@ iteration count moves the rounds.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -59,10 +60,11 @@ _CORPUS_SIZE = 1 << 40
 _ENCODE_CHUNK = 32
 
 
+@dataclass(frozen=True)
 class Breeding:
     """What a breeding InverseFaceNet needs besides its weights (not saved: rebuilt from the config).
 
-    Args:
+    Attributes:
         schedule: the rounds over the run.
         target: the target image set (anything with ``len`` and ``batch(indices)``).
         images_per_round: target images encoded per round.
@@ -73,16 +75,14 @@ class Breeding:
         backgrounds: the data's background augmentation.
     """
 
-    def __init__(self, schedule: BreedingSchedule, target: Any, images_per_round: int, prior_weight: float,
-                 prior_scale: torch.Tensor, drawer: MoFADecoder, data_seed: int, backgrounds: Any) -> None:
-        self.schedule = schedule
-        self.target = target
-        self.images_per_round = images_per_round
-        self.prior_weight = prior_weight
-        self.prior_scale = prior_scale
-        self.drawer = drawer
-        self.data_seed = data_seed
-        self.backgrounds = backgrounds
+    schedule: BreedingSchedule
+    target: Any
+    images_per_round: int
+    prior_weight: float
+    prior_scale: torch.Tensor
+    drawer: MoFADecoder
+    data_seed: int
+    backgrounds: Any
 
 
 class InverseFaceNet(Method):
