@@ -14,6 +14,11 @@
   bound, the MoFA encoder regressing the true codes of synthetic faces.
 - ``mean_face`` (:mod:`~mofa_bench.methods.mean_face`): the zero code for every image,
   where every learnt method starts; nothing to train.
+- ``inversefacenet`` (:mod:`~mofa_bench.methods.inversefacenet`): Kim et al.'s encoder on
+  true codes with a model-space loss (:mod:`~mofa_bench.methods.model_space`), optionally
+  breeding its synthetic corpus towards a target set (:mod:`~mofa_bench.methods.breeding`).
+- ``multilevel`` (:mod:`~mofa_bench.methods.multilevel`): Tewari et al.'s multi-level model,
+  MoFA plus a learned corrective level (:mod:`~mofa_bench.methods.correctives`).
 
 The registry (:mod:`~mofa_bench.methods.registry`) maps a config's ``method`` to its
 builder; the trainer builds ``build_method(config, decoder)``. Each method's classes
@@ -38,6 +43,8 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("COVERAGE_THRESHOLD", "DecoderStage", "EncoderStage", "LearnedDecoder", "build_learned_decoder",
                      "load_learned_decoder", "prior_codes"), "learned_decoder"),
     **dict.fromkeys(("MeanFace", "build_mean_face"), "mean_face"),
+    **dict.fromkeys(("InverseFaceNet", "build_inversefacenet"), "inversefacenet"),
+    **dict.fromkeys(("MultiLevelMethod", "build_multilevel"), "multilevel"),
     **dict.fromkeys(("MoFAMethod", "build_mofa_method"), "mofa"),
     **dict.fromkeys(("ConvEncoder", "DeconvDecoder"), "networks"),
 }
