@@ -290,15 +290,22 @@ class MediaPipeDetector(FaceDetector):
     union > 0.3) keep the highest score. Windows raise the odds of a false detection on
     texture, so their finds must score at least ``window_min_score``.
 
+    When all that finds nothing, two fallbacks (:mod:`~mofa_bench.photos.search`): tiles a few
+    times ``min_face`` wide (faces down to ≈ ``min_face`` px across in a large photo), then
+    the photo turned by each angle of :data:`~mofa_bench.photos.search.ROTATIONS` (faces
+    rolled past ≈ 30°); boxes and keypoints are mapped back to the photo.
+
     Args:
         min_score: detections of the whole photo scoring below this are dropped.
         max_faces: at most this many faces after non-maximum suppression.
-        windows: search the windows (``False``: the whole photo only).
-        window_min_score: the threshold for detections in windows.
+        windows: search the windows (``False``: the whole photo only; no fallbacks).
+        window_min_score: the threshold for detections in windows and fallbacks.
+        min_face: the smallest face the tiles look for, px.
+        rotations: run the rotation search.
     """
 
     def __init__(self, min_score: float = 0.5, max_faces: int = 8, windows: bool = True,
-                 window_min_score: float = 0.7) -> None:
+                 window_min_score: float = 0.7, min_face: float = 40.0, rotations: bool = True) -> None:
         if not 0.0 <= min_score <= 1.0:
             raise InputError(f"min_score: expected a value in [0, 1], got {min_score}")
         from mediapipe.tasks.python import BaseOptions, vision
@@ -313,6 +320,8 @@ class MediaPipeDetector(FaceDetector):
         self.max_faces = int(max_faces)
         self.windows = bool(windows)
         self.window_min_score = float(window_min_score)
+        self.min_face = float(min_face)
+        self.rotations = bool(rotations)
 
     @classmethod
     def availability(cls) -> Availability:
@@ -332,17 +341,53 @@ class MediaPipeDetector(FaceDetector):
                                      detector=self.name))
         return out
 
-    def _windows(self, height: int, width: int, side: int) -> list[tuple[int, int]]:
-        def starts(length: int) -> list[int]:
-            if length <= side:
-                return [0]
-            count = math.ceil((length - side) / (side / 2)) + 1
-            return sorted({round(i * (length - side) / (count - 1)) for i in range(count)})
-
-        return [(x, y) for y in starts(height) for x in starts(width)]
-
     def detect(self, rgb: np.ndarray) -> list[FaceDetection]:
         rgb = check_rgb(rgb)
+        found = self._search(rgb)
+        if not found and self.windows:
+            found = self._fallbacks(rgb)
+        kept: list[FaceDetection] = []
+        for det in sorted(found, key=lambda d: -(d.score if math.isfinite(d.score) else 0.0)):
+            if all(_iou(det.box, k.box) <= 0.3 for k in kept):
+                kept.append(det)
+        return sorted(kept, key=lambda d: -d.area)[: self.max_faces]
+
+    def _fallbacks(self, rgb: np.ndarray) -> list[FaceDetection]:
+        """Small tiles, then the photo turned by each rotation angle (windows and tiles; see the class docstring)."""
+        from mofa_bench.photos.search import ROTATIONS, rotate_view, unrotate_points
+
+        found = self._tiles(rgb)
+        for angle in (ROTATIONS if self.rotations and not found else ()):
+            view, centre, view_centre = rotate_view(rgb, angle)
+            for det in [d for d in self._search(view) if d.score >= self.window_min_score] or self._tiles(view):
+                x, y, w, h = det.box
+                corners = unrotate_points(np.array([[x, y], [x + w, y], [x, y + h], [x + w, y + h]]), angle, centre,
+                                          view_centre)
+                cx, cy = corners.mean(0)
+                side = float(max(w, h))  # a square box of the face's own size, centred where it was
+                keypoints = (None if det.keypoints is None
+                             else unrotate_points(det.keypoints, angle, centre, view_centre))
+                found.append(FaceDetection(box=(cx - side / 2, cy - side / 2, side, side), score=det.score,
+                                           keypoints=keypoints, detector=self.name))
+            if found:
+                break
+        return found
+
+    def _tiles(self, rgb: np.ndarray) -> list[FaceDetection]:
+        """Detections in tiles :data:`~mofa_bench.photos.search.TILE_FACES` × ``min_face`` wide."""
+        from mofa_bench.photos.search import TILE_FACES, tiles
+
+        height, width = rgb.shape[:2]
+        side = max(64, round(TILE_FACES * self.min_face))
+        if side >= min(height, width) // 2:  # the half-side windows already cover this scale
+            return []
+        return [d for x, y in tiles(height, width, side)
+                for d in self._detect_view(rgb[y:y + side, x:x + side], x, y) if d.score >= self.window_min_score]
+
+    def _search(self, rgb: np.ndarray) -> list[FaceDetection]:
+        """The whole photo, then windows of its shorter side and of half that."""
+        from mofa_bench.photos.search import tiles
+
         height, width = rgb.shape[:2]
         found = self._detect_view(rgb, 0, 0)
         if self.windows:
@@ -350,16 +395,12 @@ class MediaPipeDetector(FaceDetector):
             for side in (short, short // 2):
                 if side < 64 or (side < short and found):
                     continue
-                for x, y in self._windows(height, width, side):
+                for x, y in tiles(height, width, side):
                     if side == height and side == width:
                         continue
                     found += [d for d in self._detect_view(rgb[y:y + side, x:x + side], x, y)
                               if d.score >= self.window_min_score]
-        kept: list[FaceDetection] = []
-        for det in sorted(found, key=lambda d: -(d.score if math.isfinite(d.score) else 0.0)):
-            if all(_iou(det.box, k.box) <= 0.3 for k in kept):
-                kept.append(det)
-        return sorted(kept, key=lambda d: -d.area)[: self.max_faces]
+        return found
 
     def close(self) -> None:
         if self._detector is not None:

@@ -90,6 +90,20 @@ class FramedFace:
     candidates: int
 
 
+#: Past this roll (degrees) the landmarker sees the face turned upright first.
+UPRIGHT_ROLL_DEG: float = 20.0
+
+
+def _upright_angles(detection: FaceDetection) -> list[float]:
+    """View angles for the landmarker: 0, and the detection's roll (from its eye keypoints) if large, larger first."""
+    keypoints = detection.keypoints
+    if keypoints is None or len(keypoints) < 2:
+        return [0.0]
+    dx, dy = keypoints[1] - keypoints[0]  # the subject's right eye (image left) → left eye
+    roll = float(np.degrees(np.arctan2(dy, dx)))
+    return [roll, 0.0] if abs(roll) > UPRIGHT_ROLL_DEG else [0.0, roll] if abs(roll) > 5.0 else [0.0]
+
+
 class FacePipeline:
     """Detector + face choice + landmarker + framing rule (see the module docstring).
 
@@ -142,7 +156,11 @@ class FacePipeline:
             x, y, w, h = det.box
             side = 2.0 * max(w, h)
             region = (int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2)), int(round(side)))
-            found = self.landmarker.detect(rgb, region=region)
+            found = []
+            for angle in _upright_angles(det):
+                found = self.landmarker.detect(rgb, region=region, angle=angle)
+                if found:
+                    break
             if not found:
                 score = f"score {det.score:.2f}; " if np.isfinite(det.score) else ""
                 raise PhotoSkipped(f"the landmarker found no face where the detector did ({score}a false "

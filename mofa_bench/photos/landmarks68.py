@@ -211,7 +211,7 @@ class MediaPipeLandmarker:
     def availability(cls) -> Availability:
         return mediapipe_availability()
 
-    def detect(self, rgb: np.ndarray, region: CropBox | None = None) -> list[FaceLandmarks]:
+    def detect(self, rgb: np.ndarray, region: CropBox | None = None, angle: float = 0.0) -> list[FaceLandmarks]:
         """Landmarks of the faces in a photo, or in a square region of it.
 
         Args:
@@ -219,10 +219,15 @@ class MediaPipeLandmarker:
             region: optional ``(x0, y0, side)`` source-px square (border-replicated where
                 it leaves the photo), resampled to ``work_size`` px before detection; e.g.
                 twice a detection box around it, to measure the chosen face only.
+            angle: turn the view by this many degrees (counter-clockwise) first, e.g. the
+                roll of a tilted face, so the landmarker sees it upright; points are
+                turned back (:func:`~mofa_bench.photos.search.unrotate_points`).
 
         Returns:
             one :class:`FaceLandmarks` per face (largest first), in source pixels.
         """
+        from mofa_bench.photos.search import rotate_view, unrotate_points
+
         rgb = check_rgb(rgb)
         height, width = rgb.shape[:2]
         if region is not None:
@@ -231,11 +236,15 @@ class MediaPipeLandmarker:
             scale, offset = side / self.work_size, np.array([x0, y0], dtype=np.float64)
         else:
             view, scale, offset = rgb, 1.0, np.zeros(2)
+        if angle:
+            view, centre, view_centre = rotate_view(view, angle)
         vh, vw = view.shape[:2]
         result = self._landmarker.detect(mediapipe_image(view))
         faces = []
         for points in result.face_landmarks:
             mesh = np.array([[p.x * vw, p.y * vh, p.z * vw] for p in points], dtype=np.float64)
+            if angle:
+                mesh[:, :2] = unrotate_points(mesh[:, :2], angle, centre, view_centre)
             mesh[:, :2] = mesh[:, :2] * scale + offset
             mesh[:, 2] *= scale
             faces.append(mesh_landmarks(mesh, (height, width), self.contour))
