@@ -11,18 +11,24 @@ The layout (written by ``mofa-bench suite``)::
 
 Everything is read lazily and nothing is required beyond ``results.csv``: a run that
 failed or is still running keeps its row (with its status and error), and a missing file
-of a finished run reads as ``None``.
+of a finished run reads as ``None``. A ``results.csv`` that is missing, unreadable or
+lacks runs is rebuilt from the run directories (each run's ``result.json``, else its
+``cell.json`` and ``status.json``), with a logged warning; an unreadable ``inputs.pt``
+reads as ``None``. Runs scored on different test sets (their ``cell.json`` settings, else
+their ``test_size`` and ``test_seed``) are refused: one table compares one test set.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evaluation.suite.folder import cell_test_set
 from mofa_bench.errors import MofaBenchError
 
 __all__ = [
@@ -36,6 +42,8 @@ __all__ = [
     "load_suite_results",
     "series_labels",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Columns that name a configuration; runs that differ only in ``seed`` form one series.
 GROUP_KEYS: tuple[str, ...] = ("method", "renderer", "encoder", "landmark_loss")
@@ -173,7 +181,14 @@ class Suite:
         import torch
 
         path = self.root / "inputs.pt"
-        return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - cut short or foreign: the report goes on without it
+            logger.warning("%s is unreadable (%s); the report shows no input images (`mofa-bench suite` draws "
+                           "it again)", path, type(err).__name__)
+            return None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -185,13 +200,65 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _row_from_run_dir(directory: Path) -> dict[str, Any]:
-    """A results row for a run that ``results.csv`` does not list yet (from cell.json and status.json)."""
+    """A results row for a run that ``results.csv`` does not list: its ``result.json``, else
+    its ``cell.json`` and ``status.json``."""
+    result = _read_json(directory / "result.json")
+    if result.get("run_id") == directory.name:
+        return result
     cell = _read_json(directory / "cell.json")
     values = cell.get("values", cell) if isinstance(cell.get("values", cell), dict) else {}
     status = _read_json(directory / "status.json")
     row: dict[str, Any] = {key: values.get(key) for key in (*GROUP_KEYS, "seed")}
+    row.update({key: cell[key] for key in ("protocol", "test_size", "test_seed") if key in cell})
     row.update(run_id=directory.name, status=status.get("status") or "running", error=status.get("error"))
     return row
+
+
+def _table_rows(csv: Path, runs_dir: Path) -> list[dict[str, Any]]:
+    """``results.csv``'s rows; none (logged) when it is missing or unreadable and ``runs/`` can rebuild it.
+
+    Raises:
+        ReportError: the table is unreadable or no suite table, and there is no ``runs/``.
+    """
+    from evaluation.results.rows import read_csv
+
+    if not csv.is_file():
+        return []
+    try:
+        frame = read_csv(csv)
+        problem = "" if "run_id" in frame.columns else "has no run_id column"
+    except Exception as err:  # noqa: BLE001 - pandas raises parser, decode and value errors alike
+        problem = f"is unreadable ({type(err).__name__})"
+    if not problem:
+        return frame.to_dict("records")
+    if not runs_dir.is_dir():
+        raise ReportError(f"{csv} {problem}; is it a suite results table?")
+    logger.warning("%s %s; the table is rebuilt from %s", csv, problem, runs_dir)
+    return []
+
+
+def _test_set_of(row: dict[str, Any], runs_dir: Path) -> tuple[str | None, tuple[str, str] | None, str]:
+    """``(digest, (test_size, test_seed), text)`` of one run's test set, each ``None`` where unknown."""
+    known = cell_test_set(_read_json(runs_dir / str(row["run_id"]) / "cell.json"))
+    size, seed = _label(row.get("test_size")), _label(row.get("test_seed"))
+    numbers_ = (size, seed) if size and seed else None
+    text = known[1] if known else (f"{size} test images (data seed {seed})" if numbers_ else "")
+    return (known[0] if known else None), numbers_, text
+
+
+def _check_one_test_set(root: Path, rows: list[dict[str, Any]], runs_dir: Path) -> None:
+    """Refuse runs scored on different test sets (see the module docstring)."""
+    sets = {str(row["run_id"]): _test_set_of(row, runs_dir) for row in rows}
+    for part in (0, 1):
+        groups: dict[Any, list[str]] = {}
+        for run_id, found in sets.items():
+            if found[part] is not None:
+                groups.setdefault(found[part], []).append(run_id)
+        if len(groups) > 1:
+            text = "; ".join(f"{len(ids)} run{'s' if len(ids) > 1 else ''} ({', '.join(ids[:3])}"
+                             f"{', …' if len(ids) > 3 else ''}) on {sets[ids[0]][2]}" for ids in groups.values())
+            raise ReportError(f"{root}: runs scored on different test sets cannot share one table: {text}; "
+                              f"report each test set from its own suite folder")
 
 
 def _sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -242,11 +309,11 @@ def load_suite_results(root: str | Path) -> Suite:
 
     Raises:
         ReportError: ``root`` holds no ``results.csv`` and no ``runs/`` folder, the table
-            has no ``run_id`` column, or there is no run at all.
+            is unreadable (or has no ``run_id`` column) and there is no ``runs/`` to
+            rebuild it from, there is no run at all, or runs were scored on different
+            test sets.
     """
     import pandas as pd
-
-    from evaluation.results.rows import read_csv
 
     root = Path(root)
     csv = root / "results.csv"
@@ -254,17 +321,13 @@ def load_suite_results(root: str | Path) -> Suite:
     if not csv.is_file() and not runs_dir.is_dir():
         raise ReportError(f"{root} is not a suite output directory: it has neither results.csv nor runs/ "
                           f"(make one with `mofa-bench suite`)")
-    rows: list[dict[str, Any]] = []
-    if csv.is_file():
-        frame = read_csv(csv)
-        if "run_id" not in frame.columns:
-            raise ReportError(f"{csv} has no run_id column; is it a suite results table?")
-        rows = frame.to_dict("records")
+    rows = _table_rows(csv, runs_dir)
     listed = {str(row["run_id"]) for row in rows}
     if runs_dir.is_dir():
         rows += [_row_from_run_dir(d) for d in sorted(runs_dir.iterdir()) if d.is_dir() and d.name not in listed]
     if not rows:
         raise ReportError(f"{root} has no runs yet: results.csv lists none and runs/ holds no run directory")
+    _check_one_test_set(root, rows, runs_dir)
     for row in rows:
         row["run_id"] = str(row["run_id"])
         for key in GROUP_KEYS:

@@ -5,6 +5,7 @@
 - :mod:`evaluation.suite.run` — one cell: train, score on the test split, record;
 - :mod:`evaluation.suite.evaluate` — the test split, per-image metrics, bootstrap intervals;
 - :mod:`evaluation.suite.collect` — run directories → ``results.csv`` / ``results.parquet``;
+- :mod:`evaluation.suite.folder` — the folder's suite and test set (``suite.json``), atomic writes;
 - :mod:`evaluation.suite.executor` — local, Slurm (submitit) or submitit's local executor;
 - :mod:`evaluation.suite.orchestrate` — the whole suite (:func:`run_suite`);
 - :mod:`evaluation.suite.command` — ``mofa-bench suite``.

@@ -13,12 +13,12 @@ does not have (e.g. geometry for a method without codes) is empty.
 
 from __future__ import annotations
 
-import json
 import numbers
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from evaluation.results.rows import is_missing
+from evaluation.suite.folder import read_json, write_atomic
 
 __all__ = [
     "ID_COLUMNS",
@@ -48,18 +48,26 @@ def base_row(record: Mapping[str, Any], status: str, error: str = "") -> dict[st
 
 
 def read_run_row(run_dir: str | Path) -> dict[str, Any] | None:
-    """The results row of one run directory, or ``None`` when the run never started."""
+    """The results row of one run directory, or ``None`` when the run never started.
+
+    An unreadable ``result.json`` falls back to ``cell.json`` and ``status.json``; an
+    unreadable ``status.json`` gives status ``error`` saying so (the next ``mofa-bench
+    suite`` trains the run again); without a readable ``cell.json`` the row is ``None``.
+    """
     run_dir = Path(run_dir)
-    result, cell, status = run_dir / "result.json", run_dir / "cell.json", run_dir / "status.json"
-    if result.is_file():
-        return json.loads(result.read_text())
-    if not (cell.is_file() and status.is_file()):
+    result, _ = read_json(run_dir / "result.json")
+    if result is not None and "run_id" in result:
+        return result
+    cell, _ = read_json(run_dir / "cell.json")
+    state, reason = read_json(run_dir / "status.json")
+    if cell is None or (state is None and reason == "missing"):
         return None
-    state = json.loads(status.read_text())
+    if state is None:
+        return base_row(cell, "error", f"status.json is {reason}; the next `mofa-bench suite` runs it again")
     if state.get("status") == "running":
-        return base_row(json.loads(cell.read_text()), "running")
+        return base_row(cell, "running")
     error = state.get("error") or "the run stopped without recording its end (killed, out of memory or timed out)"
-    return base_row(json.loads(cell.read_text()), "error", error.splitlines()[0][:300])
+    return base_row(cell, "error", str(error).splitlines()[0][:300])
 
 
 def _ordered_columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -95,10 +103,9 @@ def collect_results(out: str | Path, run_ids: Iterable[str]) -> Any:
 
 
 def write_results(frame: Any, out: str | Path) -> tuple[Path, Path]:
-    """Write ``<out>/results.csv`` and ``<out>/results.parquet``; returns their paths."""
+    """Write ``<out>/results.csv`` and ``<out>/results.parquet`` (each atomically); returns their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    csv_path, parquet_path = out / "results.csv", out / "results.parquet"
-    frame.to_csv(csv_path, index=False)
-    frame.to_parquet(parquet_path, index=False)
+    csv_path = write_atomic(out / "results.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    parquet_path = write_atomic(out / "results.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
     return csv_path, parquet_path

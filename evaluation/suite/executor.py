@@ -114,7 +114,10 @@ def _job_row(task: RunTask, job: Any) -> dict[str, Any]:
     try:
         return job.result()
     except Exception as err:  # submitit raises its own job errors (FailedJobError, UncompletedJobError, ...)
-        state = read_status(task.run_dir) or {}
+        try:
+            state = read_status(task.run_dir) or {}
+        except ValueError:  # cut short by the dying job: its row says so below
+            state = {}
         if state.get("status") in ("ok", "error"):
             row = read_run_row(task.run_dir)
             if row is not None:

@@ -31,10 +31,7 @@ that cannot be reset) and ``peak_mem_kind`` saying which.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +44,7 @@ from evaluation.results.rows import environment_columns, error_note, timestamp
 from evaluation.suite.collect import base_row
 from evaluation.suite.evaluate import draw_test_split, evaluate_test_set
 from evaluation.suite.expand import Cell, stage_config
+from evaluation.suite.folder import read_json, write_json
 from evaluation.suite.real import evaluate_real_set
 from evaluation.suite.spec import RealTest, Stage
 from mofa_bench.config import TrainConfig, config_from_dict, save_config
@@ -82,22 +80,21 @@ class RunTask:
     real_test: RealTest | None = None
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temp file in the folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def read_status(run_dir: str | Path) -> dict[str, Any] | None:
-    """A run's ``status.json``, or ``None`` when it has none."""
+    """A run's ``status.json``, or ``None`` when it has none.
+
+    Raises:
+        ValueError: the file is unreadable (cut short, not JSON, no ``status``), naming it.
+    """
     path = Path(run_dir) / "status.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    data, reason = read_json(path)
+    if data is None:
+        if reason == "missing":
+            return None
+        raise ValueError(f"status.json is {reason}")
+    if not isinstance(data.get("status"), str):
+        raise ValueError(f"status.json has no status: {str(data)[:80]}")
+    return data
 
 
 def method_builder_for(name: str, builders: Mapping[str, MethodBuilder] | None = None) -> MethodBuilder:
