@@ -119,11 +119,15 @@ def protocol_name(config: TrainConfig) -> str:
     return f"synthetic-{config.camera.image_size}px-{tag}"
 
 
-def _grid_overrides(point: Mapping[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+def _grid_overrides(point: Mapping[str, Any], base: dict[str, Any],
+                    variants: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if "method" in point:
         overrides["method"] = point["method"]
-    if "renderer" in point:
+    if point.get("renderer") in variants:  # a named set-up: its backend and options
+        overrides["renderer.name"] = variants[point["renderer"]]["name"]
+        overrides["renderer.options"] = copy.deepcopy(variants[point["renderer"]]["options"])
+    elif "renderer" in point:
         overrides["renderer.name"] = point["renderer"]
     if "encoder" in point:
         overrides["encoder.name"] = point["encoder"]
@@ -138,8 +142,10 @@ def _grid_overrides(point: Mapping[str, Any], base: dict[str, Any]) -> dict[str,
     return overrides
 
 
-def _values(config: TrainConfig) -> dict[str, Any]:
-    return {"method": config.method, "renderer": config.renderer.name, "encoder": config.encoder.name,
+def _values(config: TrainConfig, point: Mapping[str, Any], variants: Mapping[str, Any]) -> dict[str, Any]:
+    """The axes as the config has them; a named renderer set-up of the grid keeps its label."""
+    renderer = point["renderer"] if point.get("renderer") in variants else config.renderer.name
+    return {"method": config.method, "renderer": renderer, "encoder": config.encoder.name,
             "landmark_loss": float(config.loss.landmark), "seed": config.seed}
 
 
@@ -188,7 +194,7 @@ def expand_suite(spec: SuiteSpec) -> list[Cell]:
         if any(all(point.get(axis, object()) in allowed for axis, allowed in item.items()) for item in spec.exclude):
             continue
         label = ", ".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in point.items()) or "base"
-        grid_overrides = _grid_overrides(point, base)
+        grid_overrides = _grid_overrides(point, base, spec.renderers)
         data = _apply(base, grid_overrides, f"grid ({label})")
         config = _checked(data, f"grid ({label})")
         overrides = dict(grid_overrides)
@@ -196,7 +202,7 @@ def expand_suite(spec: SuiteSpec) -> list[Cell]:
         stages: tuple[Stage, ...] | None = None
         origin = ""
         for index, rule in enumerate(spec.cells):
-            if not rule.matches(_match_values(_values(config))):
+            if not rule.matches(_match_values(_values(config, point, spec.renderers))):
                 continue
             where = f"cells[{index}].set ({label})"
             data = _apply(config_to_dict(config), rule.overrides, where)
@@ -207,7 +213,7 @@ def expand_suite(spec: SuiteSpec) -> list[Cell]:
                 stages, origin = rule.stages, f"cells[{index}].stages"
         if stages is None:
             stages, origin = DEFAULT_STAGES.get(config.method, ()), f"default stages of {config.method}"
-        values = _values(config)
+        values = _values(config, point, spec.renderers)
         cell = Cell(run_id=_run_id(values), grid=dict(point), values=values, overrides=overrides,
                     rules=tuple(matched), stages=stages, config=config_to_dict(config),
                     protocol=protocol_name(config), test_seed=test_seed, test_size=config.data.test_size)

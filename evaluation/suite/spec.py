@@ -33,6 +33,10 @@ Keys (every other key is an error naming it):
   dropped when every axis of one entry has one of its values (e.g. ``{method:
   conv_autoencoder, renderer: pytorch3d}``: a method that renders nothing needs one
   renderer only).
+- ``renderers``: named renderer set-ups the ``renderer`` axis may list beside the registry's
+  names, ``{label: {name: BACKEND, options: {...}}}`` (e.g. ``pytorch3d_soft: {name: pytorch3d,
+  options: {blur_radius: 0.5, faces_per_pixel: 16}}``): a cell of that label trains with that
+  backend and options, and the label is its renderer in run ids, rules and results.
 - ``cells``: per-cell overrides, ``{match: {axis: value or [values]}, set: {...}, stages:
   [...]}``. **Every** rule whose ``match`` holds applies, in file order (a later rule wins
   on a key both set); of the matching rules with ``stages``, the last one gives them.
@@ -87,7 +91,9 @@ __all__ = [
 AXES: tuple[str, ...] = ("method", "renderer", "encoder", "landmark_loss", "seed")
 #: Where runs execute (see the module docstring).
 EXECUTORS: tuple[str, ...] = ("local", "slurm", "local_submitit")
-_TOP_KEYS = ("name", "base", "set", "grid", "exclude", "cells", "samples", "executor", "slurm", "real_test")
+_TOP_KEYS = ("name", "base", "set", "renderers", "grid", "exclude", "cells", "samples", "executor", "slurm",
+             "real_test")
+_VARIANT_KEYS = ("name", "options")
 _REAL_TEST_KEYS = ("path", "limit")
 _RULE_KEYS = ("match", "set", "stages")
 _STAGE_KEYS = ("name", "set", "previous_checkpoint")
@@ -168,6 +174,7 @@ class SuiteSpec:
         executor: one of :data:`EXECUTORS`.
         slurm: submitit options.
         real_test: real photos every run is also scored on, or ``None``.
+        renderers: named renderer set-ups, ``{label: {"name": backend, "options": {...}}}``.
     """
 
     name: str
@@ -180,6 +187,7 @@ class SuiteSpec:
     executor: str = "local"
     slurm: dict[str, Any] = field(default_factory=dict)
     real_test: RealTest | None = None
+    renderers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- checks
@@ -207,7 +215,24 @@ def _overrides(key: str, value: Any) -> dict[str, Any]:
     return data
 
 
-def _axis_value(key: str, axis: str, value: Any) -> Any:
+def _renderer_variants(value: Any) -> dict[str, dict[str, Any]]:
+    """The suite's ``renderers``: ``{label: {name, options}}``, each backend name checked."""
+    from renderers import renderer_names
+
+    variants: dict[str, dict[str, Any]] = {}
+    for label, entry in _mapping("renderers", value).items():
+        where = f"renderers.{label}"
+        if label in renderer_names():
+            raise ConfigError(f"{where}: the label is a renderer's own name; choose another (e.g. {label}_soft)")
+        data = _mapping(where, entry)
+        _known(where, data, _VARIANT_KEYS)
+        if data.get("name") not in renderer_names():
+            raise ConfigError(f"{where}.name: expected one of {', '.join(renderer_names())}, got {data.get('name')!r}")
+        variants[label] = {"name": data["name"], "options": _mapping(f"{where}.options", data.get("options", {}))}
+    return variants
+
+
+def _axis_value(key: str, axis: str, value: Any, variants: tuple[str, ...] = ()) -> Any:
     """One value of an axis, checked (``landmark_loss`` becomes a bool)."""
     if axis == "landmark_loss":
         if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
@@ -225,7 +250,7 @@ def _axis_value(key: str, axis: str, value: Any) -> Any:
     elif axis == "renderer":
         from renderers import renderer_names
 
-        known = renderer_names()
+        known = tuple(renderer_names()) + variants
     else:
         from mofa_bench.encoders import encoder_names
 
@@ -235,7 +260,7 @@ def _axis_value(key: str, axis: str, value: Any) -> Any:
     return value
 
 
-def _grid(value: Any) -> dict[str, tuple[Any, ...]]:
+def _grid(value: Any, variants: tuple[str, ...] = ()) -> dict[str, tuple[Any, ...]]:
     data = _mapping("grid", value)
     for axis in data:
         if axis not in AXES:
@@ -247,7 +272,7 @@ def _grid(value: Any) -> dict[str, tuple[Any, ...]]:
         values = data[axis]
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{axis}: expected a non-empty list of values, got {values!r}")
-        checked = tuple(_axis_value(f"grid.{axis}[{i}]", axis, v) for i, v in enumerate(values))
+        checked = tuple(_axis_value(f"grid.{axis}[{i}]", axis, v, variants) for i, v in enumerate(values))
         if len(set(checked)) != len(checked):
             raise ConfigError(f"grid.{axis}: a value is given twice: {values!r}")
         grid[axis] = checked
@@ -277,24 +302,24 @@ def _stages(key: str, value: Any) -> tuple[Stage, ...]:
     return tuple(stages)
 
 
-def _axis_match(where: str, value: Any) -> dict[str, tuple[Any, ...]]:
+def _axis_match(where: str, value: Any, variants: tuple[str, ...] = ()) -> dict[str, tuple[Any, ...]]:
     """``{axis: value or [values]}`` → ``{axis: (values, ...)}``, each axis and value checked."""
     match: dict[str, tuple[Any, ...]] = {}
     for axis, allowed in _mapping(where, value).items():
         if axis not in AXES:
             raise ConfigError(f"{where}.{axis}: unknown axis; known axes: {', '.join(AXES)}")
         options = allowed if isinstance(allowed, list) else [allowed]
-        match[axis] = tuple(_axis_value(f"{where}.{axis}", axis, v) for v in options)
+        match[axis] = tuple(_axis_value(f"{where}.{axis}", axis, v, variants) for v in options)
     return match
 
 
-def _exclude(value: Any) -> tuple[dict[str, tuple[Any, ...]], ...]:
+def _exclude(value: Any, variants: tuple[str, ...] = ()) -> tuple[dict[str, tuple[Any, ...]], ...]:
     if not isinstance(value, list):
         raise ConfigError(f"exclude: expected a list of {{axis: values}} mappings, got {value!r}")
-    return tuple(_axis_match(f"exclude[{i}]", item) for i, item in enumerate(value))
+    return tuple(_axis_match(f"exclude[{i}]", item, variants) for i, item in enumerate(value))
 
 
-def _rules(value: Any) -> tuple[CellRule, ...]:
+def _rules(value: Any, variants: tuple[str, ...] = ()) -> tuple[CellRule, ...]:
     if not isinstance(value, list):
         raise ConfigError(f"cells: expected a list of {{match, set, stages}} rules, got {value!r}")
     rules = []
@@ -304,7 +329,7 @@ def _rules(value: Any) -> tuple[CellRule, ...]:
         _known(where, data, _RULE_KEYS)
         if "match" not in data:
             raise ConfigError(f"{where}.match: required (the axis values the rule applies to)")
-        match = _axis_match(f"{where}.match", data["match"])
+        match = _axis_match(f"{where}.match", data["match"], variants)
         if "set" not in data and "stages" not in data:
             raise ConfigError(f"{where}: expected 'set' and/or 'stages'")
         stages = _stages(f"{where}.stages", data["stages"]) if "stages" in data else None
@@ -397,17 +422,20 @@ def suite_from_dict(data: Any, name: str = "suite", folder: Path | None = None) 
     executor = data.get("executor", "local")
     if executor not in EXECUTORS:
         raise ConfigError(f"executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
+    renderer_variants = _renderer_variants(data.get("renderers", {}))
+    labels = tuple(renderer_variants)
     return SuiteSpec(
         name=suite_name,
         base=_base_path(data.get("base"), folder),
         overrides=_overrides("set", data.get("set", {})),
-        grid=_grid(data.get("grid", {})),
-        exclude=_exclude(data.get("exclude", [])),
-        cells=_rules(data.get("cells", [])),
+        grid=_grid(data.get("grid", {}), labels),
+        exclude=_exclude(data.get("exclude", []), labels),
+        cells=_rules(data.get("cells", []), labels),
         samples=samples,
         executor=executor,
         slurm=_slurm(data.get("slurm", {})),
         real_test=_real_test(data.get("real_test"), folder),
+        renderers=renderer_variants,
     )
 
 
@@ -461,6 +489,9 @@ def suite_to_dict(spec: SuiteSpec) -> dict[str, Any]:
     }
     if spec.real_test is not None:
         out["real_test"] = {"path": str(spec.real_test.path), "limit": spec.real_test.limit}
+    if spec.renderers:
+        out["renderers"] = {label: {"name": v["name"], "options": dict(v["options"])}
+                            for label, v in spec.renderers.items()}
     return out
 
 

@@ -66,7 +66,7 @@ class TestLoad:
 
 
 BAD_KEYS = [
-    ({"colour": 1}, r"colour: unknown key; known keys: name, base, set, grid"),
+    ({"colour": 1}, r"colour: unknown key; known keys: name, base, set, renderers, grid"),
     ({"grid": {"renderr": ["per_vertex"]}}, r"grid\.renderr: unknown axis; known axes: method, renderer"),
     ({"grid": {"renderer": ["per_vertex", "mesa"]}}, r"grid\.renderer\[1\]: unknown renderer 'mesa'"),
     ({"grid": {"encoder": ["resnet19"]}}, r"grid\.encoder\[0\]: unknown encoder 'resnet19'"),
