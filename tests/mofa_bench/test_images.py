@@ -241,7 +241,8 @@ class TestImageFolderFraming:
         torch.testing.assert_close(folder.image(0), crop)
         haar = crop_face(load_image(photos["astronaut"]), 32, "none", return_box=True)[1]
         assert box != haar                                   # not the centre square
-        with pytest.warns(UserWarning, match="coffee.png: no face"):
+        # no face, or a false detection of the small-face search that the landmarker then rejects
+        with pytest.warns(UserWarning, match="coffee.png: (no face|the landmarker found no face)"):
             folder.image(1)
 
     def test_without_mediapipe_auto_uses_haar_and_says_why_once(self, photos, monkeypatch, caplog):
