@@ -103,6 +103,11 @@ MESH_FORMATS: tuple[str, ...] = ("obj", "ply")
 class CodePredictor(Protocol):
     """What :func:`reconstruct` needs: crops → codes, and the decoder of those codes.
 
+    A predictor whose class sets ``uses_landmarks = True`` (e.g.
+    :class:`~mofa_bench.reconstruct_fit.LandmarkFit`) is called as
+    ``encode(images, landmarks, confidence, region)`` with what the face pipeline detected
+    (:func:`~mofa_bench.reconstruct_outputs.encode_crops`).
+
     Attributes:
         decoder: the analytic decoder (face model, camera, renderer) of the codes.
         device: where crops are sent.
