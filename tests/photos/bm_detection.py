@@ -7,9 +7,9 @@ face mask's width) of 40-160 px, rolled by -45…45° and pasted at random place
 ``camera`` (a small, tilted face in a grey photo) and its astronaut shrunk and rolled.
 Per cell: the recall of the detector (a box whose centre lies in the true face box) and of
 the whole pipeline (detector + landmarks: the landmarks' eye midpoint in the true box),
-and the median time per photo, "before" (``MediaPipeDetector(windows=True)`` without
-the tiles and the rotation search, the landmarker on the upright region only) and
-"after" (the defaults).
+and the median time per photo, "before" (``MediaPipeDetector`` without the tiles and the
+rotation search: the whole photo and its windows only, as before #29) and "after" (the
+defaults). Both use the same landmarker step (which turns a face rolled past 20° upright).
 """
 
 from __future__ import annotations
