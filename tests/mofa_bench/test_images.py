@@ -177,6 +177,19 @@ class TestImageFolder:
         assert torch.equal(batch.indices, torch.tensor([2, 0]))
         torch.testing.assert_close(batch.images[1], load_image(tmp_path / "a.JPG", 24))
 
+    def test_any_pillow_format_and_one_grey_rule(self, tmp_path):
+        Image.fromarray(smooth_rgb(40, 30)).save(tmp_path / "a.ppm")
+        Image.fromarray(smooth_rgb(40, 30)[..., 0]).save(tmp_path / "g.pgm")
+        converted = ImageFolder(tmp_path, image_size=24, detector="none")
+        assert [p.name for p in converted.files] == ["a.ppm", "g.pgm"]
+        with pytest.warns(UserWarning, match="g.pgm: greyscale image converted to RGB"):
+            grey = converted.image(1)
+        assert torch.equal(grey[0], grey[2])
+        skipping = ImageFolder(tmp_path, image_size=24, detector="none", grey="skip")
+        assert skipping.image(0).shape == (3, 24, 24)
+        with pytest.raises(DatasetError, match="g.pgm: greyscale image"):
+            skipping.image(1)
+
     def test_detector_runs_once_per_photo(self, tmp_path):
         write_png(tmp_path / "a.png", smooth_rgb(40, 40))
         calls = []
