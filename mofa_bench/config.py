@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from mofa_bench.face_model.model import FaceModel
 
 
+#: Largest ``camera.image_size``, px (one 4096² RGB float image is 200 MB; larger sides only
+#: reach the allocator's out-of-memory error).
+MAX_IMAGE_SIZE = 4096
 #: ``optim.schedule`` values (:func:`mofa_bench.training.schedule.lr_factor`).
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 
@@ -287,6 +290,8 @@ class TrainConfig:
             "max_nonfinite": self.max_nonfinite, "num_val_images": self.num_val_images,
         }.items():
             check(key, value, 0)
+        if self.camera.image_size > MAX_IMAGE_SIZE:
+            raise ConfigError(f"camera.image_size: expected at most {MAX_IMAGE_SIZE} px, got {self.camera.image_size}")
         check("camera.focal_length", self.camera.focal_length, 0, optional=True)
         check("optim.grad_clip", self.optim.grad_clip, 0, optional=True)
         check("optim.weight_decay", self.optim.weight_decay, 0, strict=False)

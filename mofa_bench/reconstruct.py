@@ -236,8 +236,9 @@ def load_trained_model(checkpoint: str | Path, device: str | torch.device = "aut
     except ConfigError as err:
         raise CheckpointError(f"checkpoint {path}: its run config is not valid here ({err})") from err
     encoder = build_encoder(config.encoder.name, image_size=config.camera.image_size)
+    weights = _checked_weights(path, encoder_weights(state), "method" if "method" in state else "encoder")
     try:
-        encoder.load_state_dict(encoder_weights(state))
+        encoder.load_state_dict(weights)
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint {path}: encoder weights do not fit a {config.encoder.name} "
                               f"encoder ({err})") from err
@@ -248,13 +249,30 @@ def load_trained_model(checkpoint: str | Path, device: str | torch.device = "aut
         from mofa_bench.methods import build_method
 
         method = build_method(config, decoder)
+        weights = _checked_weights(path, state.get("method"), "method")
         try:
-            method.load_state_dict(state["method"])
+            method.load_state_dict(weights)
         except (RuntimeError, KeyError) as err:
             raise CheckpointError(f"checkpoint {path}: the multilevel method's weights do not fit ({err})") from err
         method.eval()
         encoder = method.encoder
     return TrainedModel(config, encoder, decoder, target, int(state.get("step", 0)), path, method)
+
+
+def _checked_weights(path: Path, weights: Any, what: str) -> dict[str, torch.Tensor]:
+    """``weights`` if it is a mapping of finite tensors, else a :class:`CheckpointError` naming ``path``."""
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"checkpoint {path}: '{what}' must be a mapping of weight tensors, "
+                              f"got {type(weights).__name__}")
+    for name, value in weights.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"checkpoint {path}: {what} weight {name!r} is a {type(value).__name__}, "
+                                  f"not a tensor")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(f"checkpoint {path}: {what} weight {name!r} has {bad} NaN or infinite value(s); "
+                                  f"use an earlier checkpoint of the run")
+    return weights
 
 
 def build_decoder(config: TrainConfig, device: torch.device, renderer: str | None = None) -> MoFADecoder:
@@ -282,6 +300,8 @@ def encoder_weights(state: dict) -> dict[str, torch.Tensor]:
     """
     if "method" in state:
         prefix = "encoder."
+        if not isinstance(state["method"], dict):
+            return state["method"]  # refused by the caller's checks, naming the entry
         return {key[len(prefix):]: value for key, value in state["method"].items() if key.startswith(prefix)}
     return state["encoder"]
 

@@ -34,18 +34,37 @@ def _list_of(kind: Callable[[str], Any], what: str) -> Callable[[str], tuple[Any
     return parse
 
 
-_INTS = _list_of(int, "integers")
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """argparse type: an integer in ``[low, high]`` (no upper bound when ``high`` is ``None``)."""
+    what = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    return parse
+
+
+#: Subdivision levels of the default face model.
+_LEVEL = _int_in(0, 4)
+_POSITIVE_INTS = _list_of(_int_in(1), "integers >= 1")
+_LEVELS = _list_of(_LEVEL, "subdivision levels in [0, 4]")
 _NAMES = _list_of(str, "names")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="the small CPU-sized preset (see the description)")
-    p.add_argument("--batches", type=_INTS, default=None, metavar="B,B,...", help="batch sizes")
-    p.add_argument("--levels", type=_INTS, default=None, metavar="L,L,...",
+    p.add_argument("--batches", type=_POSITIVE_INTS, default=None, metavar="B,B,...", help="batch sizes")
+    p.add_argument("--levels", type=_LEVELS, default=None, metavar="L,L,...",
                    help="default-model subdivision levels: 1≈1.8k, 2≈7.3k, 3≈29k, 4≈115k vertices")
-    p.add_argument("--warmup", type=int, default=None, help="untimed calls per cell")
-    p.add_argument("--repeats", type=int, default=None, help="timed calls per cell (the median is reported)")
+    p.add_argument("--warmup", type=_int_in(0), default=None, help="untimed calls per cell")
+    p.add_argument("--repeats", type=_int_in(1), default=None, help="timed calls per cell (the median is reported)")
     p.add_argument("--budget-s", type=float, default=None,
                    help="skip cells whose estimated wall time exceeds this many seconds (default: 20)")
     p.add_argument("--seed", type=int, default=None, help="seed of codes and images (default: 0)")
@@ -62,9 +81,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _add_cell(p: argparse.ArgumentParser, device: str, device_help: str) -> None:
     """The one-cell options of ``profile`` and ``pytorch3d-bins`` (defaults: the target cell)."""
-    p.add_argument("--batch", type=int, default=64, help="batch size (default: %(default)s)")
-    p.add_argument("--resolution", type=int, default=240, help="image side, px (default: %(default)s)")
-    p.add_argument("--level", type=int, default=3, help="default-model subdivision level (default: %(default)s)")
+    p.add_argument("--batch", type=_int_in(1), default=64, help="batch size (default: %(default)s)")
+    p.add_argument("--resolution", type=_int_in(8, 4096), default=240, help="image side, px (default: %(default)s)")
+    p.add_argument("--level", type=_LEVEL, default=3, help="default-model subdivision level (default: %(default)s)")
     p.add_argument("--device", default=device, help=f"{device_help} (default: %(default)s)")
 
 
@@ -215,7 +234,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backends", type=_NAMES, default=None, metavar="NAME,...",
                    help=f"of {', '.join(BACKEND_VARIANTS)} (default: {','.join(DEFAULT_BACKENDS)}); "
                         "pytorch3d-soft = pytorch3d with blur_radius 2, faces_per_pixel 4, sigma 0.5")
-    p.add_argument("--resolutions", type=_INTS, default=None, metavar="PX,...", help="image sides, px")
+    p.add_argument("--resolutions", type=_POSITIVE_INTS, default=None, metavar="PX,...", help="image sides, px")
     p.add_argument("--render", action="store_true", help="also time render() (render_ms)")
     p.add_argument("--no-reference", action="store_true", help="skip the AlexNet reference step")
     p.add_argument("--reference-batch", type=int, default=64, help="batch of the reference step (default: 64)")
@@ -238,7 +257,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
                    help=f"of {', '.join(BACKEND_VARIANTS)}")
     p.add_argument("--encoders", type=_NAMES, default=None, metavar="NAME,...",
                    help="of alexnet, vgg16, resnet18, resnet50")
-    p.add_argument("--image-sizes", type=_INTS, default=None, metavar="PX,...", help="image sides, px")
+    p.add_argument("--image-sizes", type=_POSITIVE_INTS, default=None, metavar="PX,...", help="image sides, px")
     p.add_argument("--modes", type=_NAMES, default=None, metavar="MODE,...",
                    help="speed modes, of fp32, amp (bfloat16 autocast of the encoder), amp+nhwc (with "
                         "channels-last encoder weights and images), compile (torch.compile of the encoder), "
@@ -261,8 +280,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--backend", default="per_vertex", help=f"of {', '.join(BACKEND_VARIANTS)} (default: %(default)s)")
     _add_cell(p, "auto", "auto, cpu, cuda or cuda:i")
-    p.add_argument("--steps", type=int, default=5, help="profiled steps (default: %(default)s)")
-    p.add_argument("--rows", type=int, default=25, help="operators listed (default: %(default)s)")
+    p.add_argument("--steps", type=_int_in(1), default=5, help="profiled steps (default: %(default)s)")
+    p.add_argument("--rows", type=_int_in(1), default=25, help="operators listed (default: %(default)s)")
     p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
     p.set_defaults(func=_cmd_profile)
 
@@ -282,7 +301,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-faces", type=bins_list, default=(None, "auto", 4000), metavar="N,...",
                    help="bin capacities, 'default' (max(10000, F/5)) or 'auto' (sized from the triangles; "
                         "default: default,auto,4000)")
-    p.add_argument("--repeats", type=int, default=5, help="timed calls per setting (default: %(default)s)")
+    p.add_argument("--repeats", type=_int_in(1), default=5, help="timed calls per setting (default: %(default)s)")
     p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
     p.set_defaults(func=_cmd_bins)
 

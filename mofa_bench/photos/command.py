@@ -36,6 +36,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
+def _positive_number(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
 def _add_common(f: argparse.ArgumentParser) -> None:
     f.add_argument("--out", required=True, help="output folder (crops/, manifest.parquet, prepare.json)")
     f.add_argument("--size", type=int, default=240, help="crop side in px (default: %(default)s)")
@@ -52,7 +65,7 @@ def _add_common(f: argparse.ArgumentParser) -> None:
     f.add_argument("--skip-grey", action="store_true",
                    help="skip greyscale photos (by default they are converted to RGB, with a note in the manifest)")
     f.add_argument("--allow-grey", action="store_true", help=argparse.SUPPRESS)  # the default now
-    f.add_argument("--max-megapixels", type=float, default=50.0,
+    f.add_argument("--max-megapixels", type=_positive_number, default=50.0,
                    help="skip photos larger than this (default: %(default)s)")
     f.add_argument("--workers", type=int, default=1, help="processes (default: %(default)s)")
     f.add_argument("--limit", type=int, default=None, help="process at most this many new photos")

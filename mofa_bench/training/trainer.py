@@ -329,10 +329,20 @@ class Trainer:
         if self.nonfinite_in_row >= self.config.max_nonfinite:
             raise TrainingDivergedError(
                 f"{self.nonfinite_in_row} batches in a row gave a {why} (last at step {self.step}); "
-                f"training stopped. The last good checkpoint is {self.checkpoint_dir / 'last.pt'}. "
-                f"Try a lower optim.lr or optim.grad_clip."
+                f"training stopped. {self._last_good()}Try a lower optim.lr or optim.grad_clip."
             )
         return None
+
+    def _last_good(self) -> str:
+        """``The last good checkpoint is <path> (step N). `` when one was written, else says there is none."""
+        last = self.checkpoint_dir / "last.pt"
+        if not last.is_file():
+            return "No checkpoint was written before it diverged. "
+        try:
+            step = f" (step {int(torch.load(last, map_location='cpu', weights_only=True)['step'])})"
+        except Exception:  # noqa: BLE001 - the path alone still helps
+            step = ""
+        return f"The last good checkpoint is {last}{step}. "
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> dict[str, float]:

@@ -14,6 +14,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 import bad_inputs_files  # noqa: E402,F401 - adds its cases to CASES
+import bad_inputs_study  # noqa: E402,F401 - adds its cases to CASES
 from bad_inputs import CASES, Outcome  # noqa: E402
 
 #: Overrides of the tiny run whose checkpoint the checkpoint cases start from.

@@ -1,0 +1,132 @@
+"""Bad inputs, continued (see ``bad_inputs.py``): the study's own files and commands (issue #30).
+
+Suite folders, reports and prepared folders under reruns, corruption and mistakes; the
+crashes and unclear messages of suites, prepare, reconstruct, bench and train; the public
+constructors of the Python API. ``usage-error`` is argparse's refusal of a flag: exit
+status 2 and one line on stderr naming the flag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from bad_inputs import Outcome, case
+from bad_inputs_files import _cli
+
+
+def _usage(*argv: str) -> str:
+    """Run the CLI expecting argparse to refuse a flag: raises ``Outcome('usage-error', stderr)``."""
+    from mofa_bench.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            rc = main(list(argv))
+        except SystemExit as exit_:
+            rc = exit_.code
+    lines = [line for line in err.getvalue().splitlines() if line.strip()]
+    if rc == 2 and len(lines) == 1:
+        raise Outcome("usage-error", lines[0])
+    raise Outcome(f"exit {rc}", " | ".join(lines))
+
+
+# ----------------------------------------------------------------------------- commands (#30 item 3)
+@case("CLI", "cli-error", r"^mofa-bench suite: error: suite \w+: exclude leaves out every point of the grid")
+def _cli_suite_dry_run_excludes_everything(env, tmp):
+    suite = tmp / "empty.yaml"
+    suite.write_text(f"set: {{model.source: {env.model_path}}}\ngrid: {{method: [mean_face]}}\n"
+                     f"exclude: [{{method: mean_face}}]\n")
+    _cli("suite", str(suite), "--out", str(tmp / "out"), "--dry-run")
+
+
+@case("CLI", "usage-error", r"^mofa-bench prepare folder: error: argument --max-megapixels: .*finite number > 0, "
+                            r"got nan")
+def _cli_prepare_max_megapixels_nan(env, tmp):
+    _usage("prepare", "folder", str(tmp), "--out", str(tmp / "out"), "--max-megapixels", "nan")
+
+
+@case("CLI", "cli-error", r"^mofa-bench train: error: camera\.image_size: expected at most 4096 px, got 100000")
+def _cli_huge_image_size(env, tmp):
+    _cli("train", "--set", f"model.source={env.model_path}", "--set", "camera.image_size=100000",
+         "--out", str(tmp / "run"))
+
+
+@case("CLI", "usage-error", r"^mofa-bench bench renderers: error: argument --levels: expected an integer in "
+                            r"\[0, 4\], got 99")
+def _cli_bench_levels(env, tmp):
+    _usage("bench", "renderers", "--quick", "--device", "cpu", "--levels", "99", "--out", str(tmp))
+
+
+@case("CLI", "usage-error", r"^mofa-bench bench profile: error: argument --steps: expected an integer >= 1, got 0")
+def _cli_bench_profile_steps(env, tmp):
+    _usage("bench", "profile", "--device", "cpu", "--steps", "0", "--out", str(tmp))
+
+
+def _broken_checkpoint(env, tmp: Path, change) -> Path:
+    from mofa_bench.training import save_checkpoint
+
+    state = torch.load(env.checkpoint, weights_only=True)
+    change(state)
+    return save_checkpoint(state, tmp / "broken.pt")
+
+
+def _reconstruct_cli(env, tmp: Path, checkpoint: Path) -> None:
+    out = tmp / "out"
+    try:
+        _cli("reconstruct", str(env.photo), str(env.other_photo), "--checkpoint", str(checkpoint), "--out", str(out),
+             "--detector", "none", "--device", "cpu")
+    finally:  # refused before the first photo: nothing written
+        assert not (out / "reconstructions.csv").exists() and not list(out.glob("*.obj"))
+
+
+def _nan_weight(state: dict) -> None:
+    key = next(k for k, v in state["method"].items() if k.startswith("encoder.") and v.is_floating_point())
+    state["method"][key] = torch.full_like(state["method"][key], math.nan)
+
+
+@case("checkpoint", "cli-error", r"^mofa-bench reconstruct: error: checkpoint .*broken\.pt: method weight '.*' has "
+                                 r"\d+ NaN or infinite value\(s\); use an earlier checkpoint")
+def _cli_reconstruct_nan_weights(env, tmp):
+    _reconstruct_cli(env, tmp, _broken_checkpoint(env, tmp, _nan_weight))
+
+
+@case("checkpoint", "cli-error", r"^mofa-bench reconstruct: error: checkpoint .*broken\.pt: 'encoder' must be a "
+                                 r"mapping of weight tensors, got Tensor")
+def _cli_reconstruct_encoder_is_a_tensor(env, tmp):
+    def change(state: dict) -> None:
+        state.pop("method")
+        state["encoder"] = torch.zeros(3)
+
+    _reconstruct_cli(env, tmp, _broken_checkpoint(env, tmp, change))
+
+
+@case("checkpoint", "TrainingDivergedError", r"1 batches in a row gave a .* \(last at step 0\); training stopped\. "
+                                             r"No checkpoint was written before it diverged\. Try")
+def _diverges_at_step_one(env, tmp):
+    from helpers import tiny_train_config
+    from mofa_bench.training import Trainer
+
+    trainer = Trainer(tiny_train_config(tmp, env.model_path, *env.run_overrides, "max_nonfinite=1", name="nan"),
+                      validator=None)
+    trainer.method.encode = lambda images: torch.full((images.shape[0], 257), math.nan)
+    trainer.fit()
+
+
+@case("checkpoint", "TrainingDivergedError", r"The last good checkpoint is .*nan/checkpoints/last\.pt \(step 2\)\.")
+def _diverges_after_a_checkpoint(env, tmp):
+    from helpers import tiny_train_config
+    from mofa_bench.training import Trainer
+
+    config = tiny_train_config(tmp, env.model_path, *env.run_overrides, name="nan")
+    Trainer(config, validator=None).fit()
+    more = tiny_train_config(tmp, env.model_path, *env.run_overrides, "optim.iterations=4", "max_nonfinite=1",
+                             name="nan")
+    trainer = Trainer(more, validator=None)
+    trainer.method.encode = lambda images: torch.full((images.shape[0], 257), math.nan)
+    trainer.fit(resume=True, allow_config_change=True)
