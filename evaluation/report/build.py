@@ -20,6 +20,7 @@ from evaluation.report.document import Block, Bullets, Figure, Heading, Paragrap
 from evaluation.report.html import write_html
 from evaluation.report.learning import START_METHOD, learning_records, learning_summary
 from evaluation.report.load import REFERENCE_RENDERER, ReportError, Suite, load_suite_results
+from evaluation.report.portable import export_suite_data
 from evaluation.report.real import real_blocks
 from evaluation.report.tables import (
     COST_COLUMNS,
@@ -78,7 +79,7 @@ def _overview(suite: Suite) -> list[Block]:
     counts = results["status"].value_counts().to_dict() if len(results) else {}
     status = ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"
     runs = f"{len(results)} run" + ("s" if len(results) != 1 else "")
-    lines = [f"Suite `{suite.root}`: {runs} ({status}).",
+    lines = [f"Suite `{suite.name}`: {runs} ({status}).",
              f"Test set: {_test_set(results)}, the same images for every run."]
     protocols = _values(results, "protocol")
     if protocols:
@@ -183,7 +184,10 @@ def _decoder_fidelity(suite: Suite) -> list[Block]:
                       "decoder's drawing of the test codes: " + "; ".join(parts) + ".")]
 
 
-def _figure_or_note(path: Path | None, caption: str, missing: str) -> list[Block]:
+def _figure_or_note(path: Path | None, caption: str, missing: str, kept: Path | None = None) -> list[Block]:
+    """The figure; else ``kept``, the figure a report folder already holds (one its data cannot redraw); else a note."""
+    if path is None and kept is not None and kept.is_file():
+        path = kept
     return [Figure(path, caption)] if path is not None else [Paragraph(f"({missing})")]
 
 
@@ -206,7 +210,7 @@ def _figures(suite: Suite, fig_dir: Path, bench_csvs: Sequence[Path]) -> list[Bl
     blocks += _figure_or_note(plot_qualitative(suite, fig_dir / "qualitative.png"),
                               "First test images: input, then each configuration's reconstruction (first finished "
                               "seed) composited over the input with its mask.",
-                              "no inputs.pt or no test_reconstructions.pt")
+                              "no inputs.pt or no test_reconstructions.pt", kept=fig_dir / "qualitative.png")
     blocks += [Heading("Geometric error on the face", 3)]
     heat_map, notes = plot_vertex_errors(suite, fig_dir / "vertex_error.png")
     blocks += _figure_or_note(heat_map, "Mean posed per-vertex error over the test set (mean over seeds), coloured on "
@@ -253,6 +257,10 @@ def write_suite_report(suite_dir: str | Path, out_dir: str | Path | None = None,
                  bootstrap_seed: int = 0) -> ReportFiles:
     """Write ``report.md``, ``report.html`` and ``report_figures/*.png`` for a suite directory.
 
+    The data the report was made from go beside it (:mod:`~evaluation.report.portable`:
+    ``results.csv``, ``per_image.parquet``, ``curves.parquet``, ...), so the output folder
+    is itself a folder this function rebuilds the report from.
+
     Args:
         suite_dir: the suite's output folder.
         out_dir: where to write (default: ``suite_dir``).
@@ -274,4 +282,5 @@ def write_suite_report(suite_dir: str | Path, out_dir: str | Path | None = None,
     if not summary.empty and (suite.results["method"] == START_METHOD).any():
         summary.to_csv(out / "summary.csv", index=False)
     page = write_html(blocks, out / "report.html", f"Study report: {suite.name}")
+    export_suite_data(suite, out)
     return ReportFiles(markdown, page, tuple(figures_of(blocks)))

@@ -24,11 +24,12 @@ import json
 import logging
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evaluation.suite.folder import cell_test_set
+from evaluation.report.portable import read_portable
 from mofa_bench.errors import MofaBenchError
 
 __all__ = [
@@ -86,11 +87,14 @@ class SuiteRun:
         run_id: the run's id (its directory name under ``runs/``).
         directory: ``<suite>/runs/<run_id>`` (it may be missing for a run that failed early).
         row: the run's ``results.csv`` row (grid values as text, metrics as floats).
+        data: where the run has no directory (a report folder), what its files held.
     """
 
     run_id: str
     directory: Path
     row: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+    """The run's files as read from a report folder (:mod:`~evaluation.report.portable`), by kind."""
 
     @property
     def status(self) -> str:
@@ -111,7 +115,7 @@ class SuiteRun:
         import pandas as pd
 
         path = self._file("test_metrics.csv")
-        return pd.read_csv(path) if path else None
+        return pd.read_csv(path) if path else self.data.get("test_metrics")
 
     def validation(self) -> Any:
         """``validation.csv`` (``step``, ``train_time_s`` s, metrics) as a DataFrame, or ``None``."""
@@ -119,7 +123,7 @@ class SuiteRun:
 
         path = self._file("validation.csv")
         if path is None:
-            return None
+            return self.data.get("validation")
         frame = pd.read_csv(path)
         return frame if len(frame) else None
 
@@ -129,7 +133,7 @@ class SuiteRun:
 
         path = self._file("config.yaml")
         if path is None:
-            return None
+            return self.data.get("config")
         data = yaml.safe_load(path.read_text())
         return data if isinstance(data, dict) else None
 
@@ -145,7 +149,7 @@ class SuiteRun:
         import numpy as np
 
         path = self._file("vertex_error_mm.npy")
-        return np.load(path) if path else None
+        return np.load(path) if path else self.data.get("vertex_error_mm")
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,15 @@ class Suite:
 
     @property
     def name(self) -> str:
-        return self.root.resolve().name
+        """The suite's name: from a report folder's ``report_source.json`` or the suite folder's
+        ``suite.json`` (its suites' names), else the folder's name."""
+        source = _read_json(self.root / "report_source.json").get("suite")
+        if isinstance(source, str) and source:
+            return source
+        suites = _read_json(self.root / "suite.json").get("suites")
+        names = [entry.get("name") for entry in suites if isinstance(entry, dict)] if isinstance(suites, list) else []
+        names = [name for name in names if isinstance(name, str) and name]
+        return " + ".join(names) if names else self.root.resolve().name
 
     def ok_runs(self) -> list[SuiteRun]:
         """The runs whose status is ``ok``, in report order."""
@@ -341,6 +353,7 @@ def load_suite_results(root: str | Path) -> Suite:
     results = pd.DataFrame(rows, columns=list(dict.fromkeys(k for row in rows for k in row)))
     results["seed"] = results["seed"].astype("Int64")
     results["series"] = series_labels(results)
-    runs = {row["run_id"]: SuiteRun(row["run_id"], runs_dir / row["run_id"], row)
+    portable = read_portable(root)
+    runs = {row["run_id"]: SuiteRun(row["run_id"], runs_dir / row["run_id"], row, portable.get(row["run_id"], {}))
             for row in results.to_dict("records")}
     return Suite(root=root, results=results, runs=runs)
