@@ -14,6 +14,11 @@ docstring is the command's ``--help``:
   over the face codes, with the true pose and light (the fit baseline's Adam).
 - :mod:`.partial_truth` (``partial-truth CONFIG``): the test errors of codes that are true on
   some parts and the mean face elsewhere.
+- :mod:`.signal` (``signal CONFIG``): per renderer, with and without landmarks, how well each
+  test image's loss gradient at the mean face points each code part (pose, leading face
+  modes, light bands) at its truth; its gradient and correlation are pose-landscape's too.
+- :mod:`.fit_curves` (``fit-curves CONFIG``): per renderer, with and without landmarks, the
+  test errors of the per-image Adam fit from the mean face against steps and seconds.
 
-:mod:`.stats` holds what they share (one Pearson correlation).
+:mod:`.stats` holds what they share (one Pearson correlation, one bootstrap interval).
 """

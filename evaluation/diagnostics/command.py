@@ -25,14 +25,19 @@ ANALYSES: dict[str, tuple[str, str]] = {
                                      "pose and light (CONFIG → CSV)"),
     "partial-truth": ("partial_truth", "the test errors of codes true on some parts and the mean face elsewhere "
                                        "(CONFIG → CSV)"),
+    "signal": ("signal", "per renderer ± landmarks: how well each image's loss gradient at the mean face points "
+                         "each code part at its truth (CONFIG → CSV, PNG)"),
+    "fit-curves": ("fit_curves", "per renderer ± landmarks: test error of the per-image Adam fit against steps "
+                                 "and seconds (CONFIG → CSV, PNG)"),
 }
 
 _DESCRIPTION = """\
 The learning protocol's analyses of trained runs (RUN: a run directory or checkpoint) and
 of train configs on their synthetic test faces (CONFIG: a packaged config's name, e.g.
-converge, or a YAML file). Each prints its tables as Markdown and writes them as CSV with
---out (pose-landscape also a PNG with --figure); see `mofa-bench diagnose NAME --help`.
-Readings of their outputs: reports/fig10/README.md."""
+converge, or a YAML file). Each prints its tables and writes them as CSV with --out
+(pose-landscape, signal and fit-curves also a PNG with --figure); see
+`mofa-bench diagnose NAME --help`. Readings of their outputs: reports/fig10/README.md,
+reports/renderers/README.md (signal, fit-curves)."""
 
 
 def _help_text(doc: str | None) -> str:

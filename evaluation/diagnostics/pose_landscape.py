@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from evaluation.diagnostics.stats import correlation
+from evaluation.diagnostics.signal import gradient_signal, loss_gradient
 from mofa_bench.code_vector import CODE_SLICES
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.losses import photometric_loss
@@ -97,21 +97,23 @@ POSE_PARAMETERS: dict[str, int] = {
 def gradient_alignment(decoder: MoFADecoder, batch) -> list[dict]:
     """Rows ``{light, parameter, correlation}``: per-image ``−∂E_photo/∂p`` against ``p_true``, at pose 0.
 
+    The gradient and the correlation are :mod:`.signal`'s (:func:`~.signal.loss_gradient`,
+    :func:`~.signal.gradient_signal`), here of the photometric term alone under each light.
     The correlation is NaN for a parameter whose gradient is the same on every face.
     """
+    def photometric(code: torch.Tensor) -> torch.Tensor:
+        return photometric_loss(decoder.photometric_samples(decoder.form(code), batch.images), "paper")
+
+    basis = torch.zeros(len(POSE_PARAMETERS), batch.codes.shape[1], dtype=torch.float64)
+    basis[torch.arange(len(POSE_PARAMETERS)), list(POSE_PARAMETERS.values())] = 1.0
     rows = []
     for light, entries in LIGHTS.items():
         code = mean_face_at_true_pose(batch.codes, entries)
         code[:, CODE_SLICES["rotation"]] = 0.0
         code[:, CODE_SLICES["translation"]] = 0.0
-        code.requires_grad_(True)
-        with torch.enable_grad():
-            samples = decoder.photometric_samples(decoder.form(code), batch.images)
-            # The batch mean × B: each image's loss enters its own row of the gradient alone.
-            (grad,) = torch.autograd.grad(photometric_loss(samples, "paper") * code.shape[0], code)
-        for name, entry in POSE_PARAMETERS.items():
-            rows.append({"light": light, "parameter": name,
-                         "correlation": float(correlation(-grad[:, entry], batch.codes[:, entry]))})
+        signal = gradient_signal(loss_gradient(photometric, code), batch.codes - code, basis)
+        rows += [{"light": light, "parameter": name, "correlation": float(value)}
+                 for name, value in zip(POSE_PARAMETERS, signal)]
     return rows
 
 

@@ -20,7 +20,8 @@ of code part → rate; parts not given keep :data:`DEFAULT_LR`) and ``damping`` 
 the initial Marquardt λ, default :data:`~mofa_bench.methods.fit_lm.DEFAULT_DAMPING`).
 
 :func:`fit_codes` can also start Adam from given codes and hold some code parts at their
-start values (``start``, ``fixed``): e.g. fit the face with a known pose and light.
+start values (``start``, ``fixed``): e.g. fit the face with a known pose and light; and
+hand each step's codes to a callback (``on_step``): e.g. score them along the way.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -144,7 +145,8 @@ def _lm_targets(decoder: MoFADecoder, images: torch.Tensor, landmarks: torch.Ten
 
 def _adam(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights, steps: int, rates: Mapping[str, float],
           landmarks: torch.Tensor | None, confidence: torch.Tensor | None, start: torch.Tensor | None = None,
-          fixed: Sequence[str] = ()) -> tuple[torch.Tensor, list[float]]:
+          fixed: Sequence[str] = (),
+          on_step: Callable[[int, torch.Tensor], None] | None = None) -> tuple[torch.Tensor, list[float]]:
     model = decoder.model
     batch = images.shape[0]
     if start is None:
@@ -163,6 +165,8 @@ def _adam(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights, step
                 break
             losses.append(float(total.detach()))
             code = current.detach()
+            if on_step is not None:
+                on_step(step, code)
             if step == steps:
                 break
             optimizer.zero_grad(set_to_none=True)
@@ -176,7 +180,7 @@ def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights =
               steps: int = DEFAULT_STEPS, lr: Mapping[str, float] | None = None,
               landmarks: torch.Tensor | None = None, confidence: torch.Tensor | None = None,
               solver: str = "adam", damping: float = DEFAULT_DAMPING, start: torch.Tensor | None = None,
-              fixed: Sequence[str] = ()) -> FitResult:
+              fixed: Sequence[str] = (), on_step: Callable[[int, torch.Tensor], None] | None = None) -> FitResult:
     """Fit one code per image, from the zero code unless given ``start`` (gradients on even under ``no_grad``).
 
     Args:
@@ -192,13 +196,17 @@ def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights =
         start: ``(B, 257)`` codes to start from (Adam only; default: zero).
         fixed: code parts held at their start values (Adam only), named as in ``lr``
             (:data:`DEFAULT_LR`: ``translation`` is x and y, ``z_translation`` is z).
+        on_step: called as ``on_step(step, code)`` (Adam only) with the ``(B, 257)``
+            detached codes before step ``step`` is taken (``losses[step]`` is their loss)
+            and after the last one (``step == steps``); its time counts in
+            ``seconds_per_image``.
 
     Returns:
         The fitted codes, the loss per step and the time per image.
 
     Raises:
         InputError: a bad ``solver``, input shape or ``fixed`` part, or ``start`` /
-            ``fixed`` with the LM solver.
+            ``fixed`` / ``on_step`` with the LM solver.
     """
     dims: dict[str, int] = {}
     check_tensor("images", images, "B 3 H W", dims, floating=True)
@@ -210,8 +218,8 @@ def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights =
         raise InputError(f"fixed: unknown code part {unknown[0]!r}; known: {', '.join(DEFAULT_LR)}")
     if set(fixed) == set(DEFAULT_LR):
         raise InputError("fixed: every code part is fixed; nothing to fit")
-    if solver == "lm" and (start is not None or fixed):
-        raise InputError("start and fixed go with solver 'adam'; the LM solver starts every code at zero")
+    if solver == "lm" and (start is not None or fixed or on_step is not None):
+        raise InputError("start, fixed and on_step go with solver 'adam'; the LM solver starts every code at zero")
     model = decoder.model
     device = model.device
     if start is not None:
@@ -225,7 +233,7 @@ def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights =
                                     damping)
     else:
         code, losses = _adam(decoder, images, weights, steps, {**DEFAULT_LR, **(lr or {})}, landmarks, confidence,
-                             start, fixed)
+                             start, fixed, on_step)
     _synchronize(device)
     return FitResult(code=code, losses=losses, seconds_per_image=(time.perf_counter() - began) / batch)
 

@@ -12,7 +12,8 @@ from mofa_bench.cli import main
 from mofa_bench.config import save_config
 from mofa_bench.training import Trainer
 
-NAMES = ("mode-signal", "generalization-gap", "pose-landscape", "loss-optimum", "partial-truth")
+NAMES = ("mode-signal", "generalization-gap", "pose-landscape", "loss-optimum", "partial-truth", "signal",
+         "fit-curves")
 
 
 def _exit_code(argv: list[str]) -> int:
@@ -21,7 +22,7 @@ def _exit_code(argv: list[str]) -> int:
     return exited.value.code
 
 
-def test_diagnose_lists_the_five_analyses(capsys):
+def test_diagnose_lists_the_analyses(capsys):
     assert tuple(ANALYSES) == NAMES
     assert _exit_code(["diagnose", "--help"]) == 0
     listed = capsys.readouterr().out
