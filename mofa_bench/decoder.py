@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable
 
 import torch
@@ -14,6 +15,29 @@ from mofa_bench.errors import InputError
 from mofa_bench.face_model.model import FaceModel
 from mofa_bench.formation import FormedFace, form_face, form_geometry
 from renderers import PhotometricSamples, Renderer, get_renderer
+
+
+#: Largest magnitude of a code value :meth:`MoFADecoder.render` draws.
+MAX_CODE_VALUE = 1e6
+
+
+def _check_arguments(model: Any, camera: Any, renderer: Any, renderer_options: Any, ambient_offset: Any) -> None:
+    """:class:`MoFADecoder`'s arguments, each checked (InputError naming it)."""
+    if not isinstance(model, FaceModel):
+        raise InputError(f"MoFADecoder.model: expected a FaceModel (e.g. FaceModel.load('default')), "
+                         f"got {type(model).__name__}")
+    if camera is not None and not isinstance(camera, Camera):
+        raise InputError(f"MoFADecoder.camera: expected a Camera or None, got {type(camera).__name__}")
+    if not isinstance(renderer, (str, Renderer)):
+        raise InputError(f"MoFADecoder.renderer: expected a backend name or a Renderer, got {type(renderer).__name__}")
+    if renderer_options is not None and not isinstance(renderer_options, dict):
+        raise InputError(f"MoFADecoder.renderer_options: expected a dict of backend options, "
+                         f"got {type(renderer_options).__name__}")
+    if renderer_options and isinstance(renderer, Renderer):
+        raise InputError("MoFADecoder.renderer_options: given with a Renderer instance; pass the options to it")
+    if isinstance(ambient_offset, bool) or not isinstance(ambient_offset, (int, float)) or \
+            not math.isfinite(ambient_offset):
+        raise InputError(f"MoFADecoder.ambient_offset: expected a finite number, got {ambient_offset!r}")
 
 
 class MoFADecoder(nn.Module):
@@ -39,10 +63,18 @@ class MoFADecoder(nn.Module):
                  renderer: str | Renderer = "per_vertex", renderer_options: dict[str, Any] | None = None,
                  ambient_offset: float = AMBIENT_OFFSET) -> None:
         super().__init__()
+        _check_arguments(model, camera, renderer, renderer_options, ambient_offset)
         self.model = model
         self.camera = camera or Camera()
-        self.renderer = renderer if isinstance(renderer, Renderer) else get_renderer(renderer, **(renderer_options or {}))
-        self.ambient_offset = ambient_offset
+        if isinstance(renderer, Renderer):
+            self.renderer = renderer
+        else:
+            try:
+                self.renderer = get_renderer(renderer, **(renderer_options or {}))
+            except InputError as err:
+                key = "renderer_options" if "unknown option" in str(err) else "renderer"
+                raise InputError(f"MoFADecoder.{key}: {err}") from None
+        self.ambient_offset = float(ambient_offset)
 
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> "MoFADecoder":
         super()._apply(fn, recurse)
@@ -94,8 +126,17 @@ class MoFADecoder(nn.Module):
         return self.form(code)
 
     def render(self, code: torch.Tensor, background: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Render codes to ``(B, 3, H, W)`` images and ``(B, 1, H, W)`` coverage masks."""
-        result = self.renderer.render(self.form(code), background)
+        """Render codes to ``(B, 3, H, W)`` images and ``(B, 1, H, W)`` coverage masks.
+
+        Raises:
+            InputError: as :meth:`form`, or a code value beyond ±:data:`MAX_CODE_VALUE`
+                (it would put the face at pixel positions no rasterizer can index).
+        """
+        formed = self.form(code)
+        if not bool((code.abs() <= MAX_CODE_VALUE).all()):
+            raise InputError(f"code: values up to {float(code.abs().max()):.3g} in magnitude; a code is at most "
+                             f"±{MAX_CODE_VALUE:g} (coefficients in standard deviations, radians, mm)")
+        result = self.renderer.render(formed, background)
         return result.image, result.mask
 
     def photometric_samples(self, formed: FormedFace, images: torch.Tensor) -> PhotometricSamples:

@@ -58,12 +58,39 @@ def get_renderer(name: str, device: torch.device | str | None = None, **options:
     """Instantiate a backend by name.
 
     Raises:
-        InputError: unknown name (the message lists the known ones).
+        InputError: unknown name (the message lists the known ones), a ``device`` torch
+            does not know (``"gpu"``), or an option the backend does not take.
         RendererUnavailableError: the backend cannot run here (says what is missing and
             how to install it).
     """
     cls = renderer_class(name)
+    device = _device(device)
+    _check_options(name, cls, options)
     state = cls.availability(device)
     if not state.available:
         raise RendererUnavailableError(f"renderer {name!r} is unavailable: {state.reason}. Fix: {state.fix}")
     return cls(**options)
+
+
+def _device(device: Any) -> torch.device | None:
+    """``device`` as a :class:`torch.device` (``None`` stays ``None``), or an InputError naming it."""
+    if device is None or isinstance(device, torch.device):
+        return device
+    if isinstance(device, str):
+        try:
+            return torch.device(device)
+        except RuntimeError:
+            pass
+    raise InputError(f"device: expected 'cpu', 'cuda', 'cuda:i' or a torch.device, got {device!r}")
+
+
+def _check_options(name: str, cls: type[Renderer], options: dict[str, Any]) -> None:
+    """Refuse an option the backend's constructor does not take, naming it and the known ones."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    if cls.__init__ is not object.__init__ and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return  # a backend that takes any keyword checks its own
+    known = renderer_options(name)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise InputError(f"renderer {name!r}: unknown option(s) {', '.join(unknown)}; "
+                         f"known options: {', '.join(known) or 'none'}")

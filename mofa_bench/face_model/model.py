@@ -283,7 +283,15 @@ class FaceModel:
                 ``.npz``, a Basel Face Model 2009 ``.mat`` or a BFM 2017/2019 ``.h5``.
             **kwargs: forwarded to the loader (e.g. ``subdivisions`` for the default
                 model, ``expression_path`` for BFM 2009).
+
+        Raises:
+            InputError: ``source`` is not a string or path, or an option the loader does not take.
+            ModelFileError: as :func:`~mofa_bench.face_model.loaders.dispatch.load_face_model`.
         """
+        if not isinstance(source, (str, Path)):
+            from mofa_checks import InputError
+
+            raise InputError(f"FaceModel.load: source: expected 'default' or a path, got {type(source).__name__}")
         if _loader is None:
             raise RuntimeError("FaceModel.load: no loader registered; import mofa_bench.face_model")
         return _loader(source, **kwargs)

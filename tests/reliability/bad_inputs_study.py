@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from bad_inputs import Outcome, case
+from bad_inputs import CASES, Case, Outcome, case
 from bad_inputs_files import _cli
 
 
@@ -130,3 +130,37 @@ def _diverges_after_a_checkpoint(env, tmp):
     trainer = Trainer(more, validator=None)
     trainer.method.encode = lambda images: torch.full((images.shape[0], 257), math.nan)
     trainer.fit(resume=True, allow_config_change=True)
+
+
+# ----------------------------------------------------------------------------- public constructors (#30 item 5)
+def _decoder(env, **kwargs):
+    from mofa_bench import Camera, MoFADecoder
+
+    return MoFADecoder(env.decoder.model, Camera(32), **kwargs)
+
+
+API_CONSTRUCTOR_CASES = [
+    ("get_renderer device='gpu'", lambda env: __import__("renderers").get_renderer("per_vertex", device="gpu"),
+     r"^device: expected 'cpu', 'cuda', 'cuda:i' or a torch\.device, got 'gpu'"),
+    ("get_renderer unknown option", lambda env: __import__("renderers").get_renderer("per_vertex", foo=1),
+     r"^renderer 'per_vertex': unknown option\(s\) foo; known options: none"),
+    ("MoFADecoder(None)", lambda env: __import__("mofa_bench").MoFADecoder(None),
+     r"^MoFADecoder\.model: expected a FaceModel .*got NoneType"),
+    ("MoFADecoder renderer_options foo", lambda env: _decoder(env, renderer_options={"foo": 1}),
+     r"^MoFADecoder\.renderer_options: renderer 'per_vertex': unknown option\(s\) foo"),
+    ("MoFADecoder unknown renderer", lambda env: _decoder(env, renderer="magic"),
+     r"^MoFADecoder\.renderer: unknown renderer 'magic'; known renderers"),
+    ("MoFADecoder camera=240", lambda env: __import__("mofa_bench").MoFADecoder(env.decoder.model, 240),
+     r"^MoFADecoder\.camera: expected a Camera or None, got int"),
+    ("MoFADecoder ambient_offset NaN", lambda env: _decoder(env, ambient_offset=math.nan),
+     r"^MoFADecoder\.ambient_offset: expected a finite number, got nan"),
+    ("FaceModel.load('default', foo=1)", lambda env: __import__("mofa_bench").FaceModel.load("default", foo=1),
+     r"option\(s\) \['foo'\] are not accepted for the default model; accepted: \['subdivisions'"),
+    ("FaceModel.load(None)", lambda env: __import__("mofa_bench").FaceModel.load(None),
+     r"^FaceModel\.load: source: expected 'default' or a path, got NoneType"),
+    ("render codes of 1e30", lambda env: env.decoder.render(torch.full((1, 257), 1e30)),
+     r"^code: values up to 1e\+30 in magnitude; a code is at most ±1e\+06"),
+]
+for _id, _make, _pattern in API_CONSTRUCTOR_CASES:
+    CASES.append(Case(f"api {_id}", "API argument", "InputError", _pattern,
+                      (lambda make: lambda env, tmp: make(env))(_make)))

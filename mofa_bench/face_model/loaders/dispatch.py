@@ -74,6 +74,12 @@ def load_face_model(source: str | Path = "default", **kwargs: Any) -> FaceModel:
         InputError: an option the selected loader does not accept.
     """
     if isinstance(source, str) and source == "default":
+        try:
+            inspect.signature(loader_for(source)).bind(**kwargs)
+        except TypeError:
+            unknown = sorted(set(kwargs) - set(loader_options(source)))
+            raise InputError(f"load_face_model: option(s) {unknown} are not accepted for the default model; "
+                             f"accepted: {loader_options(source)}") from None
         return finalize(loader_for(source)(**kwargs), fix_orientation=False)
     path = Path(source).expanduser()
     suffix = path.suffix.lower()
