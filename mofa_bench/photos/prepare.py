@@ -19,11 +19,17 @@ Output folder layout:
   ``reference_points`` (a dataset's own annotation in source px, K × 2: 68 iBUG points for
   300-VW, CelebA's 5; empty when there is none) and ``note`` (what reading changed, e.g.
   a greyscale photo converted to RGB; ``""`` when nothing).
+  Last, ``file_size``, ``file_mtime_ns`` and ``file_sha256``: the photo's file when it was
+  prepared (:mod:`~mofa_bench.photos.prepare_state`).
 - ``prepare.json``: the settings; a rerun with other settings is refused.
 
-Resuming: a rerun reads the manifest and processes only photos without a row. The
-manifest is rewritten (atomically) every ``save_every`` photos and at the end, so an
-interrupted run loses at most that many photos' work. Every file of a folder gets a row:
+Resuming: a rerun reads the manifest and processes the photos without a row and those
+whose file changed since (size or time, unless the content hash is the recorded one; the
+photos redone are logged by name). The manifest is rewritten (atomically) every
+``save_every`` photos and at the end, so an interrupted run loses at most that many
+photos' work. An output folder inside the input folder is never read as input. An
+unreadable ``prepare.json`` is rebuilt when the manifest agrees with the settings asked
+for; an unreadable manifest is refused with the fix. Every file of a folder gets a row:
 one that cannot be used (not an image, unreadable, truncated, blank, too large, grey with
 ``allow_grey=False``, face-less, face tiny or cut off; a dangling link or a FIFO) gets a
 ``skipped`` row with the reason and never stops the run. Photos are read by the project's
@@ -36,7 +42,6 @@ landmarks in crop pixels.
 
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -49,6 +54,8 @@ from mofa_bench.errors import DatasetError, InputError
 from mofa_bench.photos.faces import MAX_PIXELS, FacePipeline, PhotoSkipped
 from mofa_bench.photos.reader import PhotoReadError, image_suffixes, open_photo
 from mofa_bench.photos.framing import crop_square
+from mofa_bench.photos.prepare_state import (FINGERPRINT_COLUMNS, MANIFEST, SETTINGS, check_settings, fingerprint,
+                                             is_output, outputs_under, resume_plan, unreadable_manifest)
 
 __all__ = ["IMAGE_SUFFIXES", "MANIFEST_COLUMNS", "PhotoItem", "PrepareSettings", "list_photos",
            "prepare_csv",
@@ -61,9 +68,7 @@ IMAGE_SUFFIXES: tuple[str, ...] = image_suffixes()
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "source", "status", "reason", "crop", "crop_x0", "crop_y0", "crop_side", "crop_size", "image_width",
     "image_height", "detector", "score", "faces", "framed_by", "landmarks_68", "landmark_confidence",
-    "reference_points", "note")
-MANIFEST = "manifest.parquet"
-SETTINGS = "prepare.json"
+    "reference_points", "note", *FINGERPRINT_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -169,8 +174,10 @@ def _crop_name(source: str) -> Path:
 
 
 def _process(job: tuple[PhotoItem, str, dict[str, Any]]) -> dict[str, Any]:
-    """Prepare one photo: ``(item, out_dir, settings)`` → its manifest row."""
+    """Prepare one photo: ``(item, out_dir, settings)`` → its manifest row (with the file's fingerprint)."""
+    before = fingerprint(job[0].path)
     row = _prepare_one(*job)
+    row.update(before)
     row["reference_points"] = [list(map(float, p)) for p in job[0].reference] if job[0].reference else []
     return row
 
@@ -226,7 +233,8 @@ def _frame(rows: list[dict[str, Any]]):
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
-    for name in ("crop_x0", "crop_y0", "crop_side", "crop_size", "image_width", "image_height", "faces"):
+    for name in ("crop_x0", "crop_y0", "crop_side", "crop_size", "image_width", "image_height", "faces",
+                 "file_size", "file_mtime_ns"):
         frame[name] = frame[name].astype("Int64")
     frame["score"] = frame["score"].astype("float64")
     frame["note"] = frame["note"].fillna("").astype(str)  # manifests written before the column
@@ -251,19 +259,6 @@ def read_manifest(out: str | Path):
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises its own error types
         raise DatasetError(f"{path}: unreadable manifest ({type(exc).__name__}: {exc})") from exc
-
-
-def _check_settings(out: Path, settings: PrepareSettings) -> None:
-    path = out / SETTINGS
-    wanted = asdict(settings)
-    if path.is_file():
-        stored = json.loads(path.read_text())
-        for key, value in wanted.items():
-            if stored.get(key) != value:
-                raise InputError(f"{out}: prepared with {key}={stored.get(key)!r}, now {key}={value!r}; "
-                                 f"use another --out folder (or delete {out})")
-    else:
-        path.write_text(json.dumps(wanted, indent=2) + "\n")
 
 
 def _run_jobs(jobs: list[tuple[Any, ...]], settings: dict[str, Any],
@@ -313,15 +308,9 @@ def prepare_photos(items: Sequence[PhotoItem], out: str | Path,
     if len(set(sources)) != len(sources):
         raise InputError("prepare: two photos have the same source name")
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, settings)
-    rows: list[dict[str, Any]] = []
-    if (out / MANIFEST).is_file():
-        rows = read_manifest(out).to_dict("records")
-        for row in rows:
-            for key in ("landmarks_68", "landmark_confidence", "reference_points"):
-                row[key] = [list(map(float, p)) if np.ndim(p) else float(p) for p in row[key]]
-    done = {row["source"] for row in rows}
-    todo = [item for item in items if item.source not in done]
+    rows = _earlier_rows(out)
+    check_settings(out, settings, rows)
+    todo, rows = resume_plan(items, rows, out)
     if limit is not None:
         todo = todo[: max(0, int(limit))]
     options = asdict(settings)
@@ -335,14 +324,36 @@ def prepare_photos(items: Sequence[PhotoItem], out: str | Path,
                 _write_manifest(out, rows)
     finally:
         bar.close()
-        if jobs or not (out / MANIFEST).is_file():
-            _write_manifest(out, rows)
+        _write_manifest(out, rows)
     return _frame(rows)
+
+
+def _earlier_rows(out: Path) -> list[dict[str, Any]]:
+    """The rows of ``out``'s manifest (none without one).
+
+    Raises:
+        DatasetError: the manifest is unreadable, naming the fix.
+    """
+    if not (out / MANIFEST).is_file():
+        return []
+    try:
+        rows = read_manifest(out).to_dict("records")
+        for row in rows:
+            for key in ("landmarks_68", "landmark_confidence", "reference_points"):
+                row[key] = [list(map(float, p)) if np.ndim(p) else float(p) for p in row[key]]
+    except DatasetError as err:
+        raise unreadable_manifest(err, out) from None
+    except (KeyError, TypeError, ValueError) as err:
+        raise unreadable_manifest(DatasetError(f"{out / MANIFEST}: unreadable manifest ({type(err).__name__}: "
+                                               f"{err})"), out) from None
+    return rows
 
 
 def prepare_folder(folder: str | Path, out: str | Path, settings: PrepareSettings = PrepareSettings(), *,
                    recursive: bool = True, **options: Any):
     """Prepare every photo of a folder; ``source`` is the path relative to it.
+
+    What ``prepare`` writes into ``out`` is never listed when ``out`` is (inside) ``folder``.
 
     ``options`` are :func:`prepare_photos`'s (``workers``, ``save_every``, ``progress``, ``limit``).
 
@@ -353,7 +364,9 @@ def prepare_folder(folder: str | Path, out: str | Path, settings: PrepareSetting
     if not folder.is_dir():
         what = "photo folder does not exist" if not folder.exists() else "not a folder"
         raise DatasetError(f"{folder}: {what}")
-    items = [PhotoItem(p, p.relative_to(folder).as_posix()) for p in list_photos(folder, recursive)]
+    outputs = outputs_under(folder, Path(out))
+    items = [PhotoItem(p, p.relative_to(folder).as_posix()) for p in list_photos(folder, recursive)
+             if not (outputs and is_output(p, outputs, Path(out)))]
     return prepare_photos(items, out, settings, **options)
 
 
