@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=10, help="lfw_subset faces besides astronaut and camera")
     parser.add_argument("--steps", type=int, default=100, help="Adam steps of the fits")
     parser.add_argument("--checkpoint", default=None, help="a trained run to score its encoder too")
+    parser.add_argument("--variants", default=None, help="comma-separated subset of the variants to run")
     parser.add_argument("--out", default=None, help="write the per-photo rows as CSV")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -71,6 +72,8 @@ def main() -> None:
     models["fit_colour"].fit.loss_weights = colour.loss  # no landmark term at all
     if args.checkpoint:
         models["encoder"] = load_trained_model(args.checkpoint, "cpu")
+    if args.variants:
+        models = {name: models[name] for name in args.variants.split(",")}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         photos = _photos(Path(tmp), args.photos)
@@ -88,8 +91,9 @@ def main() -> None:
           f"{config.camera.image_size} px crops; NME against the detected 68 points")
     print(table.round(4).to_string())
     print("mean over photos:", table.mean().round(4).to_dict())
-    print("fit nearer than the mean face on", int((table["fit"] < table["mean"]).sum()), "of", len(table),
-          "photos; colour-only fit on", int((table["fit_colour"] < table["mean"]).sum()))
+    for name in table.columns.drop("mean", errors="ignore"):
+        if "mean" in table:
+            print(f"{name} nearer than the mean face on {int((table[name] < table['mean']).sum())} of {len(table)} photos")
     if args.out:
         frame.to_csv(args.out, index=False)
 
