@@ -66,6 +66,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text}")
+    return value
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import torch
 
@@ -187,12 +200,18 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         print(f"fit: {fit.steps} {steps} per photo from the zero code, {model.image_size} px crops, detected "
               f"landmarks (weight {fit.loss_weights.landmark:g}){region}, renderer {decoder.renderer.name}, "
               f"device {device}")
+        from mofa_bench.reconstruct_bound import bound_lm_fit
+
+        estimate = bound_lm_fit(model, device, args.timeout)
+        if estimate:
+            print(estimate)
     else:
         if args.checkpoint is None:
             raise InputError("--checkpoint: required (a trained run), unless --method fit fits each photo instead")
-        if args.config is not None or args.fit_steps is not None or args.fit_solver is not None:
-            raise InputError("--config, --fit-steps and --fit-solver go with --method fit; a checkpoint brings its "
-                             "own config")
+        if args.config is not None or args.fit_steps is not None or args.fit_solver is not None or \
+                args.timeout is not None:
+            raise InputError("--config, --fit-steps, --fit-solver and --timeout go with --method fit; a checkpoint "
+                             "brings its own config")
         model = load_trained_model(args.checkpoint, args.device, renderer=args.renderer)
         print(f"checkpoint: {model.checkpoint} (step {model.step}, encoder {model.config.encoder.name}, "
               f"{model.image_size} px crops, renderer {model.decoder.renderer.name}, device {model.device})")
@@ -213,8 +232,10 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
           f"(index: {Path(args.out) / 'reconstructions.csv'})" + (f"; {others} files that are no image skipped"
                                                                    if others else ""))
     if fit is not None and fit.last_fit is not None:
+        stopped = (f"; stopped by --timeout after {len(fit.last_fit.losses) - 1} of {fit.steps} iterations"
+                   if fit.last_fit.stopped else "")
         print(f"fit: {fit.last_fit_seconds_per_image:.3f} s per photo (last batch), loss "
-              f"{fit.last_fit.losses[0]:.4f} → {fit.last_fit.losses[-1]:.4f}")
+              f"{fit.last_fit.losses[0]:.4f} → {fit.last_fit.losses[-1]:.4f}{stopped}")
     return 1 if failed else 0
 
 
@@ -247,6 +268,10 @@ def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fit-solver", default=None, choices=["adam", "lm"],
                    help="--method fit: adam, or lm (Levenberg-Marquardt: Gauss-Newton steps on the same loss, "
                         "few and costly) (default: method_options.solver, else adam)")
+    p.add_argument("--timeout", type=_positive_seconds, default=None, metavar="SECONDS",
+                   help="--method fit --fit-solver lm: stop each batch's fit after this many seconds, keeping its "
+                        "best codes so far (LM through a rasterizer on the CPU is refused without it when its "
+                        "estimate passes 10 min per photo)")
     p.add_argument("--out", default="out/reconstruct", help="output folder (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i] (default: %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=16, help="photos per batch (default: %(default)s)")

@@ -79,11 +79,13 @@ class FitResult:
             shorter than ``steps + 1`` when a step made the loss non-finite (the code is
             then the last one with a finite loss).
         seconds_per_image: wall time of the fit divided by B, s.
+        stopped: why the fit ended before its steps (``"time limit"``), or ``""``.
     """
 
     code: torch.Tensor
     losses: list[float]
     seconds_per_image: float
+    stopped: str = ""
 
 
 def code_loss(decoder: MoFADecoder, code: torch.Tensor, images: torch.Tensor, weights: LossWeights,
@@ -180,7 +182,9 @@ def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights =
               steps: int = DEFAULT_STEPS, lr: Mapping[str, float] | None = None,
               landmarks: torch.Tensor | None = None, confidence: torch.Tensor | None = None,
               solver: str = "adam", damping: float = DEFAULT_DAMPING, start: torch.Tensor | None = None,
-              fixed: Sequence[str] = (), on_step: Callable[[int, torch.Tensor], None] | None = None) -> FitResult:
+              fixed: Sequence[str] = (), on_step: Callable[[int, torch.Tensor], None] | None = None,
+              on_iteration: Callable[[int, int, float, float], None] | None = None,
+              time_limit_s: float | None = None) -> FitResult:
     """Fit one code per image, from the zero code unless given ``start`` (gradients on even under ``no_grad``).
 
     Args:
@@ -200,6 +204,9 @@ def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights =
             detached codes before step ``step`` is taken (``losses[step]`` is their loss)
             and after the last one (``step == steps``); its time counts in
             ``seconds_per_image``.
+        on_iteration: LM only: called after each iteration as ``(i, steps, loss, seconds)``.
+        time_limit_s: LM only: stop once this much wall time has passed, keeping the best
+            codes so far (``stopped`` says so).
 
     Returns:
         The fitted codes, the loss per step and the time per image.
@@ -220,6 +227,8 @@ def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights =
         raise InputError("fixed: every code part is fixed; nothing to fit")
     if solver == "lm" and (start is not None or fixed or on_step is not None):
         raise InputError("start, fixed and on_step go with solver 'adam'; the LM solver starts every code at zero")
+    if solver == "adam" and (on_iteration is not None or time_limit_s is not None):
+        raise InputError("on_iteration and time_limit_s go with solver 'lm'; Adam's work is bounded by steps")
     model = decoder.model
     device = model.device
     if start is not None:
@@ -230,12 +239,14 @@ def fit_codes(decoder: MoFADecoder, images: torch.Tensor, weights: LossWeights =
     began = time.perf_counter()
     if solver == "lm":
         code, losses = lm_fit_codes(decoder, _lm_targets(decoder, images, landmarks, confidence), weights, steps,
-                                    damping)
+                                    damping, on_iteration=on_iteration, time_limit_s=time_limit_s)
     else:
         code, losses = _adam(decoder, images, weights, steps, {**DEFAULT_LR, **(lr or {})}, landmarks, confidence,
                              start, fixed, on_step)
     _synchronize(device)
-    return FitResult(code=code, losses=losses, seconds_per_image=(time.perf_counter() - began) / batch)
+    seconds = time.perf_counter() - began
+    stopped = "time limit" if time_limit_s is not None and len(losses) < steps + 1 and seconds >= time_limit_s else ""
+    return FitResult(code=code, losses=losses, seconds_per_image=seconds / batch, stopped=stopped)
 
 
 class FitMethod(Method):
@@ -253,6 +264,8 @@ class FitMethod(Method):
     Attributes:
         last_fit_seconds_per_image: wall time per image of the last fit, s (NaN before any).
         last_fit: the last :class:`FitResult`, or ``None``.
+        time_limit_s: LM only: wall time bound of each batch's fit, s (``None``: none).
+        on_iteration: LM only: per-iteration callback (see :func:`fit_codes`).
     """
 
     trains = False
@@ -271,6 +284,8 @@ class FitMethod(Method):
         self.damping = damping
         self.last_fit_seconds_per_image = math.nan
         self.last_fit: FitResult | None = None
+        self.time_limit_s: float | None = None
+        self.on_iteration: Callable[[int, int, float, float], None] | None = None
 
     def parameter_groups(self, lr: float, z_translation_lr: float) -> list[dict[str, Any]]:
         """None: every code is fitted afresh per image."""
@@ -279,8 +294,9 @@ class FitMethod(Method):
     def encode(self, images: torch.Tensor, landmarks: torch.Tensor | None = None,
                landmark_confidence: torch.Tensor | None = None) -> torch.Tensor:
         """Fit ``(B, 257)`` codes to ``(B, 3, H, W)`` images (landmarks ``(B, 68, 2)`` px if given)."""
+        lm = {"on_iteration": self.on_iteration, "time_limit_s": self.time_limit_s} if self.solver == "lm" else {}
         result = fit_codes(self.decoder, images, self.loss_weights, self.steps, self.lr, landmarks,
-                           landmark_confidence, self.solver, self.damping)
+                           landmark_confidence, self.solver, self.damping, **lm)
         self.last_fit = result
         self.last_fit_seconds_per_image = result.seconds_per_image
         return result.code

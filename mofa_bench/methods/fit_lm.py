@@ -48,6 +48,7 @@ of iterations, each with one linearisation (reused after a rejection) and one tr
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -59,8 +60,8 @@ from mofa_bench.losses import _NORM_EPS, LossWeights
 from mofa_checks import check_tensor
 
 __all__ = ["CHUNK_ELEMENTS", "DEFAULT_DAMPING", "DEFAULT_LM_STEPS", "FORWARD_RENDERERS", "IRLS_EPS",
-           "JACOBIAN_ELEMENTS", "JacobianMode", "LMTargets", "irls_objective", "jacobian_mode", "lm_fit_codes",
-           "per_image_loss"]
+           "JACOBIAN_ELEMENTS", "JacobianMode", "LMTargets", "estimate_iteration_seconds", "irls_objective",
+           "jacobian_mode", "lm_fit_codes", "per_image_loss"]
 
 #: Levenberg-Marquardt iterations per batch when ``steps`` is not given.
 DEFAULT_LM_STEPS: int = 20
@@ -76,6 +77,17 @@ JACOBIAN_ELEMENTS: int = 2 ** 25
 FORWARD_RENDERERS: frozenset[str] = frozenset({"per_vertex"})
 
 JacobianMode = Literal["auto", "forward", "reverse"]
+#: ``on_iteration(iteration, steps, loss, seconds)``: after each iteration (1-based), the batch-mean loss.
+OnIteration = Callable[[int, int, float, float], None]
+
+
+class _OutOfTime(Exception):
+    """The fit's time limit passed (raised between Jacobian passes)."""
+
+
+def _check_time(deadline: float | None) -> None:
+    if deadline is not None and time.perf_counter() > deadline:
+        raise _OutOfTime
 _DAMPING_DOWN, _DAMPING_UP, _DAMPING_MIN, _DAMPING_MAX = 1.0 / 3.0, 4.0, 1e-9, 1e9
 
 
@@ -209,7 +221,7 @@ ResidualFn = Callable[[torch.Tensor, LMTargets], _Pieces]
 
 
 def _normal_forward(fn: ResidualFn, code: torch.Tensor, targets: LMTargets,
-                    scales: torch.Tensor, r_shape: int) -> torch.Tensor:
+                    scales: torch.Tensor, r_shape: int, deadline: float | None = None) -> torch.Tensor:
     """``(B, P, P)`` JρᵀJρ from J's columns by batched JVPs (double-backward), a group of images at a time."""
     batch = code.shape[0]
     group = max(1, min(batch, JACOBIAN_ELEMENTS // max(1, r_shape * CODE_DIM)))
@@ -225,6 +237,7 @@ def _normal_forward(fn: ResidualFn, code: torch.Tensor, targets: LMTargets,
         chunk = max(1, min(CODE_DIM, CHUNK_ELEMENTS // max(1, size * r_shape)))
         jac = r.new_empty(size, CODE_DIM, r_shape)  # rows of Jρᵀ
         for start in range(0, CODE_DIM, chunk):
+            _check_time(deadline)
             tangents = eye[start:start + chunk].unsqueeze(1).expand(-1, size, CODE_DIM)
             (jv,) = torch.autograd.grad(jtu, u, tangents, retain_graph=True, is_grads_batched=True)  # (K, G, R)
             jac[:, start:start + chunk] = (jv * scales[part]).transpose(0, 1)
@@ -233,7 +246,7 @@ def _normal_forward(fn: ResidualFn, code: torch.Tensor, targets: LMTargets,
 
 
 def _normal_reverse(fn: ResidualFn, code: torch.Tensor, targets: LMTargets,
-                    scales: torch.Tensor, r_shape: int) -> torch.Tensor:
+                    scales: torch.Tensor, r_shape: int, deadline: float | None = None) -> torch.Tensor:
     """``(B, P, P)`` JρᵀJρ from rows of J, K active rows per pass (each image replicated K times)."""
     batch = code.shape[0]
     active = scales > 0
@@ -243,6 +256,7 @@ def _normal_reverse(fn: ResidualFn, code: torch.Tensor, targets: LMTargets,
     per_pass = max(1, min(n_rows, CHUNK_ELEMENTS // max(1, batch * r_shape)))
     normal = code.new_zeros(batch, CODE_DIM, CODE_DIM)
     for start in range(0, n_rows, per_pass):
+        _check_time(deadline)
         k = min(per_pass, n_rows - start)
         rows = order[:, start:start + k]  # (B, k)
         valid = (torch.arange(start, start + k, device=code.device) < counts.unsqueeze(1)).to(code.dtype)
@@ -256,7 +270,7 @@ def _normal_reverse(fn: ResidualFn, code: torch.Tensor, targets: LMTargets,
 
 
 def _linearise(decoder: MoFADecoder, code: torch.Tensor, targets: LMTargets, loss: LossWeights, landmark: bool,
-               mode: str, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               mode: str, eps: float, deadline: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Normal matrix ``(B, P, P)``, gradient half ``Jρᵀρ`` ``(B, P)`` and loss ``(B,)`` at ``code``."""
     def fn(c: torch.Tensor, t: LMTargets) -> _Pieces:
         return _pieces(decoder, c, t, landmark)
@@ -267,7 +281,7 @@ def _linearise(decoder: MoFADecoder, code: torch.Tensor, targets: LMTargets, los
     (jtr,) = torch.autograd.grad(pieces.r, x, scales * scales * pieces.r.detach())
     reg = _reg_diagonal(loss, code)
     build = _normal_forward if mode == "forward" else _normal_reverse
-    normal = build(fn, code, targets, scales, pieces.r.shape[1]) + torch.diag(reg)
+    normal = build(fn, code, targets, scales, pieces.r.shape[1], deadline) + torch.diag(reg)
     return normal, jtr + reg * code, _loss_from(pieces, code, loss, landmark)
 
 
@@ -288,9 +302,43 @@ def _solve(normal: torch.Tensor, gradient: torch.Tensor, damping: torch.Tensor) 
     return step.squeeze(-1).to(gradient.dtype)
 
 
+def estimate_iteration_seconds(decoder: MoFADecoder, targets: LMTargets, loss: LossWeights = LossWeights(),
+                               jacobian: JacobianMode = "auto", eps: float = IRLS_EPS) -> tuple[float, int] | None:
+    """``(seconds, Jacobian rows)`` one iteration on ``targets`` should take here, from two timed probe passes.
+
+    Only for reverse-mode Jacobians (rasterizers), whose cost grows with the rows the
+    images cover; ``None`` for the forward mode. The estimate is the linearisation (one
+    forward pass, then ``rows`` replica rows at the probes' per-row and per-pass cost)
+    plus one trial.
+    """
+    mode = jacobian_mode(decoder, jacobian)
+    if mode != "reverse":
+        return None
+    landmark = _uses_landmarks(loss, targets)
+    code = torch.zeros(targets.images.shape[0], CODE_DIM, device=decoder.model.device, dtype=decoder.model.dtype)
+    with torch.enable_grad():
+        began = time.perf_counter()
+        pieces = _pieces(decoder, code.requires_grad_(True), targets, landmark)
+        forward = time.perf_counter() - began
+        scales, _ = _row_scales(pieces, loss, landmark, eps)
+        rows = int((scales > 0).sum(1).max())
+        probe = {}
+        for k in (2, 8):
+            x = code.detach().repeat_interleave(k, dim=0).requires_grad_(True)
+            began = time.perf_counter()
+            (grad,) = torch.autograd.grad(_pieces(decoder, x, targets.repeat(k), landmark).r[:, 0].sum(), x)
+            float(grad.sum())
+            probe[k] = time.perf_counter() - began
+    per_row = max((probe[8] - probe[2]) / 6, probe[8] / 8 / 4)
+    per_pass = max(0.0, probe[2] - 2 * per_row)
+    passes = math.ceil(rows / max(1, min(rows, CHUNK_ELEMENTS // max(1, code.shape[0] * pieces.r.shape[1]))))
+    return 2 * forward + passes * per_pass + rows * per_row, rows
+
+
 def lm_fit_codes(decoder: MoFADecoder, targets: LMTargets, loss: LossWeights = LossWeights(),
                  steps: int = DEFAULT_LM_STEPS, damping: float = DEFAULT_DAMPING, jacobian: JacobianMode = "auto",
-                 eps: float = IRLS_EPS) -> tuple[torch.Tensor, list[float]]:
+                 eps: float = IRLS_EPS, on_iteration: OnIteration | None = None,
+                 time_limit_s: float | None = None) -> tuple[torch.Tensor, list[float]]:
     """Fit one code per image from the zero code by Levenberg-Marquardt on the IRLS residuals.
 
     Args:
@@ -301,10 +349,14 @@ def lm_fit_codes(decoder: MoFADecoder, targets: LMTargets, loss: LossWeights = L
         damping: initial λ.
         jacobian: ``auto`` (by renderer, see :func:`jacobian_mode`), ``forward`` or ``reverse``.
         eps: IRLS error floor, RGB distance.
+        on_iteration: called after each iteration as ``on_iteration(i, steps, loss, seconds)``.
+        time_limit_s: stop once this much wall time has passed (checked between Jacobian
+            passes and iterations): the codes are the best so far.
 
     Returns:
         ``(B, 257)`` fitted codes (detached) and the batch-mean loss before each iteration
-        and after the last (``steps + 1`` values, non-increasing).
+        and after the last (``steps + 1`` values, non-increasing; fewer when the time limit
+        stopped the fit).
     """
     check_tensor("images", targets.images, "B 3 H W", floating=True)
     mode = jacobian_mode(decoder, jacobian)
@@ -313,8 +365,13 @@ def lm_fit_codes(decoder: MoFADecoder, targets: LMTargets, loss: LossWeights = L
     model = decoder.model
     code = torch.zeros(batch, CODE_DIM, device=model.device, dtype=model.dtype)
     lam = torch.full((batch,), damping, device=model.device, dtype=model.dtype)
-    with torch.enable_grad():
-        normal, gradient, current = _linearise(decoder, code, targets, loss, landmark, mode, eps)
+    began = time.perf_counter()
+    deadline = None if time_limit_s is None else began + time_limit_s
+    try:
+        with torch.enable_grad():
+            normal, gradient, current = _linearise(decoder, code, targets, loss, landmark, mode, eps, deadline)
+    except _OutOfTime:
+        return code, [float(per_image_loss(decoder, code, targets, loss).mean())]
     losses = [float(current.mean())]
     for step in range(steps):
         trial = code + _solve(normal, gradient, lam)
@@ -324,7 +381,14 @@ def lm_fit_codes(decoder: MoFADecoder, targets: LMTargets, loss: LossWeights = L
         current = torch.where(accept, trial_loss, current)
         lam = torch.where(accept, lam * _DAMPING_DOWN, lam * _DAMPING_UP).clamp(_DAMPING_MIN, _DAMPING_MAX)
         losses.append(float(current.mean()))
-        if step + 1 < steps and bool(accept.any()):
-            with torch.enable_grad():
-                normal, gradient, current = _linearise(decoder, code, targets, loss, landmark, mode, eps)
+        if on_iteration is not None:
+            on_iteration(step + 1, steps, losses[-1], time.perf_counter() - began)
+        try:
+            _check_time(deadline)
+            if step + 1 < steps and bool(accept.any()):
+                with torch.enable_grad():
+                    normal, gradient, current = _linearise(decoder, code, targets, loss, landmark, mode, eps,
+                                                           deadline)
+        except _OutOfTime:
+            break
     return code.detach(), losses

@@ -164,3 +164,32 @@ API_CONSTRUCTOR_CASES = [
 for _id, _make, _pattern in API_CONSTRUCTOR_CASES:
     CASES.append(Case(f"api {_id}", "API argument", "InputError", _pattern,
                       (lambda make: lambda env, tmp: make(env))(_make)))
+
+
+# ----------------------------------------------------------------------------- long work (#30 item 4)
+def _fit_config(env, tmp: Path, renderer: str) -> Path:
+    path = tmp / "fit.yaml"
+    path.write_text(f"model: {{source: {env.model_path}}}\ncamera: {{image_size: 64}}\nrenderer: {renderer}\n")
+    return path
+
+
+@case("CLI", "cli-error", r"^mofa-bench reconstruct: error: --fit-solver lm: Levenberg-Marquardt through pytorch3d "
+                          r"on cpu takes about .* per iteration per 64 px photo \(\d+ Jacobian rows by reverse "
+                          r"passes\), .* for 100000 iterations; use --fit-solver adam .* --timeout SECONDS$")
+def _cli_lm_through_a_rasterizer_on_the_cpu(env, tmp):
+    _cli("reconstruct", str(env.photo), "--method", "fit", "--fit-solver", "lm", "--fit-steps", "100000",
+         "--config", str(_fit_config(env, tmp, "pytorch3d")), "--device", "cpu", "--detector", "none",
+         "--out", str(tmp / "out"))
+
+
+@case("CLI", "cli-error", r"^mofa-bench reconstruct: error: --timeout: bounds the Levenberg-Marquardt fit "
+                          r"\(--fit-solver lm\)")
+def _cli_timeout_with_adam(env, tmp):
+    _cli("reconstruct", str(env.photo), "--method", "fit", "--timeout", "5", "--config",
+         str(_fit_config(env, tmp, "per_vertex")), "--device", "cpu", "--detector", "none", "--out", str(tmp / "o"))
+
+
+@case("CLI", "usage-error", r"^mofa-bench reconstruct: error: argument --timeout: expected a finite number of "
+                            r"seconds > 0, got nan")
+def _cli_timeout_nan(env, tmp):
+    _usage("reconstruct", str(env.photo), "--method", "fit", "--timeout", "nan")
