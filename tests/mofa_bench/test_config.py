@@ -83,7 +83,8 @@ class TestConfigsByName:
 
     def test_packaged_names(self):
         assert config_names("train") == ["converge", "paper", "quick", "synthetic"]
-        assert config_names("suite") == ["learning_cpu", "paper", "quick", "smoke"]
+        assert config_names("suite") == ["learning_cpu", "methods_cpu", "methods_cpu_domain_gap", "methods_cpu_out_of_span",
+                                         "paper", "quick", "renderers_cpu", "smoke"]
         with pytest.raises(ValueError, match="kind"):
             config_names("model")
 
