@@ -116,7 +116,7 @@ class TestConfigsByName:
                                               r"known names: converge, paper, quick, synthetic"):
             load_config("nope")
         with pytest.raises(ConfigError, match=r"suite file nope\.yaml does not exist .*known names: learning_cpu, "
-                                              r"paper, quick, smoke"):
+                                              r"methods_cpu, .*paper, quick, renderers_cpu, smoke"):
             load_suite_spec("nope.yaml")
 
     def test_a_missing_path_says_so_and_names_the_packaged_configs(self, tmp_path):
@@ -133,7 +133,9 @@ class TestConfigsByName:
         assert load_suite_spec("smoke.yaml") == spec == load_suite_spec(CONFIGS / "suites" / "smoke.yaml")
         # The packaged suites name their base configs by name.
         bases = {name: load_suite_spec(name).base for name in config_names("suite")}
-        assert bases == {"learning_cpu": (CONFIGS / "converge.yaml").resolve(),
+        converge = (CONFIGS / "converge.yaml").resolve()
+        assert bases == {"learning_cpu": converge, "methods_cpu": converge, "methods_cpu_domain_gap": converge,
+                         "methods_cpu_out_of_span": converge, "renderers_cpu": converge,
                          "paper": (CONFIGS / "paper.yaml").resolve(),
                          "quick": (CONFIGS / "quick.yaml").resolve(),
                          "smoke": (CONFIGS / "synthetic.yaml").resolve()}
