@@ -11,9 +11,11 @@ The layout (written by ``mofa-bench suite``)::
 
 Everything is read lazily and nothing is required beyond ``results.csv``: a run that
 failed or is still running keeps its row (with its status and error), and a missing file
-of a finished run reads as ``None``. A ``results.csv`` that is missing, unreadable or
-lacks runs is rebuilt from the run directories (each run's ``result.json``, else its
-``cell.json`` and ``status.json``), with a logged warning; an unreadable ``inputs.pt``
+of a finished run reads as ``None``. A run's own ``result.json`` (written as it ended) is
+preferred to its ``results.csv`` row, which may be older (a suite killed before it rewrote
+the table). A ``results.csv`` that is missing, unreadable or lacks runs is rebuilt from
+the run directories (each run's ``result.json``, else its ``cell.json`` and
+``status.json``), with a logged warning; an unreadable ``inputs.pt``
 reads as ``None``. Runs scored on different test sets (their ``cell.json`` settings, else
 their ``test_size`` and ``test_seed``) are refused: one table compares one test set.
 """
@@ -226,6 +228,12 @@ def _row_from_run_dir(directory: Path) -> dict[str, Any]:
     return row
 
 
+def _own_result(runs_dir: Path, row: dict[str, Any]) -> dict[str, Any]:
+    """The run's own ``result.json`` (written as it ended) over a table row that may predate it."""
+    result = _read_json(runs_dir / str(row.get("run_id")) / "result.json")
+    return result if result.get("run_id") == str(row.get("run_id")) else row
+
+
 def _table_rows(csv: Path, runs_dir: Path) -> list[dict[str, Any]]:
     """``results.csv``'s rows; none (logged) when it is missing or unreadable and ``runs/`` can rebuild it.
 
@@ -242,7 +250,7 @@ def _table_rows(csv: Path, runs_dir: Path) -> list[dict[str, Any]]:
     except Exception as err:  # noqa: BLE001 - pandas raises parser, decode and value errors alike
         problem = f"is unreadable ({type(err).__name__})"
     if not problem:
-        return frame.to_dict("records")
+        return [_own_result(runs_dir, row) for row in frame.to_dict("records")]
     if not runs_dir.is_dir():
         raise ReportError(f"{csv} {problem}; is it a suite results table?")
     logger.warning("%s %s; the table is rebuilt from %s", csv, problem, runs_dir)

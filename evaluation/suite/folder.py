@@ -29,14 +29,15 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from mofa_bench.errors import ConfigError
 
-__all__ = ["MODES", "RECORD", "cell_test_set", "claim_folder", "describe_test_set", "read_json", "set_aside",
+__all__ = ["MODES", "RECORD", "cell_test_set", "claim_folder", "describe_test_set", "read_json", "remove_stale_temps",
+           "set_aside",
            "spec_digest", "suite_test_set", "test_set_digest", "test_set_key", "write_atomic", "write_json"]
 
 logger = logging.getLogger(__name__)
@@ -56,15 +57,39 @@ def write_atomic(path: str | Path, write: Callable[[Path], Any]) -> Path:
     A reader (or a kill) sees the old file or the new one, never half of one.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")  # created with the umask's mode
     try:
-        write(Path(tmp))
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete the temp files :func:`write_atomic` left in ``folder`` and its run folders when killed.
+
+    Only files whose writer (the pid in their name) no longer runs; returns them.
+    """
+    folder = Path(folder)
+    removed = []
+    for tmp in [*folder.glob(".*.tmp"), *folder.glob("runs/*/.*.tmp")]:
+        parts = tmp.name.split(".")
+        if len(parts) >= 5 and parts[-3].isdigit() and not _alive(int(parts[-3])):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -15,7 +15,8 @@
   (:mod:`evaluation.suite.collect`), rebuilt from the run directories after every run, so
   an interrupted suite keeps what finished and a lost or corrupt table comes back.
 
-Every file is replaced atomically. Running a suite again skips the runs whose status is
+Every file is replaced atomically (the temp files of a killed writer are deleted on the next
+run). Running a suite again skips the runs whose status is
 ``ok`` and continues the others (their training resumes from ``checkpoints/last.pt``); a
 run whose ``status.json`` or ``cell.json`` is unreadable runs again (logged with the
 reason). A run directory made from a different cell (the suite file changed under it) is
@@ -35,7 +36,8 @@ from evaluation.suite.collect import collect_results, write_results
 from evaluation.suite.evaluate import draw_test_inputs
 from evaluation.suite.executor import execute
 from evaluation.suite.expand import Cell, expand_suite, select_cells, suite_config
-from evaluation.suite.folder import MODES, claim_folder, read_json, set_aside, suite_test_set, write_atomic
+from evaluation.suite.folder import (MODES, claim_folder, read_json, remove_stale_temps, set_aside, suite_test_set,
+                                     write_atomic)
 from evaluation.suite.run import RunTask, read_status
 from evaluation.suite.spec import SuiteSpec, write_suite
 from mofa_bench.config import config_from_dict
@@ -188,6 +190,7 @@ def run_suite(spec: SuiteSpec, out: str | Path, only: str | None = None, device:
             logger.warning("--replace: the previous suite folder %s moved to %s", out, moved)
     plan = _plan(cells, out, only)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)
     claim_folder(out, spec, cells, "check" if mode == "replace" else mode)
     write_atomic(out / "suite.yaml", lambda tmp: write_suite(spec, tmp))
     base = config_from_dict(base_data)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -18,6 +19,27 @@ import torch
 
 from bad_inputs import CASES, Case, Outcome, case
 from bad_inputs_files import _cli
+
+
+class LogCapture(logging.Handler):
+    """The log records at ``level`` and above while in a ``with`` block, as one line (:meth:`text`)."""
+
+    def __init__(self, level: int = logging.WARNING) -> None:
+        super().__init__(level)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def text(self) -> str:
+        return " | ".join(record.getMessage() for record in self.records)
+
+    def __enter__(self) -> "LogCapture":
+        logging.getLogger().addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logging.getLogger().removeHandler(self)
 
 
 def _usage(*argv: str) -> str:
@@ -193,3 +215,167 @@ def _cli_timeout_with_adam(env, tmp):
                             r"seconds > 0, got nan")
 def _cli_timeout_nan(env, tmp):
     _usage("reconstruct", str(env.photo), "--method", "fit", "--timeout", "nan")
+
+
+# ----------------------------------------------------------------------------- suite folders and reports (#30 item 1)
+def _suite_file(env, tmp: Path, name: str, test_size: int = 4, seeds: str = "[0]") -> Path:
+    """A suite of the untrained ``mean_face`` method on the tiny model (seconds per run)."""
+    path = tmp / f"{name}.yaml"
+    path.write_text(f"name: {name}\nset: {{model.source: {env.model_path}, camera.image_size: 64, device: cpu, "
+                    f"data.test_size: {test_size}, data.val_size: 2, data.train_size: 4, progress: false}}\n"
+                    f"grid: {{method: [mean_face], seed: {seeds}}}\nsamples: 2\n")
+    return path
+
+
+def _suite(env, tmp: Path, name: str = "first", *flags: str, **kwargs) -> Path:
+    out = tmp / "q"
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            _cli("suite", str(_suite_file(env, tmp, name, **kwargs)), "--out", str(out), "--no-progress", *flags)
+        except Outcome as outcome:
+            if outcome.kind != "ok":
+                raise
+    return out
+
+
+@case("study files", "cli-error", r"^mofa-bench suite: error: --out .*q holds suite first \(spec \w+\) on test set "
+                                  r"\w+ \[4 test images at 64 px .*\]; this is suite other .*2 test images.*--add.*"
+                                  r"--replace")
+def _suite_folder_of_another_suite(env, tmp):
+    out = _suite(env, tmp)
+    before = (out / "results.csv").read_bytes(), (out / "inputs.pt").read_bytes()
+    try:
+        _suite(env, tmp, "other", test_size=2)
+    finally:
+        assert ((out / "results.csv").read_bytes(), (out / "inputs.pt").read_bytes()) == before
+
+
+@case("study files", "cli-error", r"^mofa-bench suite: error: --add: .*holds suite first .*is scored on another "
+                                  r"test set")
+def _suite_add_on_another_test_set(env, tmp):
+    _suite(env, tmp)
+    _suite(env, tmp, "other", "--add", test_size=2)
+
+
+@case("study files", "ok", r"^2 rows: first, more$")
+def _suite_add_keeps_every_row(env, tmp):
+    import pandas as pd
+
+    _suite(env, tmp)
+    out = _suite(env, tmp, "more", "--add", seeds="[1]")
+    suites = [s["name"] for s in json.loads((out / "suite.json").read_text())["suites"]]
+    raise Outcome("ok", f"{len(pd.read_csv(out / 'results.csv'))} rows: {', '.join(suites)}")
+
+
+@case("study files", "ok", r"^moved aside: q\.replaced-\d{8}T\d{6}Z$")
+def _suite_replace(env, tmp):
+    _suite(env, tmp)
+    _suite(env, tmp, "other", "--replace", test_size=2)
+    [moved] = tmp.glob("q.replaced-*")
+    assert (moved / "results.csv").is_file()
+    raise Outcome("ok", f"moved aside: {moved.name}")
+
+
+@case("study files", "ok", r"status\.json is unreadable \(JSONDecodeError.*; the run is trained again")
+def _suite_cut_short_status(env, tmp):
+    out = _suite(env, tmp)
+    [status] = out.glob("runs/*/status.json")
+    status.write_text('{"status": "o')
+    with LogCapture(logging.WARNING) as log:
+        _suite(env, tmp)
+    assert json.loads(status.read_text())["status"] == "ok"
+    raise Outcome("ok", log.text())
+
+
+@case("study files", "ok", r"results\.csv is unreadable \(UnicodeDecodeError\); the table is rebuilt from .*runs")
+def _report_random_bytes_in_results_csv(env, tmp):
+    from evaluation.report.build import write_suite_report
+    out = _suite(env, tmp)
+    (out / "results.csv").write_bytes(bytes(range(128, 256)) * 8)
+    with LogCapture(logging.WARNING) as log:
+        files = write_suite_report(out, bench_csvs=[])
+    assert "1 run (1 ok)" in files.markdown.read_text()
+    raise Outcome("ok", log.text())
+
+
+@case("study files", "cli-error", r"^mofa-bench report: error: .*q: runs scored on different test sets cannot share "
+                                  r"one table: 1 run \(mean_face-.*-s0\) on 4 test images .*; 1 run "
+                                  r"\(mean_face-.*-s1\) on 2 test images")
+def _report_mixed_test_sets(env, tmp):
+    out = _suite(env, tmp)
+    other = tmp / "other"
+    other.mkdir()
+    _suite(env, other, "other", test_size=2, seeds="[1]")
+    [run] = (other / "q" / "runs").iterdir()
+    run.rename(out / "runs" / run.name)
+    _cli("report", str(out))
+
+
+@case("study files", "cli-error", r"^mofa-bench suite: error: --out .*q: 1 run\(s\) there were scored on another "
+                                  r"test set than suite other's")
+def _suite_old_folder_of_another_test_set(env, tmp):
+    out = _suite(env, tmp)
+    (out / "suite.json").unlink()  # a folder made before the record existed
+    _suite(env, tmp, "other", test_size=2)
+
+
+# ----------------------------------------------------------------------------- prepared folders (#30 item 2)
+def _prepare_cli(folder: Path, out: Path) -> str:
+    try:
+        _cli("prepare", "folder", str(folder), "--out", str(out), "--detector", "haar", "--landmarker", "none",
+             "--no-progress")
+    except Outcome as outcome:
+        if outcome.kind != "ok":
+            raise
+        return outcome.message
+    return ""
+
+
+@case("study files", "ok", r"^0 faces from 2 files in .*in \(manifest")
+def _prepare_out_is_the_input(env, tmp):
+    folder = tmp / "in"
+    folder.mkdir()
+    (folder / "a.txt").write_text("not a photo")
+    (folder / "b.txt").write_text("nor this")
+    for _ in range(3):
+        message = _prepare_cli(folder, folder)
+    raise Outcome("ok", message.splitlines()[0])
+
+
+@case("study files", "ok", r"1 photos changed since they were prepared, prepared again: a\.png.*reason: blank image")
+def _prepare_changed_photo(env, tmp):
+    import pandas as pd
+
+    folder = tmp / "in"
+    folder.mkdir()
+    (folder / "a.png").write_text("not a photo yet")
+    _prepare_cli(folder, tmp / "out")
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(folder / "a.png")
+    with LogCapture(logging.WARNING) as log:
+        _prepare_cli(folder, tmp / "out")
+    [reason] = pd.read_parquet(tmp / "out" / "manifest.parquet")["reason"]
+    raise Outcome("ok", f"{log.text()} reason: {reason}")
+
+
+@case("study files", "ok", r"prepare\.json is unreadable \(JSONDecodeError\); rebuilt from the settings asked for")
+def _prepare_cut_short_settings(env, tmp):
+    from mofa_bench.photos.prepare import PrepareSettings, prepare_photos
+
+    prepare_photos([], tmp, PrepareSettings(size=64), progress=False)
+    (tmp / "prepare.json").write_text('{"size": 6')
+    with LogCapture(logging.WARNING) as log:
+        prepare_photos([], tmp, PrepareSettings(size=64), progress=False)
+    raise Outcome("ok", log.text())
+
+
+@case("study files", "cli-error", r"^mofa-bench prepare: error: .*manifest\.parquet: unreadable manifest .*; move "
+                                  r".*manifest\.parquet away to prepare every photo again")
+def _prepare_corrupt_manifest(env, tmp):
+    folder = tmp / "in"
+    folder.mkdir()
+    (folder / "a.txt").write_text("x")
+    _prepare_cli(folder, tmp / "out")
+    (tmp / "out" / "manifest.parquet").write_bytes(b"PAR1 cut")
+    _prepare_cli(folder, tmp / "out")

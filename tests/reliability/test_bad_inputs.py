@@ -60,7 +60,8 @@ def outcome_of(case, env, tmp_path) -> tuple[str, str]:
 def test_the_table_is_large_and_covers_every_area():
     areas = Counter(case.area for case in CASES)
     assert len(CASES) >= 60
-    assert set(areas) == {"config", "model file", "checkpoint", "API argument", "image", "output path", "CLI"}
+    assert set(areas) == {"config", "model file", "checkpoint", "API argument", "image", "output path", "CLI",
+                          "study files"}
     assert len({case.id for case in CASES}) == len(CASES)
 
 
