@@ -257,9 +257,10 @@ def write_suite_report(suite_dir: str | Path, out_dir: str | Path | None = None,
                  bootstrap_seed: int = 0) -> ReportFiles:
     """Write ``report.md``, ``report.html`` and ``report_figures/*.png`` for a suite directory.
 
-    The data the report was made from go beside it (:mod:`~evaluation.report.portable`:
-    ``results.csv``, ``per_image.parquet``, ``curves.parquet``, ...), so the output folder
-    is itself a folder this function rebuilds the report from.
+    Written elsewhere than the suite folder, the data the report was made from go beside it
+    (:mod:`~evaluation.report.portable`: ``results.csv``, ``per_image.parquet``,
+    ``curves.parquet``, ...), so the output folder is itself a folder this function
+    rebuilds the report from; a report written into the suite folder leaves its files alone.
 
     Args:
         suite_dir: the suite's output folder.
@@ -282,5 +283,6 @@ def write_suite_report(suite_dir: str | Path, out_dir: str | Path | None = None,
     if not summary.empty and (suite.results["method"] == START_METHOD).any():
         summary.to_csv(out / "summary.csv", index=False)
     page = write_html(blocks, out / "report.html", f"Study report: {suite.name}")
-    export_suite_data(suite, out)
+    if out.resolve() != Path(suite_dir).resolve() or not (Path(suite_dir) / "runs").is_dir():
+        export_suite_data(suite, out)  # not into a suite folder: its own results.csv stays the suite's
     return ReportFiles(markdown, page, tuple(figures_of(blocks)))

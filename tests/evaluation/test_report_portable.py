@@ -73,3 +73,10 @@ def test_committed_reports_rebuild_from_the_repository(report: Path, tmp_path: P
     assert rebuilt.markdown.read_text() == (report / "report.md").read_text()
     if (report / "summary.csv").is_file():
         pd.testing.assert_frame_equal(pd.read_csv(copy / "summary.csv"), pd.read_csv(report / "summary.csv"))
+
+
+def test_a_report_written_into_its_suite_folder_leaves_the_suite_table_alone(suite: Path):
+    before = (suite / "results.csv").read_bytes()
+    write_suite_report(suite, bench_csvs=[])
+    assert (suite / "results.csv").read_bytes() == before
+    assert not (suite / "per_image.parquet").exists()
