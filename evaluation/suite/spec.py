@@ -47,9 +47,9 @@ Keys (every other key is an error naming it):
 - ``samples``: test images kept for the report's qualitative grid (default 6).
 - ``real_test``: real photos every run is also scored on, ``{path: PREPARED, limit: N}``:
   a folder written by ``mofa-bench prepare`` (looked up like ``base``) and at most N of
-  its faces (default: all); see :mod:`evaluation.suite.real` for the metrics. Runs that
-  finished before ``real_test`` was added are not scored again (they are skipped as
-  finished); give the suite a new ``--out`` to score every run.
+  its faces (default: all); see :mod:`evaluation.suite.real` for the metrics. Adding
+  ``real_test`` to a suite makes it another suite and test set for a folder that holds
+  runs (:mod:`evaluation.suite.folder`): give it a new ``--out``, or ``--replace``.
 - ``executor``: ``local`` (one run after another in this process), ``slurm`` (submitit's
   ``AutoExecutor`` on a Slurm cluster) or ``local_submitit`` (submitit's ``LocalExecutor``:
   one subprocess per run, all at once).
