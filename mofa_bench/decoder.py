@@ -17,8 +17,10 @@ from mofa_bench.formation import FormedFace, form_face, form_geometry
 from renderers import PhotometricSamples, Renderer, get_renderer
 
 
-#: Largest magnitude of a code value :meth:`MoFADecoder.render` draws.
-MAX_CODE_VALUE = 1e6
+#: Largest magnitude of a code value :meth:`MoFADecoder.render` draws. A diverging encoder's
+#: codes (1e7 and more) still draw, off screen; far beyond, pixel positions overflow the
+#: rasterizers' integer indices (codes of 1e30 did).
+MAX_CODE_VALUE = 1e12
 
 
 def _check_arguments(model: Any, camera: Any, renderer: Any, renderer_options: Any, ambient_offset: Any) -> None:
