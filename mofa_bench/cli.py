@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from mofa_bench.arguments import positive_int, positive_number
 from mofa_bench.errors import MofaBenchError
 from mofa_checks import InputError
 from renderers.errors import RendererError
@@ -55,28 +56,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    """argparse type: a finite number of seconds > 0."""
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text}")
-    return value
+_positive_int = positive_int
+_positive_seconds = positive_number("seconds")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

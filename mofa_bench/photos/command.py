@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mofa_bench.arguments import positive_number
 from mofa_bench.photos.detection import DEFAULT_DETECTOR, available_detectors, detector_names
 
 __all__ = ["add_parser", "run", "summary"]
@@ -36,17 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-def _positive_number(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
+_positive_number = positive_number()
 
 
 def _add_common(f: argparse.ArgumentParser) -> None:
