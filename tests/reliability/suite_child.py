@@ -11,12 +11,12 @@ The suite: MoFA on the tiny model, seeds 0 and 1, two training steps each at 64 
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 from pathlib import Path
 
 sys.path.insert(1, str(Path(__file__).parents[1]))  # tests/
+
+from kill_points import Countdown, kill_after_rows, kill_before_replace  # noqa: E402 - beside this file
 
 
 def suite(model: str) -> dict:
@@ -35,34 +35,11 @@ def suite(model: str) -> dict:
 
 
 def _killer(point: str, n: int) -> None:
-    count = {"n": 0}
-
-    def reached() -> None:
-        count["n"] += 1
-        if count["n"] == n:
-            os.kill(os.getpid(), signal.SIGKILL)
-
+    countdown = Countdown(n)
     if point == "row":
-        import mofa_bench.training.trainer as trainer
-
-        append_row = trainer.append_row
-
-        def logged(path, row):
-            append_row(path, row)
-            reached()
-
-        trainer.append_row = logged
+        kill_after_rows(countdown)
     elif point == "results":
-        import evaluation.suite.folder as folder
-
-        replace = os.replace
-
-        def checked(src, dst):
-            if Path(dst).name == "results.csv":
-                reached()
-            replace(src, dst)
-
-        folder.os = type("os", (), {"replace": staticmethod(checked), "getpid": staticmethod(os.getpid)})
+        kill_before_replace(countdown, lambda dst: Path(dst).name == "results.csv")
     else:
         raise SystemExit(f"unknown kill point {point!r}")
 

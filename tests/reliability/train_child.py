@@ -13,12 +13,12 @@ Usage: ``python train_child.py ROOT MODEL NAME RESUME KILL`` where ``KILL`` is `
 from __future__ import annotations
 
 import io
-import os
-import signal
 import sys
 from pathlib import Path
 
 sys.path.insert(1, str(Path(__file__).parents[1]))  # tests/: helpers
+
+from kill_points import Countdown, kill_after_rows, kill_before_replace  # noqa: E402 - beside this file
 
 #: The tiny run: six steps, a checkpoint and a validation every two.
 OVERRIDES = ("optim.iterations=6", "checkpoint_every=2", "val_every=2", "sample_every=6", "log_every=1",
@@ -26,48 +26,28 @@ OVERRIDES = ("optim.iterations=6", "checkpoint_every=2", "val_every=2", "sample_
 
 
 def _killer(point: str, n: int):
-    count = {"n": 0}
-
-    def reached() -> None:
-        count["n"] += 1
-        if count["n"] == n:
-            os.kill(os.getpid(), signal.SIGKILL)
-
     import torch
 
     import mofa_bench.checkpoint as checkpoint
-    import mofa_bench.training.trainer as trainer
 
+    countdown = Countdown(n)
     if point == "row":
-        append_row = trainer.append_row
-
-        def logged(path, row):
-            append_row(path, row)
-            reached()
-
-        trainer.append_row = logged
+        kill_after_rows(countdown)
     elif point == "save":
         save = torch.save
 
         def partial_save(obj, handle, *args, **kwargs):
-            if count["n"] + 1 == n:
+            if countdown.due:
                 buffer = io.BytesIO()
                 save(obj, buffer)
                 handle.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
                 handle.flush()
-            reached()
+            countdown()
             save(obj, handle, *args, **kwargs)
 
         checkpoint.torch.save = partial_save
     elif point == "replace":
-        replace = os.replace
-
-        def checked_replace(src, dst):
-            if str(dst).endswith(".pt"):
-                reached()
-            replace(src, dst)
-
-        checkpoint.os.replace = checked_replace
+        kill_before_replace(countdown, lambda dst: dst.endswith(".pt"))
     else:
         raise SystemExit(f"unknown kill point {point!r}")
 
