@@ -24,17 +24,7 @@ import platform
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
-
-
-def _photos() -> dict[str, np.ndarray]:
-    import skimage.data
-
-    photos = {"astronaut": np.ascontiguousarray(skimage.data.astronaut())}
-    for i, face in enumerate(skimage.data.lfw_subset()[:100]):
-        big = Image.fromarray((face * 255).round().astype(np.uint8)).resize((200, 200), Image.Resampling.BICUBIC)
-        photos[f"lfw_{i:03d}"] = np.repeat(np.asarray(big)[..., None], 3, axis=2)
-    return photos
+from bm_photos import skimage_photos
 
 
 def _nme(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -144,7 +134,7 @@ def main() -> None:
     torch.set_num_threads(1)
     meshes = {}
     with get_landmarker("mediapipe", contour=False) as mp, get_landmarker("dlib") as dlib:
-        for name, image in _photos().items():
+        for name, image in skimage_photos().items():
             a, b = mp.detect(image), dlib.detect(image)
             if a and b:
                 meshes[name] = (a[0].mesh, b[0].ibug68)

@@ -25,7 +25,8 @@ import torch
 from PIL import Image
 
 
-def _photos() -> dict[str, np.ndarray]:
+def skimage_photos() -> dict[str, np.ndarray]:
+    """scikit-image's astronaut and its first 100 LFW faces (grey, upscaled to 200 px, as RGB)."""
     import skimage.data
 
     photos = {"astronaut": np.ascontiguousarray(skimage.data.astronaut())}
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="also write the per-image rows as CSV")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    photos = _photos()
+    photos = skimage_photos()
     rgb, truth = _renders(args.renders)
     sets = {"astronaut": ["astronaut"], "lfw_subset": [k for k in photos if k.startswith("lfw")]}
     rows = []
