@@ -50,7 +50,6 @@ from renderers.pytorch3d.fragments import (
     fragment_barycentrics,
     fragment_distances,
     fragment_index,
-    gather_corners,
     interpolate_colors,
 )
 from renderers.pytorch3d.library import PYTORCH3D_FIX, cuda_probe, import_pytorch3d
@@ -71,7 +70,6 @@ __all__ = [
     "fragment_barycentrics",
     "fragment_distances",
     "fragment_index",
-    "gather_corners",
     "hard_blend",
     "import_pytorch3d",
     "interpolate_colors",

@@ -35,8 +35,13 @@ class FragmentIndex:
     shape: tuple[int, int, int, int]
 
     def gather(self, values: torch.Tensor) -> torch.Tensor:
-        """``(P, 3, C)`` per-vertex ``values`` ``(B, N, C)`` at the corners of each slot's triangle
-        (one ``index_select`` on the flattened values; its backward is an ``index_add``)."""
+        """``(P, 3, C)`` per-vertex ``values`` ``(B, N, C)`` at the corners of each slot's triangle.
+
+        One ``index_select`` on the flattened ``(B·N, C)`` values: its backward is an
+        ``index_add`` (atomic adds on CUDA), where advanced indexing ``values[batch, corners]``
+        back-propagates through a sort-based ``index_put`` that took 30 ms per training step
+        at batch 64, 240² on an H200.
+        """
         bsz, num_verts, channels = values.shape
         rows = (self.corners + self.batch.unsqueeze(1) * num_verts).reshape(-1)
         return values.reshape(bsz * num_verts, channels).index_select(0, rows).view(-1, 3, channels)
@@ -97,27 +102,6 @@ class Fragments:
     def valid(self) -> torch.Tensor:
         """``(B, H, W, K)`` bool, a triangle is stored in the slot."""
         return self.pix_to_face >= 0
-
-
-def gather_corners(values: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
-    """Per-vertex values at the corners of each fragment's triangle.
-
-    One ``index_select`` on the flattened ``(B·N, C)`` values: its backward is an
-    ``index_add`` (atomic adds on CUDA), where advanced indexing ``values[batch, corners]``
-    back-propagates through a sort-based ``index_put`` that took 30 ms per training step
-    at batch 64, 240² on an H200.
-
-    Args:
-        values: ``(B, N, C)`` per-vertex values.
-        corners: ``(B, P, 3)`` int64 vertex indices (into N) of each fragment's triangle.
-
-    Returns:
-        ``(B, P, 3, C)``.
-    """
-    bsz, num_verts, channels = values.shape
-    offsets = torch.arange(bsz, device=corners.device).view(bsz, 1, 1) * num_verts
-    flat = (corners + offsets).reshape(-1)
-    return values.reshape(bsz * num_verts, channels).index_select(0, flat).view(*corners.shape, channels)
 
 
 def _cross(o: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -287,17 +287,21 @@ class TestPhotometricSamples:
 
 # ============================================================================ gradients
 @needs_pytorch3d
-class TestGatherCorners:
+class TestFragmentIndexGather:
     def test_equals_advanced_indexing(self, device):
         values = torch.randn(3, 7, 4, device=device)
-        corners = torch.randint(0, 7, (3, 11, 3), device=device)
-        batch = torch.arange(3, device=device).view(3, 1, 1)
-        assert torch.equal(p3d.gather_corners(values, corners), values[batch, corners])
+        pix_to_face = torch.randint(-1, 5, (3, 2, 2, 2), device=device)
+        triangles = torch.randint(0, 7, (5, 3), device=device)
+        index = p3d.fragment_index(triangles, pix_to_face)
+        expected = values[index.batch.unsqueeze(1), index.corners]
+        assert index.corners.shape[0] == int((pix_to_face >= 0).sum())
+        assert torch.equal(index.gather(values), expected)
 
     def test_gradcheck_float64_with_repeated_corners(self):
         values = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
-        corners = torch.tensor([[[0, 1, 2], [2, 2, 4]], [[4, 3, 0], [0, 0, 0]]])
-        assert torch.autograd.gradcheck(lambda v: p3d.gather_corners(v, corners), (values,))
+        triangles = torch.tensor([[0, 1, 2], [2, 2, 4], [4, 3, 0], [0, 0, 0]])
+        index = p3d.fragment_index(triangles, torch.tensor([[[[0, 1]]], [[[2, 3]]]]))
+        assert torch.autograd.gradcheck(index.gather, (values,))
 
 
 class TestGradients:
