@@ -56,8 +56,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-_positive_int = positive_int
-_positive_seconds = positive_number("seconds")
+#: argparse type of ``--timeout``.
+positive_seconds = positive_number("seconds")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -243,19 +243,19 @@ def _add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None,
                    help="--method fit: YAML config (a path, or a packaged name: quick, converge, ...) naming the "
                         "face model, camera, renderer, loss and method_options (default: built-in defaults)")
-    p.add_argument("--fit-steps", type=_positive_int, default=None,
+    p.add_argument("--fit-steps", type=positive_int, default=None,
                    help="--method fit: Adam steps or LM iterations per photo (default: method_options.steps, else "
                         "100 Adam steps or 20 LM iterations)")
     p.add_argument("--fit-solver", default=None, choices=["adam", "lm"],
                    help="--method fit: adam, or lm (Levenberg-Marquardt: Gauss-Newton steps on the same loss, "
                         "few and costly) (default: method_options.solver, else adam)")
-    p.add_argument("--timeout", type=_positive_seconds, default=None, metavar="SECONDS",
+    p.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
                    help="--method fit --fit-solver lm: stop each batch's fit after this many seconds, keeping its "
                         "best codes so far (LM through a rasterizer on the CPU is refused without it when its "
                         "estimate passes 10 min per photo)")
     p.add_argument("--out", default="out/reconstruct", help="output folder (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i] (default: %(default)s)")
-    p.add_argument("--batch-size", type=_positive_int, default=16, help="photos per batch (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="photos per batch (default: %(default)s)")
     p.add_argument("--detector", default="auto", choices=["auto", "mediapipe", "dlib", "haar", "none"],
                    help="face crops: mediapipe/dlib = detected and framed from landmarks like `prepare`; "
                         "haar = the paper's box crops; auto = mediapipe if installed, else haar if OpenCV is, "
@@ -365,9 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--out", default="out/contact_sheet.png", help="output PNG (default: %(default)s)")
     p.add_argument("--mesh", default=None, help="also export the mean face as <MESH>.obj and <MESH>.ply")
-    p.add_argument("--rows", type=_positive_int, default=4)
-    p.add_argument("--columns", type=_positive_int, default=6)
-    p.add_argument("--image-size", type=_positive_int, default=240, help="pixels per face (default: %(default)s)")
+    p.add_argument("--rows", type=positive_int, default=4)
+    p.add_argument("--columns", type=positive_int, default=6)
+    p.add_argument("--image-size", type=positive_int, default=240, help="pixels per face (default: %(default)s)")
     p.add_argument("--renderer", default="per_vertex", help="renderer used to draw (default: %(default)s)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)

@@ -37,7 +37,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-_positive_number = positive_number()
 
 
 def _add_common(f: argparse.ArgumentParser) -> None:
@@ -56,7 +55,7 @@ def _add_common(f: argparse.ArgumentParser) -> None:
     f.add_argument("--skip-grey", action="store_true",
                    help="skip greyscale photos (by default they are converted to RGB, with a note in the manifest)")
     f.add_argument("--allow-grey", action="store_true", help=argparse.SUPPRESS)  # the default now
-    f.add_argument("--max-megapixels", type=_positive_number, default=50.0,
+    f.add_argument("--max-megapixels", type=positive_number(), default=50.0,
                    help="skip photos larger than this (default: %(default)s)")
     f.add_argument("--workers", type=int, default=1, help="processes (default: %(default)s)")
     f.add_argument("--limit", type=int, default=None, help="process at most this many new photos")
