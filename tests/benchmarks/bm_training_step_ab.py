@@ -76,6 +76,8 @@ def main() -> None:
         return
     import torch
 
+    from mofa_bench.environment import device_description, package_versions
+
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
     rows = []
     for set_up in args.set_ups.split(","):
@@ -105,7 +107,8 @@ def main() -> None:
                      "after_commit": _commit(trees["after"]), "before_step_s": f"{b:.3f}", "after_step_s": f"{a:.3f}",
                      "speedup": f"{b / a:.2f}", "before_cpu_s": f"{bc:.3f}", "after_cpu_s": f"{ac:.3f}",
                      "cpu_speedup": f"{bc / ac:.2f}", "load_avg_1min": f"{os.getloadavg()[0]:.1f}",
-                     "device": "cpu", "threads": 2, "torch": torch.__version__})
+                     "device": device_description("cpu"), "threads": 2, "torch": torch.__version__,
+                     "pytorch3d": package_versions().get("easypytorch3d", "-")})
         print(rows[-1], flush=True)
     with open(args.out, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
