@@ -33,6 +33,7 @@ from mofa_bench.data.out_of_span import OutOfSpanConfig
 from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights
 from mofa_bench.methods.registry import method_names
+from mofa_bench.photos.reader import GREY_RULES
 from mofa_bench.sampling import CodePrior
 
 if TYPE_CHECKING:
@@ -162,6 +163,11 @@ class DataConfig:
     ``target_prior`` (domain gap) draws the validation and test splits, and a breeding
     method's synthetic target, from another code prior than the training split's
     ``prior`` (null: the same prior).
+
+    ``grey`` (``data.kind: images``, and the ``images`` sources of ``mixed``): a greyscale
+    photo in the folder is ``convert``-ed to RGB with a note (default), or with ``skip``
+    left out when the folder is opened (``prepare`` and ``reconstruct``: ``--skip-grey``),
+    since a grey photo cannot constrain the colour of reflectance and light.
     """
 
     kind: str = "synthetic"
@@ -178,6 +184,7 @@ class DataConfig:
     preload: bool = False
     out_of_span: OutOfSpanConfig = field(default_factory=OutOfSpanConfig)
     target_prior: CodePrior | None = None
+    grey: str = "convert"
 
 
 @dataclass
@@ -312,6 +319,8 @@ class TrainConfig:
             raise ConfigError(f"data.kind: expected 'synthetic', 'sharded', 'images', 'prepared' or 'mixed', "
                               f"got {self.data.kind!r}")
         check_sources(self.data.kind, self.data.sources, check_paths)
+        if self.data.grey not in GREY_RULES:
+            raise ConfigError(f"data.grey: expected one of {', '.join(GREY_RULES)}, got {self.data.grey!r}")
         for key in ("path", "val_path"):
             if self.data.kind == "mixed" and getattr(self.data, key):
                 raise ConfigError(f"data.{key}: not used with data.kind='mixed' (each source's path is in "

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.photos.reader import (  # noqa: F401  (BLANK_STD, MIN_IMAGE_SIDE: this module's names before)
     BLANK_STD,
+    GREY_RULES,
     MAX_IMAGE_SIDE,
     MIN_IMAGE_SIDE,
     PhotoReadError,
@@ -331,6 +332,15 @@ def _folder_framing(detector: Detector) -> str:
     return "box"
 
 
+def _is_grey(path: Path) -> bool:
+    """Whether the reader refuses ``path`` as greyscale (read small; other refusals are left to the first read)."""
+    try:
+        open_photo(path, 256, grey="skip")
+    except PhotoReadError as exc:
+        return exc.kind == "grey"
+    return False
+
+
 class ImageFolder:
     """Face crops of the photos in a folder (no ground truth).
 
@@ -357,10 +367,13 @@ class ImageFolder:
         recursive: also search subfolders.
         cache_size: number of crops kept in memory.
         grey: greyscale photos are ``"convert"``-ed to RGB with a warning (default) or
-            ``"skip"``-ped: reading one raises :class:`DatasetError` naming it.
+            ``"skip"``-ped: left out of :attr:`files` when the folder is opened (every
+            photo is read once to tell; :attr:`skipped_grey` names them, and a warning
+            counts them).
 
     Raises:
-        DatasetError: the folder is missing or holds no images.
+        DatasetError: the folder is missing or holds no images (or only grey ones with
+            ``grey="skip"``).
     """
 
     def __init__(self, path: str | Path, image_size: int = 240, detector: Detector = "auto",
@@ -372,6 +385,8 @@ class ImageFolder:
                                else f"{path}: not a folder")
         if not isinstance(image_size, int) or image_size <= 0:
             raise InputError(f"image_size: expected a positive int, got {image_size!r}")
+        if grey not in GREY_RULES:
+            raise InputError(f"grey: expected one of {', '.join(GREY_RULES)}, got {grey!r}")
         pattern = "**/*" if recursive else "*"
         candidates = [p for p in path.glob(pattern) if p.suffix.lower() in IMAGE_EXTENSIONS]
         files = [p for p in candidates if p.is_file()]
@@ -384,6 +399,19 @@ class ImageFolder:
             raise DatasetError(f"{path}: no images (no file with a suffix of a format Pillow reads) in this folder")
         self.path = path
         self.files: list[Path] = sorted(files, key=lambda p: p.relative_to(path).as_posix())
+        self.skipped_grey: list[Path] = []
+        """Greyscale photos left out with ``grey="skip"``."""
+        if grey == "skip":
+            grey_files = {p for p in self.files if _is_grey(p)}
+            self.skipped_grey = [p for p in self.files if p in grey_files]
+            self.files = [p for p in self.files if p not in grey_files]
+            if self.skipped_grey:
+                names = [str(p.relative_to(path)) for p in self.skipped_grey]
+                warnings.warn(f"{path}: {len(names)} greyscale photo{'s' * (len(names) > 1)} left out (grey: skip): "
+                              f"{', '.join(names[:5])}{' …' if len(names) > 5 else ''}", UserWarning, stacklevel=2)
+            if not self.files:
+                raise DatasetError(f"{path}: every photo in this folder is greyscale ({len(self.skipped_grey)}), "
+                                   f"and grey photos are skipped (grey: skip)")
         self.image_size = image_size
         self.detector = detector
         self.allow_no_face = allow_no_face

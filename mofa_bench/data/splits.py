@@ -119,4 +119,4 @@ def _dataset(kind: str, path: str | None, data: "DataConfig", decoder: MoFADecod
         return PreparedFaces(path, image_size)
     from mofa_bench.data.images import ImageFolder
 
-    return ImageFolder(path, image_size)
+    return ImageFolder(path, image_size, grey=data.grey)

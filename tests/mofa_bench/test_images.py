@@ -185,10 +185,32 @@ class TestImageFolder:
         with pytest.warns(UserWarning, match="g.pgm: greyscale image converted to RGB"):
             grey = converted.image(1)
         assert torch.equal(grey[0], grey[2])
-        skipping = ImageFolder(tmp_path, image_size=24, detector="none", grey="skip")
-        assert skipping.image(0).shape == (3, 24, 24)
-        with pytest.raises(DatasetError, match="g.pgm: greyscale image"):
-            skipping.image(1)
+        with pytest.warns(UserWarning, match="1 greyscale photo left out \\(grey: skip\\): g.pgm"):
+            skipping = ImageFolder(tmp_path, image_size=24, detector="none", grey="skip")
+        assert [p.name for p in skipping.files] == ["a.ppm"] and [p.name for p in skipping.skipped_grey] == ["g.pgm"]
+        assert len(skipping) == 1 and skipping.image(0).shape == (3, 24, 24)
+        with pytest.raises(InputError, match="grey: expected one of convert, skip"):
+            ImageFolder(tmp_path, image_size=24, detector="none", grey="drop")
+        (tmp_path / "a.ppm").unlink()
+        with pytest.warns(UserWarning, match="left out"), pytest.raises(DatasetError, match="every photo .* greyscale"):
+            ImageFolder(tmp_path, image_size=24, detector="none", grey="skip")
+
+    def test_config_data_grey_skip_leaves_grey_photos_out_of_training(self, tmp_path):
+        from mofa_bench.config import config_from_dict
+        from mofa_bench.data.splits import build_datasets
+        from mofa_bench.errors import ConfigError
+
+        Image.fromarray(smooth_rgb(40, 30)).save(tmp_path / "a.png")
+        Image.fromarray(smooth_rgb(40, 30, seed=1)).convert("L").convert("RGB").save(tmp_path / "g.png")  # grey as RGB
+        data = {"kind": "images", "path": str(tmp_path)}
+        kept, _ = build_datasets(config_from_dict({"data": data}).data, None, 24)
+        assert [p.name for p in kept.files] == ["a.png", "g.png"]
+        config = config_from_dict({"data": {**data, "grey": "skip"}})
+        with pytest.warns(UserWarning, match="1 greyscale photo left out"):
+            train, val = build_datasets(config.data, None, 24)
+        assert [p.name for p in train.files] == ["a.png"] and val is None
+        with pytest.raises(ConfigError, match="data.grey: expected one of convert, skip, got 'drop'"):
+            config_from_dict({"data": {**data, "grey": "drop"}})
 
     def test_detector_runs_once_per_photo(self, tmp_path):
         write_png(tmp_path / "a.png", smooth_rgb(40, 40))
