@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= out
 
-.PHONY: setup demo test test-slow test-cuda bench gpu-checks clean
+.PHONY: setup demo test test-slow test-cuda bench gpu-checks gpu-study clean
 
 setup:
 	bash scripts/setup.sh
@@ -43,6 +43,12 @@ bench: setup
 # On a machine with an NVIDIA GPU: CUDA tests and the GPU benchmarks, logs in $(OUT)/gpu.
 gpu-checks: setup
 	PYTHON=$(PY) bash scripts/gpu_checks.sh $(OUT)/gpu
+
+# On a machine with an NVIDIA GPU: the study at full length (suites gpu_study, then gpu_fig10)
+# in calls of at most ~9 minutes (LIMIT_S) that resume from the runs' checkpoints; run it again
+# until it says every suite is complete. Suite folders and reports in $(OUT)/gpu_study.
+gpu-study: setup
+	PYTHON=$(PY) bash scripts/gpu_study.sh $(OUT)/gpu_study
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -30,6 +30,7 @@ from mofa_bench.configs import CONFIG_KINDS, config_name, config_names, config_p
 from mofa_bench.data.backgrounds import BackgroundConfig
 from mofa_bench.data.mixed import DataSource, check_sources
 from mofa_bench.data.out_of_span import OutOfSpanConfig
+from mofa_bench.data.streams import GENERATORS
 from mofa_bench.errors import ConfigError
 from mofa_bench.losses import LossWeights
 from mofa_bench.methods.registry import method_names
@@ -168,6 +169,10 @@ class DataConfig:
     photo in the folder is ``convert``-ed to RGB with a note (default), or with ``skip``
     left out when the folder is opened (``prepare`` and ``reconstruct``: ``--skip-grey``),
     since a grey photo cannot constrain the colour of reflectance and light.
+
+    ``generator``: how the synthetic training split draws codes and backgrounds, ``cpu``
+    (default: a CPU generator per sample) or ``counter`` (:mod:`mofa_bench.data.counter_rng`:
+    a batch at once on the training device, for GPUs); validation and test always use ``cpu``.
     """
 
     kind: str = "synthetic"
@@ -185,6 +190,7 @@ class DataConfig:
     out_of_span: OutOfSpanConfig = field(default_factory=OutOfSpanConfig)
     target_prior: CodePrior | None = None
     grey: str = "convert"
+    generator: str = "cpu"
 
 
 @dataclass
@@ -321,6 +327,8 @@ class TrainConfig:
         check_sources(self.data.kind, self.data.sources, check_paths)
         if self.data.grey not in GREY_RULES:
             raise ConfigError(f"data.grey: expected one of {', '.join(GREY_RULES)}, got {self.data.grey!r}")
+        if self.data.generator not in GENERATORS:
+            raise ConfigError(f"data.generator: expected one of {', '.join(GENERATORS)}, got {self.data.generator!r}")
         for key in ("path", "val_path"):
             if self.data.kind == "mixed" and getattr(self.data, key):
                 raise ConfigError(f"data.{key}: not used with data.kind='mixed' (each source's path is in "

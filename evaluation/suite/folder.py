@@ -36,9 +36,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 from mofa_bench.errors import ConfigError
 
-__all__ = ["MODES", "RECORD", "cell_test_set", "claim_folder", "describe_test_set", "read_json", "remove_stale_temps",
-           "set_aside",
-           "spec_digest", "suite_test_set", "test_set_digest", "test_set_key", "write_atomic", "write_json"]
+__all__ = ["MODES", "RECORD", "cell_test_set", "claim_folder", "describe_test_set", "read_json", "record_with_defaults",
+           "remove_stale_temps", "set_aside", "spec_digest", "suite_test_set", "test_set_digest", "test_set_key",
+           "write_atomic", "write_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +134,19 @@ def _with_defaults(value: Any, default: Any) -> Any:
     if isinstance(value, Mapping) and isinstance(default, Mapping):
         return {**copy.deepcopy(dict(default)), **{k: _with_defaults(v, default.get(k)) for k, v in value.items()}}
     return copy.deepcopy(value)
+
+
+def record_with_defaults(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``cell.json`` record with the config keys it lacks at their defaults.
+
+    A run recorded before a config key existed ran with that key's default, so its record
+    reads as the cell the suite gives now.
+    """
+    from mofa_bench.config import TrainConfig, config_to_dict
+
+    if not isinstance(record.get("config"), Mapping):
+        return dict(record)
+    return {**record, "config": _with_defaults(record["config"], config_to_dict(TrainConfig()))}
 
 
 def test_set_key(config: Mapping[str, Any], test_seed: int) -> dict[str, Any]:

@@ -20,7 +20,8 @@ run). Running a suite again skips the runs whose status is
 ``ok`` and continues the others (their training resumes from ``checkpoints/last.pt``); a
 run whose ``status.json`` or ``cell.json`` is unreadable runs again (logged with the
 reason). A run directory made from a different cell (the suite file changed under it) is
-an error naming the runs; so is a suite whose ``exclude`` leaves no run.
+an error naming the runs (a config key its ``cell.json`` lacks counts at its default: the
+record was written before the key existed); so is a suite whose ``exclude`` leaves no run.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from evaluation.suite.collect import collect_results, write_results
 from evaluation.suite.evaluate import draw_test_inputs
 from evaluation.suite.executor import execute
 from evaluation.suite.expand import Cell, expand_suite, select_cells, suite_config
-from evaluation.suite.folder import (MODES, claim_folder, read_json, remove_stale_temps, set_aside, suite_test_set,
-                                     write_atomic)
+from evaluation.suite.folder import (MODES, claim_folder, read_json, record_with_defaults, remove_stale_temps,
+                                     set_aside, suite_test_set, write_atomic)
 from evaluation.suite.run import RunTask, read_status
 from evaluation.suite.spec import SuiteSpec, write_suite
 from mofa_bench.config import config_from_dict
@@ -95,7 +96,7 @@ def _state(run_dir: Path, cell: Cell) -> tuple[str, bool]:
     if recorded is None and reason != "missing":
         logger.warning("%s: cell.json is %s; the run is trained again", run_dir, reason)
         return "redo", False
-    stale = recorded is not None and recorded != json.loads(json.dumps(cell.record()))
+    stale = recorded is not None and record_with_defaults(recorded) != json.loads(json.dumps(cell.record()))
     try:
         status = read_status(run_dir)
     except ValueError as err:

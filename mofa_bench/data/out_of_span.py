@@ -186,7 +186,9 @@ class OutOfSpanFaces(SyntheticFaces):
     """:class:`~mofa_bench.data.synthetic.SyntheticFaces` plus held-out detail (module docstring).
 
     Args:
-        decoder, size, seed, prior, backgrounds, start: as :class:`SyntheticFaces`.
+        decoder, size, seed, prior, backgrounds, start, generator: as :class:`SyntheticFaces`
+            (``generator="counter"`` draws the held-out coefficients with the counter-based
+            generator too, in stream :data:`DETAIL_STREAM`).
         detail: the held-out detail (:class:`OutOfSpanConfig`).
 
     Attributes:
@@ -196,8 +198,8 @@ class OutOfSpanFaces(SyntheticFaces):
     """
 
     def __init__(self, decoder: Any, size: int, seed: int = 0, prior: Any = None, backgrounds: Any = None,
-                 start: int = 0, detail: OutOfSpanConfig = OutOfSpanConfig()) -> None:
-        super().__init__(decoder, size, seed, prior, backgrounds, start)
+                 start: int = 0, detail: OutOfSpanConfig = OutOfSpanConfig(), generator: str = "cpu") -> None:
+        super().__init__(decoder, size, seed, prior, backgrounds, start, generator)
         self.detail = detail
         model = decoder.model
         n = model.num_vertices
@@ -213,8 +215,10 @@ class OutOfSpanFaces(SyntheticFaces):
 
     def detail_coefficients(self, indices: torch.Tensor) -> torch.Tensor:
         """``(B, K_s + K_r)`` float32 N(0, 1) held-out coefficients of samples (CPU), each a
-        pure function of ``(seed, start + index)``."""
+        pure function of ``(seed, start + index)`` (``generator="counter"``: on :attr:`device`)."""
         k = self.detail.shape_modes + self.detail.reflectance_modes
+        if self.generator == "counter":
+            return self.counter_stream(indices, DETAIL_STREAM).normal(k)
         rows = [torch.randn(1, k, generator=self._generator(int(i), DETAIL_STREAM)) for i in indices.tolist()]
         return torch.cat(rows)
 

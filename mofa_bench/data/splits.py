@@ -15,7 +15,10 @@ Protocols (the config's ``data`` section): with ``data.out_of_span`` on, every s
 held-out detail outside the decoder's model
 (:class:`~mofa_bench.data.out_of_span.OutOfSpanFaces`); with ``data.target_prior`` set (the
 domain-gap protocol) the validation, test and target splits draw their codes from it, the
-training split from ``data.prior``.
+training split from ``data.prior``. ``data.generator`` (how codes and backgrounds are drawn:
+per-sample CPU generators or the batched counter-based generator) applies to the training
+split; validation, test and target always draw with the CPU generators, so their faces
+are the same for every run of a seed.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ def synthetic_split(decoder: MoFADecoder, data: "DataConfig", split: Split, size
 
     default = {"train": data.train_size, "val": data.val_size, "test": data.test_size, "target": data.test_size}[split]
     prior = data.target_prior if split != "train" and data.target_prior is not None else data.prior
-    common = dict(seed=data.seed, prior=prior, backgrounds=data.backgrounds, start=_STARTS[split])
+    generator = data.generator if split == "train" else "cpu"
+    common = dict(seed=data.seed, prior=prior, backgrounds=data.backgrounds, start=_STARTS[split], generator=generator)
     if data.out_of_span.enabled:
         from mofa_bench.data.out_of_span import OutOfSpanFaces
 

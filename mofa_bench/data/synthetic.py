@@ -12,6 +12,11 @@ integers, the same in every process, on every platform and for any batch composi
 Changing the background config therefore never changes the codes. Rendering then runs on
 the device and dtype of ``decoder.model``.
 
+``generator="counter"`` draws them instead with the counter-based generator
+(:mod:`mofa_bench.data.counter_rng`), a whole batch at once on the decoder model's device
+(:mod:`mofa_bench.data.device_backgrounds`): the same distributions and contract (sample
+``g`` depends only on ``(seed, g)``), other numbers; for training on a GPU.
+
 :meth:`SyntheticFaces.split` builds a training and a validation set from one seed with
 disjoint global index ranges (``[0, train)`` and ``[train, train + val)``); a test set
 is ``SyntheticFaces(..., start=train + val)``.
@@ -53,15 +58,18 @@ import torch
 from mofa_bench.code_vector import CODE_DIM, CODE_SLICES
 from mofa_bench.data.backgrounds import BackgroundConfig, sample_backgrounds
 from mofa_bench.data.batch import FaceBatch
+from mofa_bench.data.counter_rng import CounterStream
+from mofa_bench.data.device_backgrounds import counter_backgrounds
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.errors import DatasetError, InputError
 from mofa_bench.face_model.model import FaceModel
 from mofa_bench.formation import FormedFace
-from mofa_bench.sampling import CodePrior, sample_codes
-from mofa_checks import check_tensor
+from mofa_bench.data.streams import BACKGROUND_STREAM, CODE_STREAM, GENERATORS, check_indices, sample_seed
+from mofa_bench.sampling import CodePrior, sample_codes, sample_codes_counter
 
 __all__ = [
     "FORMAT_NAME",
+    "GENERATORS",
     "check_indices",
     "FORMAT_VERSION",
     "ShardedFaces",
@@ -76,60 +84,8 @@ __all__ = [
 FORMAT_NAME = "mofa-bench-synthetic"
 #: Version of the shard format written by :func:`write_synthetic_dataset`.
 FORMAT_VERSION = 1
-#: Random stream of the code of a sample (see :func:`sample_seed`).
-CODE_STREAM = 0
-#: Random stream of the background of a sample.
-BACKGROUND_STREAM = 1
-
-_MASK64 = (1 << 64) - 1
 _MANIFEST = "manifest.json"
 _SHARD_KEYS = ("images", "masks", "codes", "landmarks", "landmark_confidence", "indices")
-
-
-def _splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
-def sample_seed(seed: int, index: int, stream: int = CODE_STREAM) -> int:
-    """Seed of one sample's random stream: a SplitMix64 mix of ``(seed, index, stream)``.
-
-    Pure integer arithmetic (no salted ``hash``), so it is the same in every process.
-
-    Args:
-        seed: dataset seed (any int; reduced modulo 2⁶⁴).
-        index: global sample index.
-        stream: :data:`CODE_STREAM` or :data:`BACKGROUND_STREAM`.
-
-    Returns:
-        A seed in ``[0, 2⁶³)`` for ``torch.Generator.manual_seed``.
-    """
-    h = _splitmix64(seed & _MASK64)
-    h = _splitmix64(h ^ (index & _MASK64))
-    h = _splitmix64(h ^ (stream & _MASK64))
-    return h & ((1 << 63) - 1)
-
-
-def check_indices(indices: torch.Tensor | Any, size: int) -> torch.Tensor:
-    """Validate dataset indices (a tensor, sequence or int) → ``(B,)`` int64 on the CPU.
-
-    Raises:
-        InputError: not a 1-D integer tensor, empty, or a value outside ``[0, size)``.
-    """
-    if not isinstance(indices, torch.Tensor):
-        indices = torch.as_tensor(indices)
-    if indices.dim() == 0:
-        indices = indices.reshape(1)
-    check_tensor("indices", indices, "B", integer=True)
-    indices = indices.detach().to("cpu", torch.int64)
-    if indices.numel() == 0:
-        raise InputError("indices: expected at least one index, got an empty tensor")
-    low, high = int(indices.min()), int(indices.max())
-    if low < 0 or high >= size:
-        raise InputError(f"indices: expected values in [0, {size}), got range [{low}, {high}]")
-    return indices
 
 
 # ---------------------------------------------------------------------------- on the fly
@@ -144,6 +100,9 @@ class SyntheticFaces:
         prior: ranges of the sampled codes.
         backgrounds: background augmentation; ``None`` renders over black.
         start: global index of sample 0 (disjoint ranges never share samples).
+        generator: ``"cpu"`` (one CPU ``torch.Generator`` per sample and stream) or
+            ``"counter"`` (the counter-based generator, batched on the decoder model's
+            device); see the module docstring.
 
     Example:
         >>> train, val = SyntheticFaces.split(decoder, 100_000, 5_000, seed=0)
@@ -151,17 +110,21 @@ class SyntheticFaces:
     """
 
     def __init__(self, decoder: MoFADecoder, size: int, seed: int = 0, prior: CodePrior | None = None,
-                 backgrounds: BackgroundConfig | None = BackgroundConfig(), start: int = 0) -> None:
+                 backgrounds: BackgroundConfig | None = BackgroundConfig(), start: int = 0,
+                 generator: str = "cpu") -> None:
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
             raise InputError(f"size: expected a positive number of samples, got {size!r}")
         if not isinstance(start, int) or start < 0:
             raise InputError(f"start: expected a global index ≥ 0, got {start!r}")
+        if generator not in GENERATORS:
+            raise InputError(f"generator: expected one of {', '.join(GENERATORS)}, got {generator!r}")
         self.decoder = decoder
         self.size = size
         self.seed = int(seed)
         self.prior = prior or CodePrior()
         self.backgrounds = backgrounds if backgrounds is not None else BackgroundConfig.disabled()
         self.start = start
+        self.generator = generator
 
     @classmethod
     def split(cls, decoder: MoFADecoder, train_size: int, val_size: int, seed: int = 0,
@@ -200,6 +163,11 @@ class SyntheticFaces:
     def _generator(self, index: int, stream: int) -> torch.Generator:
         return torch.Generator().manual_seed(sample_seed(self.seed, self.start + index, stream))
 
+    def counter_stream(self, indices: torch.Tensor, stream: int) -> CounterStream:
+        """The counter-based draws of ``stream`` for the samples at checked dataset-local
+        ``indices``, on :attr:`device` (``generator="counter"``)."""
+        return CounterStream(self.seed, indices.to(self.device) + self.start, stream)
+
     def codes(self, indices: torch.Tensor) -> torch.Tensor:
         """Ground-truth codes of samples, drawn from :attr:`prior`.
 
@@ -207,9 +175,11 @@ class SyntheticFaces:
             indices: ``(B,)`` integer dataset-local indices.
 
         Returns:
-            ``(B, 257)`` float32 codes on the CPU.
+            ``(B, 257)`` float32 codes on the CPU (``generator="counter"``: on :attr:`device`).
         """
         indices = check_indices(indices, self.size)
+        if self.generator == "counter":
+            return sample_codes_counter(self.counter_stream(indices, CODE_STREAM), self.prior)
         return torch.cat([sample_codes(1, self.prior, self._generator(int(i), CODE_STREAM)) for i in indices])
 
     def background_images(self, indices: torch.Tensor) -> torch.Tensor:
@@ -219,10 +189,13 @@ class SyntheticFaces:
             indices: ``(B,)`` integer dataset-local indices.
 
         Returns:
-            ``(B, 3, H, W)`` float32 RGB in [0, 1] on the CPU.
+            ``(B, 3, H, W)`` float32 RGB in [0, 1] on the CPU (``generator="counter"``: on
+            :attr:`device`).
         """
         indices = check_indices(indices, self.size)
         size = self.image_size
+        if self.generator == "counter":
+            return counter_backgrounds(self.counter_stream(indices, BACKGROUND_STREAM), size, self.backgrounds)
         return torch.cat([sample_backgrounds(1, size, self._generator(int(i), BACKGROUND_STREAM), self.backgrounds)
                           for i in indices])
 
@@ -269,9 +242,11 @@ class SyntheticFaces:
         )
 
     def describe(self) -> dict[str, Any]:
-        """JSON-friendly description (seed, prior, backgrounds, model, camera, renderer)."""
+        """JSON-friendly description (seed, prior, backgrounds, model, camera, renderer; the
+        generator unless it is the default ``"cpu"``)."""
         camera = self.decoder.camera
         model = self.decoder.model
+        generator = {} if self.generator == "cpu" else {"generator": self.generator}
         return {
             "size": self.size,
             "start": self.start,
@@ -284,6 +259,7 @@ class SyntheticFaces:
             "camera": {"focal": camera.focal, "center": list(camera.center),
                        "head_distance": camera.head_distance},
             "renderer": getattr(self.decoder.renderer, "name", type(self.decoder.renderer).__name__),
+            **generator,
         }
 
 

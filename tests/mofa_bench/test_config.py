@@ -83,8 +83,9 @@ class TestConfigsByName:
 
     def test_packaged_names(self):
         assert config_names("train") == ["converge", "paper", "quick", "synthetic"]
-        assert config_names("suite") == ["learning_cpu", "methods_cpu", "methods_cpu_domain_gap", "methods_cpu_out_of_span",
-                                         "paper", "quick", "renderers_cpu", "smoke"]
+        assert config_names("suite") == ["gpu_fig10", "gpu_study", "learning_cpu", "methods_cpu",
+                                         "methods_cpu_domain_gap", "methods_cpu_out_of_span", "paper", "quick",
+                                         "renderers_cpu", "smoke"]
         with pytest.raises(ValueError, match="kind"):
             config_names("model")
 
@@ -115,8 +116,8 @@ class TestConfigsByName:
         with pytest.raises(ConfigError, match=r"config file nope does not exist and is not a packaged train config; "
                                               r"known names: converge, paper, quick, synthetic"):
             load_config("nope")
-        with pytest.raises(ConfigError, match=r"suite file nope\.yaml does not exist .*known names: learning_cpu, "
-                                              r"methods_cpu, .*paper, quick, renderers_cpu, smoke"):
+        with pytest.raises(ConfigError, match=r"suite file nope\.yaml does not exist .*known names: gpu_fig10, "
+                                              r"gpu_study, learning_cpu, methods_cpu, .*paper, quick, renderers_cpu, smoke"):
             load_suite_spec("nope.yaml")
 
     def test_a_missing_path_says_so_and_names_the_packaged_configs(self, tmp_path):
@@ -135,8 +136,8 @@ class TestConfigsByName:
         bases = {name: load_suite_spec(name).base for name in config_names("suite")}
         converge = (CONFIGS / "converge.yaml").resolve()
         assert bases == {"learning_cpu": converge, "methods_cpu": converge, "methods_cpu_domain_gap": converge,
-                         "methods_cpu_out_of_span": converge, "renderers_cpu": converge,
-                         "paper": (CONFIGS / "paper.yaml").resolve(),
+                         "methods_cpu_out_of_span": converge, "renderers_cpu": converge, "gpu_study": converge,
+                         "paper": (CONFIGS / "paper.yaml").resolve(), "gpu_fig10": (CONFIGS / "paper.yaml").resolve(),
                          "quick": (CONFIGS / "quick.yaml").resolve(),
                          "smoke": (CONFIGS / "synthetic.yaml").resolve()}
 
