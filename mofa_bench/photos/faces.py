@@ -28,7 +28,14 @@ import torch
 from mofa_bench.photos.reader import PhotoReadError, open_photo
 from mofa_bench.errors import DatasetError, InputError, MofaBenchError
 from mofa_bench.photos.face_region import face_region_mask
-from mofa_bench.photos.detection import DEFAULT_DETECTOR, FaceDetection, FaceDetector, get_detector, select_face
+from mofa_bench.photos.detection import (
+    DEFAULT_DETECTOR,
+    FaceDetection,
+    FaceDetector,
+    box_iou,
+    get_detector,
+    select_face,
+)
 from mofa_bench.photos.framing import (
     DEFAULT_FRAMING,
     CropBox,
@@ -153,19 +160,20 @@ class FacePipeline:
         det = chosen.detection
         landmarks = None
         if self.landmarker is not None:
-            x, y, w, h = det.box
-            side = 2.0 * max(w, h)
-            region = (int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2)), int(round(side)))
-            found = []
-            for angle in _upright_angles(det):
-                found = self.landmarker.detect(rgb, region=region, angle=angle)
-                if found:
+            # the chosen face first, then the others the same rule accepts, in its order
+            others = [d for d in detections if d is not det and select_face(
+                [d], rgb.shape[:2], near=near, min_side=self.min_side, max_outside=self.max_outside).detection]
+            others.sort(key=(lambda d: -box_iou(d.box, near)) if near is not None else (lambda d: -d.area))
+            for candidate in [det] + others:
+                landmarks = self._landmarks(rgb, candidate)
+                if landmarks is not None:
+                    det = candidate
                     break
-            if not found:
+            if landmarks is None:
                 score = f"score {det.score:.2f}; " if np.isfinite(det.score) else ""
-                raise PhotoSkipped(f"the landmarker found no face where the detector did ({score}a false "
+                extra = f" (nor at the {len(others)} other detected face{'s' * (len(others) > 1)})" if others else ""
+                raise PhotoSkipped(f"the landmarker found no face where the detector did{extra} ({score}a false "
                                    "detection, or a face too turned or blurred)")
-            landmarks = found[0]
         if landmarks is not None:
             box, framed_by = frame_from_landmarks68(landmarks.ibug68, self.rule), "landmarks"
         elif det.keypoints is not None and len(det.keypoints) >= 4:
@@ -174,6 +182,17 @@ class FacePipeline:
             box, framed_by = frame_from_box(det.box), "box"
         return FramedFace(box=box, detection=det, landmarks=landmarks, framed_by=framed_by,
                           candidates=chosen.candidates)
+
+    def _landmarks(self, rgb: np.ndarray, det: FaceDetection) -> FaceLandmarks | None:
+        """The landmarker's face in a square twice ``det``'s box (turned upright if rolled), or ``None``."""
+        x, y, w, h = det.box
+        side = 2.0 * max(w, h)
+        region = (int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2)), int(round(side)))
+        for angle in _upright_angles(det):
+            found = self.landmarker.detect(rgb, region=region, angle=angle)
+            if found:
+                return found[0]
+        return None
 
     def close(self) -> None:
         self.detector.close()

@@ -101,6 +101,36 @@ class TestMediaPipeDetector:
         with get_detector("mediapipe", windows=False) as det:
             assert len(det.detect(pair)) < 2
 
+    def test_recheck_confirms_a_low_scoring_face_and_not_texture(self, astronaut):
+        # A find scoring under sure_score is re-checked at the detector's own scale (a square
+        # twice its box): the astronaut's face passes, a box of her suit does not.
+        with get_detector("mediapipe") as det:
+            true = det.detect(astronaut)[0]
+            low = FaceDetection(box=true.box, score=0.55, keypoints=true.keypoints)
+            confirmed = det.confirm(astronaut, low)
+            assert confirmed is not None and confirmed.score >= det.sure_score and confirmed.box == true.box
+            assert det.confirm(astronaut, FaceDetection(box=(300.0, 380.0, 100.0, 100.0), score=0.55)) is None
+            assert det.confirm(astronaut, FaceDetection(box=(0.0, 0.0, 10.0, 10.0), score=0.3)) is None
+        with get_detector("mediapipe", recheck=False) as det:
+            assert det.confirm(astronaut, low) is None
+
+    def test_a_doubtful_whole_photo_find_does_not_stop_the_windows(self, astronaut, monkeypatch):
+        # A false, low-scoring box of the whole photo (a background texture) used to end the
+        # search; the windows now still run, and their confirmed faces replace it.
+        pair = np.ascontiguousarray(np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)[::2, ::2])
+        with get_detector("mediapipe") as det:
+            real = det._detect_view
+
+            def with_false_find(rgb, x0, y0, scale=1.0):
+                found = real(rgb, x0, y0, scale)
+                if rgb.shape == pair.shape:
+                    found.append(FaceDetection(box=(100.0, 20.0, 230.0, 230.0), score=0.55, detector="mediapipe"))
+                return found
+
+            monkeypatch.setattr(det, "_detect_view", with_false_find)
+            faces = det.detect(pair)
+        assert len(faces) == 2 and all(f.score >= 0.7 and f.side < 100 for f in faces)
+
     def test_finds_no_face_in_a_photo_without_one(self):
         skimage_data = pytest.importorskip("skimage.data")
         with get_detector("mediapipe", windows=False) as det:

@@ -41,21 +41,23 @@ def _scene(renders, width: int, roll: float) -> tuple[np.ndarray, tuple[float, f
 
 @pytest.mark.usefixtures("needs_mediapipe")
 class TestDetectorFallbacks:
-    def test_small_face_is_found_by_the_tiles(self, renders):
+    def test_small_face_is_found_by_the_recheck_and_the_tiles(self, renders):
         from mofa_bench.photos.detection import MediaPipeDetector
 
         scene, centre = _scene(renders, 90, 0.0)               # face ≈ 55 px wide in a 1000 × 700 photo
-        with MediaPipeDetector(min_face=1e9, rotations=False) as before, MediaPipeDetector() as after:
-            assert not before.detect(scene)
-            found = after.detect(scene)
-        assert found and np.linalg.norm(np.add(found[0].box[:2], np.divide(found[0].box[2:], 2)) - centre) < 20
+        with MediaPipeDetector(min_face=1e9, rotations=False, recheck=False) as before, \
+                MediaPipeDetector(recheck=False) as tiles, MediaPipeDetector(min_face=1e9, rotations=False) as rechecked:
+            assert not before.detect(scene)                     # the windows alone: found at 0.5-0.7, dropped
+            for after in (tiles, rechecked):
+                found = after.detect(scene)
+                assert found and np.linalg.norm(np.add(found[0].box[:2], np.divide(found[0].box[2:], 2)) - centre) < 20
 
     def test_small_tilted_face_is_found_and_measured(self, renders):
         from mofa_bench.photos.detection import MediaPipeDetector
         from mofa_bench.photos.faces import FacePipeline
 
         scene, centre = _scene(renders, 90, 45.0)               # face ≈ 55 px wide, rolled 45°
-        with MediaPipeDetector(min_face=1e9, rotations=False) as before:
+        with MediaPipeDetector(min_face=1e9, rotations=False, recheck=False) as before:
             assert not before.detect(scene)
         with FacePipeline() as pipeline:
             face = pipeline.find(scene)
@@ -63,3 +65,20 @@ class TestDetectorFallbacks:
         roll = np.degrees(np.arctan2(*(eyes[1] - eyes[0])[::-1]))
         assert abs(roll + 45.0) < 12.0                           # the eye line turned with the face (y down)
         assert np.linalg.norm(face.landmarks.ibug68.mean(0) - centre) < 15
+
+
+@pytest.mark.usefixtures("needs_mediapipe")
+def test_pipeline_takes_the_next_face_when_the_landmarker_rejects_the_largest(astronaut, monkeypatch):
+    from mofa_bench.photos.detection import FaceDetection
+    from mofa_bench.photos.faces import FacePipeline
+
+    with FacePipeline() as pipeline:
+        true = pipeline.detector.detect(astronaut)[0]
+        false = FaceDetection(box=(280.0, 330.0, 160.0, 160.0), score=0.8, detector="mediapipe")  # her suit
+        monkeypatch.setattr(pipeline.detector, "detect", lambda rgb: [false, true])
+        face = pipeline.find(astronaut)
+        assert face.detection is true and face.candidates == 2
+        assert 177 < face.landmarks.ibug68[30, 0] < 272 and 82 < face.landmarks.ibug68[30, 1] < 177
+        monkeypatch.setattr(pipeline.detector, "detect", lambda rgb: [false])
+        with pytest.raises(Exception, match="the landmarker found no face where the detector did"):
+            pipeline.find(astronaut)
