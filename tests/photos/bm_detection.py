@@ -10,7 +10,8 @@ the whole pipeline (detector + landmarks: the landmarks' eye midpoint in the tru
 and the median time per photo, "before" (``MediaPipeDetector`` without the tiles, the
 rotation search and the re-check: the whole photo and its windows only, as before #29) and
 "after" (the defaults). ``--seed`` draws other faces and places (seed 0 is the set the
-search was developed on; another seed is a held-out check). Both use the same landmarker step (which turns a face rolled past 20° upright).
+search was developed on; another seed is a held-out check). Both use the same landmarker
+step (which turns a face rolled past 20° upright).
 """
 
 from __future__ import annotations

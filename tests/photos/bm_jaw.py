@@ -1,17 +1,20 @@
 """Measure the jaw on the visible outline (mofa_bench.photos.contour) against the fixed-vertex jaw.
 
-Run: ``python tests/photos/bm_jaw.py [--calibrate] [--renders N] [--out CSV]`` (dlib for the
+Run: ``python tests/photos/bm_jaw.py [--calibrate] [--renders N] [--render-seed S] [--out CSV]`` (dlib for the
 photos: ``pip install dlib-bin face-recognition-models``). Prints:
 
 - on scikit-image's photos (astronaut; ``lfw_subset`` faces, 25 px grey upsampled to 200):
   MediaPipe's 68 points against dlib's 68-point predictor (trained on iBUG 300-W), NME
   normalised by dlib's outer-eye-corner distance, all 68 / jaw (0-16) / inner 51, with
-  the fixed mesh vertices ("fixed") and the outline jaw ("contour"); LFW faces 0-49
+  the fixed mesh vertices ("fixed"), the outline jaw from the mesh alone ("contour") and
+  moved onto the photo's visible edge ("edges", what the landmarker gives); LFW faces 0-49
   calibrate the contour's constants, so faces 50-99 and the astronaut are the test;
 - on renders of the default model with yaw up to ±45° (the true outline known: the
   boundary of the rendered face), each jaw point's distance to that outline, px and in
-  outer-eye-corner distances, from MediaPipe's detected mesh and (``true_*``) from the
-  rendered mesh's own 468 vertices (the rule without detection error);
+  outer-eye-corner distances, from MediaPipe's detected mesh (``fixed``, ``contour``,
+  ``edges``) and (``true_*``) from the rendered mesh's own 468 vertices (the rule without
+  detection error); ``--render-seed`` draws other renders (11: the set the edge search
+  was developed on; e.g. 23 is held out);
 - with ``--calibrate``: the :data:`~mofa_bench.photos.contour.JAW_FRACTIONS` and
   :data:`~mofa_bench.photos.contour.JAW_OUTSET` the calibration faces imply.
 """
@@ -31,21 +34,22 @@ def _nme(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.linalg.norm(points - reference, axis=1) / np.linalg.norm(reference[36] - reference[45])
 
 
-def photo_rows(meshes: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+def photo_rows(meshes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> pd.DataFrame:
     """Per photo and variant: NME against dlib (all 68, jaw, inner 51)."""
     from mofa_bench.photos.landmarks68 import mesh_landmarks
 
     rows = []
-    for name, (mesh, dlib68) in meshes.items():
+    for name, (mesh, dlib68, image) in meshes.items():
         split = "calibration" if name.startswith("lfw") and int(name[4:]) < 50 else "test"
-        for variant, contour in (("fixed", False), ("contour", True)):
-            err = _nme(mesh_landmarks(mesh, None, contour).ibug68, dlib68)
+        for variant, contour, rgb in (("fixed", False, None), ("contour", True, None), ("edges", True, image)):
+            err = _nme(mesh_landmarks(mesh, None, contour, rgb).ibug68, dlib68)
             rows.append(dict(image=name, split=split, variant=variant, all68=err.mean(), jaw=err[:17].mean(),
                              inner51=err[17:].mean()))
     return pd.DataFrame(rows)
 
 
-def calibrate(meshes: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def calibrate(meshes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+              ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """JAW_FRACTIONS and JAW_OUTSET from the calibration faces (medians, left/right averaged)."""
     from mofa_bench.photos import contour as C
     from mofa_bench.photos.landmarks68 import point_confidence, vertex_facing
@@ -53,7 +57,7 @@ def calibrate(meshes: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[tuple[f
     names = [n for n in meshes if n.startswith("lfw") and int(n[4:]) < 50]
     where: list[list[float]] = [[] for _ in range(17)]
     for name in names:
-        mesh, ref = meshes[name]
+        mesh, ref, _ = meshes[name]
         pts = mesh[:468, :2]
         conf = point_confidence(mesh)
         for side, jaw in ((0, range(0, 9)), (1, range(16, 7, -1))):
@@ -69,7 +73,7 @@ def calibrate(meshes: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[tuple[f
     fractions = tuple(float(v) for v in np.round((med[:9] + med[16:7:-1]) / 2, 3)[:8]) + (1.0,)
     radial: list[list[float]] = [[] for _ in range(17)]
     for name in names:
-        mesh, ref = meshes[name]
+        mesh, ref, _ = meshes[name]
         pts = mesh[:468, :2]
         jaw, _, _ = C.contour_landmarks(mesh, point_confidence(mesh), vertex_facing(mesh), fractions, (0.0,) * 9)
         scale = np.linalg.norm(pts[33] - pts[263])
@@ -80,7 +84,7 @@ def calibrate(meshes: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[tuple[f
     return fractions, tuple(float(v) for v in np.round((med[:9] + med[16:7:-1]) / 2, 3))
 
 
-def render_rows(count: int, size: int = 240) -> pd.DataFrame:
+def render_rows(count: int, size: int = 240, seed: int = 11) -> pd.DataFrame:
     """Jaw points' distance to the rendered face's outline on posed renders (yaw ±45°)."""
     from scipy import ndimage
 
@@ -91,7 +95,7 @@ def render_rows(count: int, size: int = 240) -> pd.DataFrame:
 
     decoder = MoFADecoder(FaceModel.load("default", subdivisions=2), Camera(image_size=size))
     codes = sample_codes(count, CodePrior(yaw_deg=45.0, pitch_deg=10.0, roll_deg=10.0),
-                         generator=torch.Generator().manual_seed(11))
+                         generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         images, masks = decoder.render(codes.float(), torch.full((count, 3, size, size), 0.5))
         formed = decoder.form(codes.float())
@@ -112,10 +116,11 @@ def render_rows(count: int, size: int = 240) -> pd.DataFrame:
             mesh = found[0].mesh
             scale = np.linalg.norm(mesh[33, :2] - mesh[263, :2])
             row = dict(image=i, yaw_deg=float(np.degrees(float(codes[i, 225]))), found=True)
-            for variant, contour, source in (("fixed", False, mesh), ("contour", True, mesh),
-                                             ("true_fixed", False, true_meshes[i]),
-                                             ("true_contour", True, true_meshes[i])):
-                jaw = mesh_landmarks(source, None, contour).ibug68[:17]
+            for variant, contour, source, image in (("fixed", False, mesh, None), ("contour", True, mesh, None),
+                                                    ("edges", True, mesh, rgb[i]),
+                                                    ("true_fixed", False, true_meshes[i], None),
+                                                    ("true_contour", True, true_meshes[i], None)):
+                jaw = mesh_landmarks(source, None, contour, image).ibug68[:17]
                 dist = np.linalg.norm(jaw[:, None] - outline[None], axis=2).min(1)
                 row[f"{variant}_jaw_px"] = dist.mean()
                 row[f"{variant}_jaw_norm"] = dist.mean() / scale
@@ -129,6 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calibrate", action="store_true", help="print the constants the calibration faces imply")
     parser.add_argument("--renders", type=int, default=24)
+    parser.add_argument("--render-seed", type=int, default=11, help="codes of the renders (11: the development set)")
     parser.add_argument("--out", default=None, help="write the per-photo rows as CSV")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -137,7 +143,7 @@ def main() -> None:
         for name, image in skimage_photos().items():
             a, b = mp.detect(image), dlib.detect(image)
             if a and b:
-                meshes[name] = (a[0].mesh, b[0].ibug68)
+                meshes[name] = (a[0].mesh, b[0].ibug68, image)
     print(f"machine: {platform.processor() or platform.machine()}; {len(meshes)} photos with both landmarkers")
     frame = photo_rows(meshes)
     pd.set_option("display.width", 200)
@@ -147,15 +153,17 @@ def main() -> None:
         fractions, outset = calibrate(meshes)
         print(f"JAW_FRACTIONS = {fractions}\nJAW_OUTSET = {outset}")
     if args.renders:
-        renders = render_rows(args.renders)
+        renders = render_rows(args.renders, seed=args.render_seed)
         found = renders[renders["found"]]
         print(f"renders: {len(found)} of {len(renders)} with landmarks; jaw distance to the true outline:")
-        columns = ["fixed_jaw_px", "contour_jaw_px", "true_fixed_jaw_px", "true_contour_jaw_px"]
-        print(found[columns + ["fixed_jaw_norm", "contour_jaw_norm"]].mean().round(4).to_string())
+        columns = ["fixed_jaw_px", "contour_jaw_px", "edges_jaw_px", "true_fixed_jaw_px", "true_contour_jaw_px"]
+        print(found[columns + ["fixed_jaw_norm", "contour_jaw_norm", "edges_jaw_norm"]].mean().round(4).to_string())
         turned = found[found["yaw_deg"].abs() > 20]
         print(f"  |yaw| > 20° ({len(turned)}):", turned[columns].mean().round(3).to_dict())
     if args.out:
         frame.to_csv(args.out, index=False)
+        if args.renders:
+            renders.to_csv(args.out.replace(".csv", "_renders.csv"), index=False)
 
 
 if __name__ == "__main__":

@@ -106,12 +106,13 @@ class TestMediaPipeLandmarker:
             uv = decoder.form(torch.zeros(1, CODE_DIM)).uv[0, :468].double().numpy()
         err = np.linalg.norm(face.mesh_vertices - uv, axis=1)
         assert np.median(err) < 4.0, f"median vertex error {np.median(err):.1f} px"
-        # the model's landmark vertices (fixed); the jaw and brow ends follow the outline instead (test_contour.py)
+        # the model's landmark vertices (fixed); the jaw and brow ends follow the outline instead, and
+        # the nose bridge's top is 300-W's (test_contour.py)
         from mofa_bench.photos.landmarks68 import mesh_landmarks
 
         fixed = mesh_landmarks(face.mesh, None, contour=False).ibug68
         assert np.linalg.norm(fixed - landmarks[0], axis=1).mean() < 5.0
-        inner = [i for i in range(17, 68) if i not in (17, 26)]
+        inner = [i for i in range(17, 68) if i not in (17, 26, 27)]
         assert np.array_equal(face.ibug68[inner], fixed[inner])
 
     def test_unknown_landmarker_is_an_input_error(self):

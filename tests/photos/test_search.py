@@ -46,7 +46,8 @@ class TestDetectorFallbacks:
 
         scene, centre = _scene(renders, 90, 0.0)               # face ≈ 55 px wide in a 1000 × 700 photo
         with MediaPipeDetector(min_face=1e9, rotations=False, recheck=False) as before, \
-                MediaPipeDetector(recheck=False) as tiles, MediaPipeDetector(min_face=1e9, rotations=False) as rechecked:
+                MediaPipeDetector(recheck=False) as tiles, \
+                MediaPipeDetector(min_face=1e9, rotations=False) as rechecked:
             assert not before.detect(scene)                     # the windows alone: found at 0.5-0.7, dropped
             for after in (tiles, rechecked):
                 found = after.detect(scene)
