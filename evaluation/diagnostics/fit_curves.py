@@ -27,7 +27,7 @@ step (the per-image errors it summarises); --append adds a call's faces to that 
 summarises them all, so a long measurement can run as several calls (--faces 0:16, then
 --faces 16:32 --append, ...); --figure, a PNG: the errors against steps (top) and against
 seconds per image (bottom, log scale, from the first step on), one colour per renderer
-(:data:`RENDERER_COLORS`), solid with landmarks, dashed without, bands the intervals.
+(:mod:`evaluation.results.colors`), solid with landmarks, dashed without, bands the intervals.
 Runs on the CPU.
 
     mofa-bench diagnose fit-curves converge --size 64 \\
@@ -49,6 +49,7 @@ import torch
 from evaluation.diagnostics.signal import (RENDERERS, add_common_arguments, renderer_decoders, setting_label,
                                            setting_loss)
 from evaluation.diagnostics.stats import BOOTSTRAP_RESAMPLES, bootstrap_interval
+from evaluation.results.colors import renderer_color
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.losses import LossWeights
@@ -56,7 +57,7 @@ from mofa_bench.methods.fit import fit_codes
 from mofa_bench.scoring.protocol import evaluate_codes
 from mofa_checks import InputError
 
-__all__ = ["DEFAULT_AT", "METRICS", "RENDERER_COLORS", "RENDERERS", "add_arguments", "fit_curve", "plot", "run",
+__all__ = ["DEFAULT_AT", "METRICS", "RENDERERS", "add_arguments", "fit_curve", "plot", "run",
            "summarize", "take"]
 
 #: The test errors of the curves, in panel order.
@@ -67,9 +68,6 @@ METRIC_TITLES: dict[str, str] = {"geometric_mm": "posed geometric error (mm)",
                                  "photometric": "photometric error", "landmark_px": "landmark error (px)"}
 #: Steps scored unless told.
 DEFAULT_AT: tuple[int, ...] = (0, 5, 10, 20, 50, 100)
-#: One colour per renderer, the same in every figure of these diagnostics.
-RENDERER_COLORS: dict[str, str] = {"per_vertex": "tab:blue", "pytorch3d (hard)": "tab:orange",
-                                   "pytorch3d (soft)": "tab:green", "nvdiffrast": "tab:red"}
 
 
 def take(batch: FaceBatch, rows: slice) -> FaceBatch:
@@ -163,7 +161,7 @@ def plot(frame, path: Path, title: str = "") -> Path:
     fig, axes = plt.subplots(2, len(metrics), figsize=(3.6 * len(metrics), 6.4), squeeze=False)
     legend = {}
     for (renderer, landmarks), part in frame.groupby(["renderer", "landmarks"], sort=False):
-        style = {"color": RENDERER_COLORS.get(renderer, "tab:gray"), "linestyle": "-" if landmarks else "--",
+        style = {"color": renderer_color(renderer) or "tab:gray", "linestyle": "-" if landmarks else "--",
                  "marker": "o", "markersize": 3}
         for column, metric in enumerate(metrics):
             curve = part[part["metric"] == metric].sort_values("step")
@@ -182,7 +180,7 @@ def plot(frame, path: Path, title: str = "") -> Path:
         for row in range(2):
             axes[row, column].grid(alpha=0.3)
     # Legend columns are renderers, rows the landmark settings (matplotlib fills column by column).
-    known = list(RENDERER_COLORS)
+    known = [label for label, _, _ in RENDERERS.values()]
     keys = sorted(legend, key=lambda key: (known.index(key[0]) if key[0] in known else len(known), not key[1]))
     fig.legend([legend[key] for key in keys], [setting_label(*key) for key in keys], loc="lower center",
                ncol=len({renderer for renderer, _ in keys}), fontsize=8, frameon=False)

@@ -1,7 +1,9 @@
 """A suite directory → ``report.md`` and a self-contained ``report.html`` (figures in ``report_figures/``).
 
 :func:`build_report` lays the report out as blocks (:mod:`evaluation.report.document`):
-the suite's runs and test set, runs that did not finish, test errors over seeds, what
+the suite's runs and test set, runs that did not finish, the renderer comparison when
+MoFA was trained through several renderers (:mod:`~evaluation.report.renderer_comparison`),
+test errors over seeds, what
 training learnt (each run against the mean face, also written as ``summary.csv``), each
 renderer's paired difference to per_vertex, costs, then the figures — error curves over
 steps and over wall-clock time, bars, the qualitative grid, vertex-error heat maps and
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from evaluation.report.figures import plot_bars, plot_curves, plot_throughput_csv
+from evaluation.report.figures import BAR_METRICS, plot_bars, plot_curves, plot_throughput_csv
 from evaluation.report.images import plot_qualitative, plot_vertex_errors
 from evaluation.report.document import Block, Bullets, Figure, Heading, Paragraph, Table, figures_of, to_markdown
 from evaluation.report.html import write_html
@@ -22,6 +24,7 @@ from evaluation.report.learning import START_METHOD, learning_records, learning_
 from evaluation.report.load import REFERENCE_RENDERER, ReportError, Suite, load_suite_results
 from evaluation.report.portable import export_suite_data
 from evaluation.report.real import real_blocks
+from evaluation.report.renderer_comparison import renderer_comparison_blocks
 from evaluation.report.tables import (
     COST_COLUMNS,
     cost_records,
@@ -193,7 +196,7 @@ def _figure_or_note(path: Path | None, caption: str, missing: str, kept: Path | 
 
 def _figures(suite: Suite, fig_dir: Path, bench_csvs: Sequence[Path]) -> list[Block]:
     blocks: list[Block] = [Heading("Figures")]
-    summary = seed_summary(suite.results)
+    summary = seed_summary(suite.results, BAR_METRICS)
     no_curves = "no finished run wrote validation.csv"
     blocks += [Heading("Error over training", 3)]
     blocks += _figure_or_note(plot_curves(suite, fig_dir / "curves_step.png", x="step"),
@@ -204,7 +207,8 @@ def _figures(suite: Suite, fig_dir: Path, bench_csvs: Sequence[Path]) -> list[Bl
                               "line per seed.", "no validation.csv has train_time_s")
     blocks += [Heading("Test error", 3)]
     blocks += _figure_or_note(plot_bars(summary, fig_dir / "bars.png", suite.results),
-                              "Test error per configuration: bar = mean over seeds, whisker = ± std, dots = seeds.",
+                              "Test error per configuration: bar = mean over seeds, whisker = ± std, dots = seeds; "
+                              "the dotted line is the mean face.",
                               "no finished run has test errors")
     blocks += [Heading("Qualitative results", 3)]
     blocks += _figure_or_note(plot_qualitative(suite, fig_dir / "qualitative.png"),
@@ -247,7 +251,8 @@ def build_report(suite: Suite, fig_dir: str | Path, bench_csvs: Sequence[str | P
     fig_dir = Path(fig_dir)
     if resamples < 1:
         raise ReportError(f"--resamples: expected ≥ 1, got {resamples}")
-    return (_overview(suite) + _unfinished(suite) + _errors(suite) + _learning(suite) + real_blocks(suite)
+    return (_overview(suite) + _unfinished(suite) + renderer_comparison_blocks(suite, fig_dir, resamples, bootstrap_seed)
+            + _errors(suite) + _learning(suite) + real_blocks(suite)
             + _differences(suite, resamples, bootstrap_seed)
             + _costs(suite) + _figures(suite, fig_dir, [Path(c) for c in bench_csvs]))
 

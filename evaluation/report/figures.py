@@ -2,8 +2,10 @@
 
 Every function writes one PNG from the suite's files alone and returns its path, or
 ``None`` when the suite has nothing to draw (e.g. no run wrote ``validation.csv``). Each
-series (one configuration, seeds pooled) keeps one colour in every figure
-(:func:`series_colors`).
+series (one configuration, seeds pooled) keeps one style in every figure
+(:func:`series_styles`): MoFA's series take their renderer's colour, the same in every
+report (:mod:`evaluation.results.colors`), and a series trained without the landmark loss
+is dashed (hatched in bars) where the suite varies it.
 """
 
 from __future__ import annotations
@@ -12,13 +14,18 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from evaluation.report.learning import START_METHOD
 from evaluation.report.load import Suite
 from evaluation.report.tables import HEADLINE_METRICS, METRIC_TITLES, NO_GEOMETRY_METHODS
+from evaluation.results.colors import color_map
 
-__all__ = ["DPI", "plot_bars", "plot_curves", "plot_throughput_csv", "pyplot", "save_figure", "series_colors"]
+__all__ = ["BAR_METRICS", "DPI", "plot_bars", "plot_curves", "plot_throughput_csv", "pyplot", "save_figure",
+           "series_styles"]
 
 #: Resolution of every figure, dots per inch.
 DPI = 110
+#: Panels of the test-error bars: the headline errors and the model-space error.
+BAR_METRICS: tuple[str, ...] = ("photometric", "geometric_mm", "geometric_model_mm", "landmark_px")
 
 
 def pyplot() -> Any:
@@ -31,10 +38,26 @@ def pyplot() -> Any:
     return plt
 
 
-def series_colors(series: Sequence[str]) -> dict[str, Any]:
-    """``{series: RGBA}`` from the ``tab10`` cycle, in the given order."""
-    cmap = pyplot().get_cmap("tab10")
-    return {name: cmap(i % 10) for i, name in enumerate(series)}
+def series_styles(results: Any) -> dict[str, dict[str, Any]]:
+    """``{series: {"color", "linestyle", "hatch"}}`` for every series of ``results``, in order.
+
+    A series whose label names its renderer (MoFA's, or a baseline run through several)
+    takes the renderer's colour; other series take the non-renderer colours in turn. Where
+    the suite varies the landmark loss, a series with weight 0 is dashed (``"--"``) and its
+    bars hatched (``"//"``).
+    """
+    renderers_of = results.groupby("method")["renderer"].agg(lambda values: set(values) - {""})
+    varies_landmarks = len(set(results["landmark_loss"]) - {""}) > 1
+    renderer_of: dict[str, str] = {}
+    without: set[str] = set()
+    for row in results.to_dict("records"):
+        if row["renderer"] and (row["method"] == "mofa" or len(renderers_of.get(row["method"], ())) > 1):
+            renderer_of.setdefault(row["series"], row["renderer"])
+        if varies_landmarks and row["landmark_loss"] == "0":
+            without.add(row["series"])
+    return {series: {"color": color, "linestyle": "--" if series in without else "-",
+                     "hatch": "//" if series in without else None}
+            for series, color in color_map(results["series"], renderer_of).items()}
 
 
 def save_figure(fig: Any, path: Path) -> Path:
@@ -74,25 +97,26 @@ def plot_curves(suite: Suite, path: str | Path, x: str = "step",
     if not drawn:
         return None
     plt = pyplot()
-    colors = series_colors(suite.series_order())
+    styles = series_styles(suite.results)
     fig, axes = plt.subplots(1, len(drawn), figsize=(4.2 * len(drawn) + 1.8, 3.4), squeeze=False)
     for ax, metric in zip(axes[0], drawn):
         for series, frames in curves.items():
             frames = [f for f in frames if metric in f.columns and f[metric].notna().any()]
             if not frames:
                 continue
-            color = colors[series]
+            color, linestyle = styles[series]["color"], styles[series]["linestyle"]
             if x == "step":
                 stats = pd.concat(frames).groupby("step")[metric].agg(["mean", "std", "count"]).reset_index()
-                ax.plot(stats["step"], stats["mean"], color=color, marker="o", markersize=3, label=series)
+                ax.plot(stats["step"], stats["mean"], color=color, linestyle=linestyle, marker="o", markersize=3,
+                        label=series)
                 band = stats[stats["count"] > 1]
                 ax.fill_between(band["step"], band["mean"] - band["std"], band["mean"] + band["std"],
                                 color=color, alpha=0.12, linewidth=0)
             else:
                 for i, frame in enumerate(frames):
                     frame = frame.dropna(subset=[x, metric]).sort_values(x)
-                    ax.plot(frame[x], frame[metric], color=color, marker="o", markersize=3, alpha=0.85,
-                            label=series if i == 0 else None)
+                    ax.plot(frame[x], frame[metric], color=color, linestyle=linestyle, marker="o", markersize=3,
+                            alpha=0.85, label=series if i == 0 else None)
         ax.set_xlabel("training step" if x == "step" else "training wall-clock time (s)")
         ax.set_ylabel(METRIC_TITLES.get(metric, metric))
         ax.grid(True, alpha=0.3)
@@ -109,8 +133,11 @@ def plot_curves(suite: Suite, path: str | Path, x: str = "step",
 
 
 def plot_bars(summary: Any, path: str | Path, results: Any,
-              metrics: Sequence[str] = HEADLINE_METRICS) -> Path | None:
+              metrics: Sequence[str] = BAR_METRICS) -> Path | None:
     """Test error per series with a finished run: bars at the mean over seeds, error bars ± one std, dots per seed.
+
+    Where the suite has a mean-face run, its error is a dotted reference line on each panel
+    (what every encoder starts from); bars are coloured and hatched as :func:`series_styles`.
 
     Args:
         summary: :func:`~evaluation.report.tables.seed_summary` of the same metrics.
@@ -124,7 +151,7 @@ def plot_bars(summary: Any, path: str | Path, results: Any,
     import numpy as np
     import pandas as pd
 
-    colors = series_colors(list(dict.fromkeys(results["series"])))
+    styles = series_styles(results)
     summary = summary[summary["ok"] > 0]
     drawn = [m for m in metrics if f"{m}_mean" in summary.columns and summary[f"{m}_mean"].notna().any()]
     if not drawn:
@@ -138,8 +165,13 @@ def plot_bars(summary: Any, path: str | Path, results: Any,
     for ax, metric in zip(axes[0], drawn):
         means = summary[f"{metric}_mean"].to_numpy(dtype=float)
         stds = np.nan_to_num(summary[f"{metric}_std"].to_numpy(dtype=float))
-        ax.bar(positions, np.nan_to_num(means), yerr=stds, capsize=4, color=[colors[n] for n in names],
-               alpha=0.8, edgecolor="black", linewidth=0.5)
+        bars = ax.bar(positions, np.nan_to_num(means), yerr=stds, capsize=4,
+                      color=[styles[n]["color"] for n in names], alpha=0.8, edgecolor="black", linewidth=0.5)
+        for bar, name in zip(bars, names):
+            bar.set_hatch(styles[name]["hatch"])
+        start = summary.loc[summary["method"] == START_METHOD, f"{metric}_mean"].dropna()
+        if len(start):
+            ax.axhline(float(start.iloc[0]), color="black", linestyle=":", linewidth=1, label="mean face")
         for i, row in enumerate(summary.to_dict("records")):
             if not math.isfinite(row[f"{metric}_mean"]):
                 note = "no geometry" if row["method"] in NO_GEOMETRY_METHODS else "no value"

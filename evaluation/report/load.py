@@ -65,7 +65,7 @@ METHOD_TITLES: dict[str, str] = {
 #: (a suite cell still records it), so the report names no landmark weight for them.
 LANDMARK_LOSS_METHODS: frozenset[str] = frozenset({"mofa", "fit"})
 #: Renderers in report order (others follow by name).
-RENDERER_ORDER: tuple[str, ...] = ("per_vertex", "pytorch3d", "nvdiffrast")
+RENDERER_ORDER: tuple[str, ...] = ("per_vertex", "pytorch3d", "pytorch3d_soft", "nvdiffrast")
 
 
 class ReportError(MofaBenchError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from evaluation.results.colors import color_map
+
 __all__ = ["plot_throughput"]
 
 
@@ -16,6 +18,9 @@ def plot_throughput(frame: Any, path: str | Path, *, x: str, y: str, hue: str, f
                     facet_cols: str | None = None, xlabel: str = "", ylabel: str = "", title: str = "",
                     facet_format: dict[str, str] | None = None) -> Path:
     """Log-log line plot of ``y`` against ``x``, one line per ``hue`` value, in a grid of facets.
+
+    A ``hue`` value that names a renderer takes that renderer's colour
+    (:mod:`evaluation.results.colors`).
 
     Only rows with status ``ok`` (and values in every plotted column) are drawn; a facet
     with no such row says so. ``facet_format`` maps a facet column to a format string for
@@ -39,7 +44,7 @@ def plot_throughput(frame: Any, path: str | Path, *, x: str, y: str, hue: str, f
     col_values = sorted(ok[facet_cols].dropna().unique()) if facet_cols else [None]
     row_values, col_values = row_values or [None], col_values or [None]
     hues = sorted(ok[hue].dropna().astype(str).unique())
-    colors = {h: plt.get_cmap("tab10")(i % 10) for i, h in enumerate(hues)}
+    colors = color_map(hues)
     legend_in = 2.0  # inches at the right for the legend
     width = 3.4 * len(col_values) + 0.8 + legend_in
     fig, axes = plt.subplots(len(row_values), len(col_values), squeeze=False, sharex=True, sharey=True,

@@ -327,8 +327,8 @@ def _decoded_png(data: bytes):
 
 
 class TestWriteReport:
-    FIGURES = ("curves_step.png", "curves_time.png", "bars.png", "qualitative.png", "vertex_error.png",
-               "throughput_renderers_cpu.png")
+    FIGURES = ("renderers_error_time.png", "renderers_bars.png", "curves_step.png", "curves_time.png", "bars.png",
+               "qualitative.png", "vertex_error.png", "throughput_renderers_cpu.png")
 
     def test_every_figure_exists_and_decodes(self, report):
         names = [path.name for path in report.figures]
@@ -397,7 +397,7 @@ class TestCommand:
                      "--resamples", "200"]) == 0
         assert (tmp_path / "out" / "report.html").is_file()
         assert "200 resamples" in (tmp_path / "out" / "report.md").read_text()
-        assert "6 figures embedded" in capsys.readouterr().out
+        assert "8 figures embedded" in capsys.readouterr().out
 
     def test_cli_reports_a_directory_that_is_not_a_suite(self, tmp_path, capsys):
         from mofa_bench.cli import main
