@@ -10,7 +10,8 @@ faces for every run of a suite that shares model, camera and data settings.
 - ``test_metrics.csv``: one row per test image, ``index`` (within the split) and every
   per-sample metric of :func:`mofa_bench.scoring.validation.evaluate_batch`;
 - ``test_reconstructions.pt``: ``{"image": (K, 3, H, W), "mask": (K, 1, H, W)}`` float32
-  on the CPU, the reconstruction over black and its coverage for the first K test images;
+  on the CPU, the reconstruction over black and its coverage for the first K test images
+  (:func:`drawn_reconstruction`: a method's codes drawn as the photometric error draws them);
 - ``vertex_error_mm.npy``: ``(N,)`` float32, the mean posed per-vertex distance (mm,
   :func:`mofa_bench.scoring.protocol.vertex_errors`) over the test set, for methods with codes.
 
@@ -36,7 +37,7 @@ import torch
 
 from evaluation.bench.measure import synchronize
 from mofa_bench.scoring.protocol import vertex_errors
-from mofa_bench.scoring.validation import evaluate_batch, summarize
+from mofa_bench.scoring.validation import SCORING_RENDERER, evaluate_batch, summarize
 from mofa_bench.config import TrainConfig
 from mofa_bench.data.splits import synthetic_split
 from mofa_bench.decoder import MoFADecoder
@@ -131,6 +132,23 @@ def bootstrap_ci(per_sample: dict[str, torch.Tensor], resamples: int = BOOTSTRAP
     return out
 
 
+def drawn_reconstruction(method: Method, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(image over black (B, 3, H, W), coverage (B, 1, H, W))`` of the method's reconstruction of ``images``.
+
+    A method with codes has them drawn by :data:`~mofa_bench.scoring.validation.SCORING_RENDERER`,
+    the hard z-buffer the photometric error scores, whatever it trained through: a soft
+    rasterizer's own drawing leaves its coverage below 1 inside the face (a blur of a
+    quarter pixel with 8 faces per pixel: 47 % of the face's pixels under 0.9 on the default
+    model at 64 px), and the input showing through those gaps would look like a speckle
+    on the face that the codes do not have. A method without codes shows its own image.
+    """
+    rec = method.reconstruct(images)
+    decoder = code_decoder(method)
+    if rec.code is None or decoder is None:
+        return rec.image, rec.mask
+    return decoder.with_renderer(SCORING_RENDERER).render(rec.code)
+
+
 class _TimedMethod:
     """A method seen through ``reconstruct``: each call timed, the last reconstruction kept.
 
@@ -178,8 +196,8 @@ def evaluate_test_set(method: Method, model_decoder: MoFADecoder, config: TrainC
     vertex_sum: torch.Tensor | None = None
     with torch.no_grad():
         first = data.batch(torch.arange(min(samples, len(data)))).to(device)
-        rec = method.reconstruct(first.images)
-        torch.save({"image": rec.image.detach().float().cpu(), "mask": rec.mask.detach().float().cpu()},
+        image, mask = drawn_reconstruction(method, first.images)
+        torch.save({"image": image.detach().float().cpu(), "mask": mask.detach().float().cpu()},
                    run_dir / "test_reconstructions.pt")
         for start in range(0, len(data), EVAL_BATCH):
             batch = data.batch(torch.arange(start, min(start + EVAL_BATCH, len(data)))).to(device)
