@@ -68,7 +68,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from mofa_bench.config import read_yaml_file
+from mofa_bench.config_yaml import read_yaml_file
 from mofa_bench.configs import config_name, config_names, config_path
 from mofa_bench.errors import ConfigError
 from mofa_bench.methods import method_names

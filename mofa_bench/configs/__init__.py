@@ -22,7 +22,7 @@ __all__ = ["CONFIG_KINDS", "config_name", "config_names", "config_path"]
 
 #: Kinds of packaged config and their folders, relative to this package's folder.
 CONFIG_KINDS: dict[str, str] = {"train": ".", "suite": "suites"}
-#: How errors name a file of each kind (as :func:`mofa_bench.config.read_yaml_file` does).
+#: How errors name a file of each kind (as :func:`mofa_bench.config_yaml.read_yaml_file` does).
 _KIND_FILES = {"train": "config file", "suite": "suite file"}
 _SUFFIX = ".yaml"
 
