@@ -2,7 +2,8 @@
 
 MediaPipe's short-range detector sees its input letterboxed to 128 × 128 px and was
 trained on roughly upright faces, so a face under ≈ 1/10 of the view or rolled past
-≈ 30° goes unseen. Two fallbacks, each tried only when the passes before it found nothing:
+≈ 30° goes unseen. Two fallbacks, each tried only when the passes before it confirmed no
+face (:meth:`~mofa_bench.photos.detection.MediaPipeDetector.confirm`):
 
 - :func:`tiles`: square windows whose side is a few times the smallest face wanted
   (:data:`TILE_FACES` × ``min_face``), half-overlapping, so a 40-px face fills ≈ 1/4 of
