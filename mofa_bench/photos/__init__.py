@@ -21,13 +21,12 @@ from mofa_bench.photos.detection import (
     DetectorUnavailableError,
     FaceDetection,
     FaceDetector,
-    Selection,
     available_detectors,
     detector_names,
     get_detector,
     register_detector,
-    select_face,
 )
+from mofa_bench.photos.selection import Selection, select_face
 from mofa_bench.photos.framing import (
     DEFAULT_FRAMING,
     FramingRule,

@@ -1,4 +1,4 @@
-"""Face detectors behind a name → backend registry, and the rule that picks one face.
+"""Face detectors behind a name → backend registry.
 
 Backends (``get_detector(name)``):
 
@@ -18,9 +18,9 @@ Backends (``get_detector(name)``):
 - ``"dlib"`` (optional): dlib's HOG frontal-face detector (``pip install dlib-bin``);
   frontal faces of ≈ 80 px and more (40 px with ``upsample=1``), boxes with a score.
 
-Which face: :func:`select_face` takes the largest box, or with ``near`` the box that
-overlaps a given box most; a photo whose chosen face is tiny or cut off by the border is
-skipped with the reason.
+Which face a photo's crop is made from: :func:`mofa_bench.photos.selection.select_face`
+(the largest box, or the one that overlaps a given box most; a tiny or cut-off face skips
+the photo with the reason).
 
 Pixels: boxes and keypoints are in the project's screen convention (origin at the
 top-left corner of the top-left pixel, x right, y down; pixel centres at +0.5).
@@ -55,7 +55,6 @@ __all__ = [
     "DetectorUnavailableError",
     "FaceDetection",
     "FaceDetector",
-    "Selection",
     "available_detectors",
     "box_iou",
     "check_rgb",
@@ -65,7 +64,6 @@ __all__ = [
     "mediapipe_availability",
     "quiet_native_logs",
     "register_detector",
-    "select_face",
 ]
 
 #: The detector used when none is named.
@@ -577,23 +575,6 @@ class DlibDetector(FaceDetector):
         return sorted(out, key=lambda d: -d.area)
 
 
-# ---------------------------------------------------------------------------- which face
-@dataclass(frozen=True)
-class Selection:
-    """The face :func:`select_face` chose, or why none was.
-
-    Attributes:
-        detection: the chosen face, or ``None`` when the photo is skipped.
-        reason: ``""`` when a face was chosen, else a one-line reason (no face, tiny,
-            cut off, none near the given box).
-        candidates: number of faces the detector found.
-    """
-
-    detection: FaceDetection | None
-    reason: str = ""
-    candidates: int = 0
-
-
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     """Intersection over union of two ``(x, y, w, h)`` boxes."""
     ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
@@ -602,50 +583,3 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     inter = w * h
     union = a[2] * a[3] + b[2] * b[3] - inter
     return inter / union if union > 0 else 0.0
-
-
-def select_face(detections: Sequence[FaceDetection], image_size: tuple[int, int], *,
-                near: Sequence[float] | None = None, min_side: float = 32.0,
-                max_outside: float = 0.25) -> Selection:
-    """Pick the face to crop from a photo's detections.
-
-    Rule: with ``near`` (an ``(x, y, w, h)`` box, e.g. a dataset's annotation), the
-    detection with the largest intersection-over-union with it (none overlapping: skipped);
-    otherwise the largest box. The chosen face is then checked: its shorter box side must
-    be at least ``min_side`` px ("tiny" otherwise) and at most ``max_outside`` of its box
-    area may lie outside the image ("cut off" otherwise). Smaller faces are never chosen
-    instead of a rejected larger one: the photo is skipped with the reason.
-
-    Args:
-        detections: the detector's faces.
-        image_size: ``(H, W)`` of the photo, px.
-        near: optional ``(x, y, w, h)`` box in source pixels.
-        min_side: smallest accepted face, px (box side).
-        max_outside: largest accepted fraction of the box outside the image.
-
-    Returns:
-        :class:`Selection` with the face or the reason the photo is skipped.
-    """
-    height, width = (int(v) for v in image_size)
-    count = len(detections)
-    if not detections:
-        return Selection(None, "no face detected", 0)
-    if near is not None:
-        if len(near) != 4 or near[2] <= 0 or near[3] <= 0:
-            raise InputError(f"near: expected an (x, y, w, h) box with positive size, got {tuple(near)!r}")
-        overlaps = [box_iou(d.box, near) for d in detections]
-        best = int(np.argmax(overlaps))
-        if overlaps[best] <= 0.0:
-            return Selection(None, f"none of the {count} detected faces overlaps the given box", count)
-        chosen = detections[best]
-    else:
-        chosen = max(detections, key=lambda d: d.area)
-    if chosen.side < min_side:
-        return Selection(None, f"face too small ({chosen.side:.0f} px < {min_side:.0f} px)", count)
-    x, y, w, h = chosen.box
-    inside_w = max(0.0, min(x + w, width) - max(x, 0.0))
-    inside_h = max(0.0, min(y + h, height) - max(y, 0.0))
-    outside = 1.0 - inside_w * inside_h / max(w * h, 1e-9)
-    if outside > max_outside:
-        return Selection(None, f"face cut off by the image border ({100 * outside:.0f} % of its box outside)", count)
-    return Selection(chosen, "", count)

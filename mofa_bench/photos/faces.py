@@ -2,7 +2,7 @@
 
 :class:`FacePipeline` is what ``mofa-bench prepare`` (and anything else cropping real
 photos) runs per photo: the detector (:mod:`~mofa_bench.photos.detection`) finds faces,
-:func:`~mofa_bench.photos.detection.select_face` picks one or gives the reason to skip the
+:func:`~mofa_bench.photos.selection.select_face` picks one or gives the reason to skip the
 photo, the landmarker (:mod:`~mofa_bench.photos.landmarks68`) measures that face in a
 square twice its box (a detection where it finds no face is taken as false and the photo
 skipped), and the crop is framed from the landmarks
@@ -34,8 +34,8 @@ from mofa_bench.photos.detection import (
     FaceDetector,
     box_iou,
     get_detector,
-    select_face,
 )
+from mofa_bench.photos.selection import select_face
 from mofa_bench.photos.framing import (
     DEFAULT_FRAMING,
     CropBox,

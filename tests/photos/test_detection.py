@@ -15,8 +15,8 @@ from mofa_bench.photos.detection import (
     check_rgb,
     detector_names,
     get_detector,
-    select_face,
 )
+from mofa_bench.photos.selection import select_face
 
 
 def _face(x: float, y: float, side: float, score: float = 0.9) -> FaceDetection:
