@@ -39,20 +39,23 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _progress(stream: TextIO) -> Callable[[int, int, float, float], None]:
+def _progress(stream: TextIO | None) -> Callable[[int, int, float, float], None]:
     def show(iteration: int, steps: int, loss: float, seconds: float) -> None:
-        print(f"fit lm: iteration {iteration}/{steps}, loss {loss:.4f}, {duration(seconds)}", file=stream, flush=True)
+        print(f"fit lm: iteration {iteration}/{steps}, loss {loss:.4f}, {duration(seconds)}",
+              file=stream if stream is not None else sys.stderr, flush=True)
     return show
 
 
-def bound_lm_fit(model: Any, device: torch.device, timeout: float | None, stream: TextIO = sys.stderr) -> str | None:
+def bound_lm_fit(model: Any, device: torch.device, timeout: float | None,
+                 stream: TextIO | None = None) -> str | None:
     """Set up the bound and progress of a :class:`~mofa_bench.reconstruct_fit.LandmarkFit`; the line to print.
 
     Args:
         model: the fit (its ``fit`` is a :class:`~mofa_bench.methods.fit.FitMethod`).
         device: where it runs.
         timeout: ``--timeout``: wall time bound of each batch's fit, s, or ``None``.
-        stream: where the per-iteration progress goes.
+        stream: where the per-iteration progress goes (``None``: ``sys.stderr`` as it is
+            when a line is printed, so a redirected stderr is followed).
 
     Returns:
         The estimate to print (``None`` for Adam, or LM with forward-mode Jacobians).
