@@ -19,7 +19,7 @@ from evaluation.report.load import Suite
 from evaluation.report.tables import HEADLINE_METRICS, METRIC_TITLES, NO_GEOMETRY_METHODS
 from evaluation.results.colors import color_map
 
-__all__ = ["BAR_METRICS", "DPI", "plot_bars", "plot_curves", "plot_throughput_csv", "pyplot", "save_figure",
+__all__ = ["BAR_METRICS", "DPI", "legend_right", "plot_bars", "plot_curves", "plot_throughput_csv", "pyplot", "save_figure",
            "series_styles"]
 
 #: Resolution of every figure, dots per inch.
@@ -65,6 +65,16 @@ def save_figure(fig: Any, path: Path) -> Path:
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     pyplot().close(fig)
     return path
+
+
+def legend_right(fig: Any, axes: Sequence[Any]) -> None:
+    """One legend right of the figure for every labelled line of ``axes`` (each label once)."""
+    legend: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
+               frameon=False)
 
 
 def _curve_metrics(curves: dict[str, list[Any]], metrics: Sequence[str]) -> list[str]:
@@ -120,12 +130,7 @@ def plot_curves(suite: Suite, path: str | Path, x: str = "step",
         ax.set_xlabel("training step" if x == "step" else "training wall-clock time (s)")
         ax.set_ylabel(METRIC_TITLES.get(metric, metric))
         ax.grid(True, alpha=0.3)
-    legend: dict[str, Any] = {}
-    for ax in axes[0]:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
-    fig.legend(list(legend.values()), list(legend), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
-               frameon=False)
+    legend_right(fig, axes[0])
     fig.suptitle("Validation error over training steps (mean ± std over seeds)" if x == "step"
                  else "Validation error over training wall-clock time (one line per seed)")
     fig.tight_layout()

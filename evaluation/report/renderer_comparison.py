@@ -281,7 +281,7 @@ def plot_error_against_time(suite: Suite, path: str | Path, target: ComparisonTa
     """
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    from evaluation.report.figures import pyplot, save_figure
+    from evaluation.report.figures import legend_right, pyplot, save_figure
 
     groups = comparison_runs(suite)
     frames = {key: [f for r in runs if (f := r.validation()) is not None and "train_time_s" in f.columns]
@@ -309,12 +309,7 @@ def plot_error_against_time(suite: Suite, path: str | Path, target: ComparisonTa
         ax.set_xlabel("training wall-clock (min, log)")
         ax.set_ylabel(METRIC_TITLES.get(metric, metric))
         ax.grid(True, which="both", alpha=0.3)
-    legend: dict[str, Any] = {}
-    for ax in axes[0]:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
-    fig.legend(list(legend.values()), list(legend), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
-               frameon=False)
+    legend_right(fig, axes[0])
     fig.suptitle("MoFA through each renderer: validation error against training time (one line per seed)")
     fig.tight_layout()
     return save_figure(fig, Path(path))
