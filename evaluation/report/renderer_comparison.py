@@ -140,16 +140,26 @@ def _per_image_table(runs: Sequence[SuiteRun], metric: str) -> np.ndarray:
     return pd.concat(columns, axis=1, join="inner").to_numpy(dtype=np.float64).T
 
 
-def _start_validation(suite: Suite, metric: str) -> float:
+def _start_validation(groups: dict[tuple[str, bool], list[SuiteRun]], metric: str) -> float:
     """The mean face's validation error: the step-0 row of the compared runs (all score the zero code)."""
     values = []
-    for runs in comparison_runs(suite).values():
+    for runs in groups.values():
         for run in runs:
             frame = run.validation()
             if frame is not None and metric in frame.columns:
                 start = frame.loc[frame["step"] == 0, metric].dropna()
                 values.extend(float(v) for v in start)
     return float(np.mean(values)) if values else math.nan
+
+
+def _test_errors(runs: Sequence[SuiteRun], resamples: int, seed: int) -> dict[str, Any]:
+    """``images`` and, per metric of :data:`COMPARISON_METRICS`, ``<M>``, ``<M>_low``, ``<M>_high`` of ``runs``."""
+    row: dict[str, Any] = {"images": 0}
+    for metric in COMPARISON_METRICS:
+        table = _per_image_table(runs, metric)
+        row["images"] = max(row["images"], table.shape[1] if table.ndim == 2 else 0)
+        row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = bootstrap_seeds_images(table, resamples, seed)
+    return row
 
 
 def time_to_reach(validation: Any, metric: str, target: float) -> float:
@@ -202,31 +212,24 @@ def comparison_table(suite: Suite, target: ComparisonTarget = ComparisonTarget()
     groups = comparison_runs(suite)
     if not groups:
         return pd.DataFrame()
-    goal = target.fraction * _start_validation(suite, target.metric)
+    goal = target.fraction * _start_validation(groups, target.metric)
     rows = []
     for (renderer, landmarks), runs in groups.items():
-        row: dict[str, Any] = {"renderer": renderer, "landmarks": landmarks, "seeds": len(runs)}
-        for metric in COMPARISON_METRICS:
-            table = _per_image_table(runs, metric)
-            row["images"] = max(row.get("images", 0), table.shape[1] if table.ndim == 2 else 0)
-            row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = bootstrap_seeds_images(table, resamples, seed)
+        row: dict[str, Any] = {"renderer": renderer, "landmarks": landmarks, "seeds": len(runs),
+                               **_test_errors(runs, resamples, seed)}
         row["samples_per_s"] = float(np.nanmean([_run_number(r, "samples_per_s") for r in runs]))
         row["train_min"] = float(np.nanmean([_run_number(r, "train_wall_s") for r in runs])) / 60
-        reach = [time_to_reach(r.validation(), target.metric, goal) for r in runs]
+        curves = [r.validation() for r in runs]
+        reach = [time_to_reach(f, target.metric, goal) for f in curves]
         reached = [t for t in reach if math.isfinite(t)]
-        best = [float(f[target.metric].min()) for r in runs
-                if (f := r.validation()) is not None and target.metric in f.columns]
+        best = [float(f[target.metric].min()) for f in curves if f is not None and target.metric in f.columns]
         row.update(target_metric=target.metric, target=goal, reach_s=float(np.mean(reached)) if reached else math.nan,
                    reached=len(reached), best_validation=min(best) if best else math.nan)
         rows.append(row)
     start = [run for run in suite.ok_runs() if run.row.get("method") == START_METHOD]
     if start:
-        row = {"renderer": "mean face", "landmarks": None, "seeds": len(start)}
-        for metric in COMPARISON_METRICS:
-            table = _per_image_table(start[:1], metric)
-            row["images"] = max(row.get("images", 0), table.shape[1] if table.ndim == 2 else 0)
-            row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = bootstrap_seeds_images(table, resamples, seed)
-        rows.append(row)
+        rows.append({"renderer": "mean face", "landmarks": None, "seeds": len(start),
+                     **_test_errors(start[:1], resamples, seed)})
     return pd.DataFrame(rows)
 
 
@@ -297,7 +300,7 @@ def plot_error_against_time(suite: Suite, path: str | Path, target: ComparisonTa
                 shown = frame[frame["train_time_s"] > 0].dropna(subset=[metric]).sort_values("train_time_s")
                 ax.plot(shown["train_time_s"] / 60, shown[metric], marker="o", markersize=2.5, alpha=0.85,
                         label=_label(renderer, landmarks) if i == 0 else None, **_style(renderer, landmarks))
-        start = _start_validation(suite, metric)
+        start = _start_validation(groups, metric)
         if math.isfinite(start):
             ax.axhline(start, color="black", linestyle=":", linewidth=1, label="mean face")
         if metric == target.metric and math.isfinite(start):
