@@ -42,6 +42,7 @@ from mofa_bench.config import TrainConfig
 from mofa_bench.data.splits import synthetic_split
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.methods.base import Method, Reconstruction, code_decoder
+from mofa_bench.progress import Progress
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
@@ -199,6 +200,7 @@ def evaluate_test_set(method: Method, model_decoder: MoFADecoder, config: TrainC
         image, mask = drawn_reconstruction(method, first.images)
         torch.save({"image": image.detach().float().cpu(), "mask": mask.detach().float().cpu()},
                    run_dir / "test_reconstructions.pt")
+        counter = Progress(len(data), "testing", unit="img", show=False)
         for start in range(0, len(data), EVAL_BATCH):
             batch = data.batch(torch.arange(start, min(start + EVAL_BATCH, len(data)))).to(device)
             for name, values in evaluate_batch(timed, batch).items():  # type: ignore[arg-type]
@@ -209,6 +211,7 @@ def evaluate_test_set(method: Method, model_decoder: MoFADecoder, config: TrainC
                 errors = vertex_errors(decoder, code, batch.codes.to(code.dtype), timed.last.formed,
                                        batch.vertices).double().sum(0).cpu()
                 vertex_sum = errors if vertex_sum is None else vertex_sum + errors
+            counter.update(len(batch.indices))
     values = {name: torch.cat(parts) for name, parts in per_sample.items()}
     _write_metrics(run_dir / "test_metrics.csv", torch.cat(indices), values)
     if vertex_sum is not None:

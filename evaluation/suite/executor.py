@@ -1,6 +1,8 @@
 """Where a suite's runs execute: here one after another, or as submitit jobs.
 
-- ``local``: :func:`~evaluation.suite.run.run_task` for each run in this process, in order.
+- ``local``: :func:`~evaluation.suite.run.run_task` for each run in this process, in order;
+  the suite's bar shows where the running run is (drawing faces, training step and loss,
+  testing, time left), from its :class:`~mofa_bench.progress.Progress` counters.
 - ``slurm``: one Slurm array job through submitit's ``AutoExecutor(cluster="slurm")`` with
   the suite's ``slurm:`` options; this process waits and collects as jobs finish.
 - ``local_submitit``: submitit's ``LocalExecutor``, one subprocess per run, all at once
@@ -22,6 +24,7 @@ from evaluation.suite.collect import base_row, read_run_row
 from evaluation.suite.run import RunTask, read_status, run_task, write_json
 from mofa_bench.errors import ConfigError
 from mofa_bench.methods import MethodBuilder
+from mofa_bench.progress import Listener, ProgressUpdate, listen
 
 __all__ = ["LOCAL_SUBMITIT_TIMEOUT_MIN", "POLL_S", "execute"]
 
@@ -61,7 +64,9 @@ def execute(tasks: Sequence[RunTask], executor: str, folder: str | Path, options
         if executor == "local":
             for task in tasks:
                 bar.set_postfix_str(task.cell.run_id)
-                on_result(task, run_task(task, builders))
+                with listen(_postfix_writer(bar, task.cell.run_id)):
+                    row = run_task(task, builders)
+                on_result(task, row)
                 bar.update(1)
             return
         if builders:
@@ -82,6 +87,14 @@ def execute(tasks: Sequence[RunTask], executor: str, folder: str | Path, options
                 time.sleep(POLL_S)
     finally:
         bar.close()
+
+
+def _postfix_writer(bar: Any, run_id: str) -> Listener:
+    """A listener that shows the running run's progress after its id in the suite's bar."""
+    def write(update: ProgressUpdate) -> None:
+        bar.set_postfix_str(f"{run_id}: {update.describe()}")
+
+    return write
 
 
 def _submit(tasks: Sequence[RunTask], executor: str, folder: Path, options: Mapping[str, Any]) -> list[Any]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -53,6 +54,7 @@ from mofa_bench.environment import resolve_device
 from mofa_bench.errors import ConfigError
 from mofa_bench.methods import Method, MethodBuilder, method_builder
 from mofa_bench.methods.learned_decoder import EncoderStage
+from mofa_bench.progress import labelled
 from mofa_bench.scoring import decoder_fidelity, validate
 from mofa_bench.training.trainer import Trainer
 
@@ -160,7 +162,8 @@ def _train(task: RunTask, builders: Mapping[str, MethodBuilder] | None) -> _Trai
         data.update(device=task.device or data["device"], progress=task.progress)
         last = position == len(stages) - 1
         stage_dir = run_dir if last or stage is None else run_dir / f"stage_{stage.name}"
-        trained, previous = _stage(config_from_dict(data), stage_dir, builders, alone=len(stages) == 1)
+        with labelled(f"{stage.name} stage") if stage is not None and len(stages) > 1 else nullcontext():
+            trained, previous = _stage(config_from_dict(data), stage_dir, builders, alone=len(stages) == 1)
         steps, seconds, images = steps + trained.steps, seconds + trained.seconds, images + trained.images
     if trained is None:
         raise ConfigError(f"run {cell.run_id}: no stage to train")

@@ -22,6 +22,7 @@ import torch
 from mofa_bench.data.batch import FaceBatch
 from mofa_bench.data.synthetic import check_indices, stored_fields
 from mofa_bench.errors import InputError
+from mofa_bench.progress import Progress
 
 __all__ = ["PreloadedFaces"]
 
@@ -64,11 +65,9 @@ class PreloadedFaces:
         return self._tensors
 
     def _draw(self) -> dict[str, torch.Tensor | None]:
-        from tqdm.auto import tqdm
-
         size = len(self.source)
         parts: dict[str, list[torch.Tensor | None]] = {key: [] for key in _HELD}
-        with tqdm(total=size, unit="img", desc=self.description, disable=not self.progress) as bar:
+        with Progress(size, self.description, unit="img", show=self.progress) as bar:
             for first in range(0, size, self.chunk_size):
                 last = min(first + self.chunk_size, size)
                 for key, value in stored_fields(self.source.batch(torch.arange(first, last)), _HELD).items():

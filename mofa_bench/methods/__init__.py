@@ -46,7 +46,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("InverseFaceNet", "build_inversefacenet"), "inversefacenet"),
     **dict.fromkeys(("MultiLevelMethod", "build_multilevel"), "multilevel"),
     **dict.fromkeys(("MoFAMethod", "build_mofa_method"), "mofa"),
-    **dict.fromkeys(("ConvEncoder", "DeconvDecoder"), "networks"),
+    **dict.fromkeys(("ConvEncoder", "DeconvDecoder", "PassThroughClamp"), "networks"),
 }
 
 

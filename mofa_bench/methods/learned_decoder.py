@@ -59,14 +59,16 @@ class LearnedDecoder(DeconvDecoder):
 
     The deconvolutional decoder, its input divided by the encoders' output scale
     (:func:`~mofa_bench.encoders.output_scale_vector`) so that codes in rad and mm enter
-    as numbers of order one.
+    as numbers of order one, its output clipped to [0, 1] with a pass-through gradient
+    (:class:`~mofa_bench.methods.networks.PassThroughClamp`): behind a sigmoid the network
+    learns the black background in its first steps, saturates, and draws black images.
 
     Args:
         image_size: H, a multiple of 16.
     """
 
     def __init__(self, image_size: int) -> None:
-        super().__init__(image_size, input_scale=output_scale_vector())
+        super().__init__(image_size, input_scale=output_scale_vector(), output="clamp")
 
     def render(self, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, 257)`` codes → ``(B, 3, H, H)`` image and ``(B, 1, H, H)`` coverage in {0, 1}.
@@ -105,8 +107,12 @@ def prior_codes(indices: torch.Tensor, prior: CodePrior, seed: int) -> torch.Ten
 class DecoderStage(Method):
     """Stage ``"decoder"``: train :class:`LearnedDecoder` to reproduce analytic renders.
 
-    Loss (term ``photo``, ``total`` equals it): the mean ℓ2,1 RGB distance between the
-    learned and the analytic rendering over black, over the whole image.
+    Loss (term ``photo``, ``total`` equals it): the squared RGB distance between the
+    learned and the analytic rendering over black, averaged over the analytic face's
+    pixels (term ``face``) and over the background's (``background``), the two weighed
+    equally, so the background (most of the image) does not outweigh the face. The
+    squared distance pulls each pixel towards the mean of its targets, where the ℓ2,1
+    distance's median pulls pixels the face covers in few images to black.
 
     It has no encoder: its reconstruction of any image is the learned mean face (the
     zero code) with its coverage, and no code. Its fidelity is measured with
@@ -130,16 +136,19 @@ class DecoderStage(Method):
         return [{"params": self.trainable_parameters(), "lr": lr}]
 
     def loss_terms(self, batch: FaceBatch) -> dict[str, torch.Tensor]:
-        """``{"total", "photo"}`` on prior codes seeded by ``batch.indices`` (images unused)."""
+        """``{"total", "photo", "face", "background"}`` on prior codes seeded by ``batch.indices`` (images unused)."""
         device = self.analytic.model.device
         code = prior_codes(batch.indices.cpu(), self.prior, self.seed).to(device)
         with torch.no_grad():
-            target, _ = self.analytic.render(code)
+            target, mask = self.analytic.render(code)
         drawn = self.network(code)
         if not bool(torch.isfinite(drawn).all()):
             raise NonFiniteBatch("non-finite learned rendering")
-        photo = image_photometric_loss(drawn, target)
-        return {"total": photo, "photo": photo}
+        squared = (drawn - target).square().sum(1, keepdim=True)
+        face = (squared * mask).sum() / mask.sum().clamp_min(1.0)
+        background = (squared * (1.0 - mask)).sum() / (1.0 - mask).sum().clamp_min(1.0)
+        photo = 0.5 * (face + background)
+        return {"total": photo, "photo": photo, "face": face, "background": background}
 
     def reconstruct(self, images: torch.Tensor) -> Reconstruction:
         """The learned mean face (zero code) for each ``(B, 3, H, W)`` image; no code."""
@@ -152,16 +161,19 @@ class EncoderStage(Method):
     """Stage ``"encoder"``: an encoder trained through a frozen :class:`LearnedDecoder`.
 
     Loss: ``w_photo · E_photo + w_reg · E_reg`` (:mod:`mofa_bench.losses`), with E_photo
-    the ℓ2,1 distance between the learned rendering and the image over the rendering's
-    face region (:func:`coverage`). There are no landmarks: the network draws none.
+    the ℓ2,1 distance between the learned rendering (a face over black) and the image over
+    the whole image. Restricted to the rendering's face region (:func:`coverage`) the loss
+    falls as the drawn face shrinks or darkens, and it has no gradient at all where the
+    network draws nothing, as it can at the zero code; over the whole image drawing the
+    face where the image has it is what lowers the loss. There are no landmarks: the
+    network draws none.
     Reconstructions render the encoder's codes with the analytic decoder.
 
     Args:
         encoder: image → code network (zero head: the first prediction is the mean face).
         learned: the trained learned decoder (frozen here).
         decoder: the analytic decoder scoring the codes.
-        loss_weights: ``photo``, ``reg``, ``reg_beta``, ``reg_delta`` and
-            ``photo_normalization`` are used.
+        loss_weights: ``photo``, ``reg``, ``reg_beta`` and ``reg_delta`` are used.
     """
 
     def __init__(self, encoder: FaceEncoder, learned: LearnedDecoder, decoder: MoFADecoder,
@@ -191,9 +203,9 @@ class EncoderStage(Method):
         code = self.encoder(batch.images).float()
         if not bool(torch.isfinite(code).all()):
             raise NonFiniteBatch("non-finite code")
-        drawn, mask = self.learned.render(code)
+        drawn = self.learned(code)
         w = self.loss_weights
-        photo = image_photometric_loss(drawn, batch.images, mask, w.photo_normalization)
+        photo = image_photometric_loss(drawn, batch.images)
         reg = regularization_loss(code, w.reg_beta, w.reg_delta)
         return {"total": w.photo * photo + w.reg * reg, "photo": photo, "reg": reg}
 

@@ -61,6 +61,7 @@ from mofa_bench.data.splits import build_datasets
 from mofa_bench.decoder import MoFADecoder
 from mofa_bench.environment import environment_record, resolve_device
 from mofa_bench.errors import ConfigError, TrainingDivergedError
+from mofa_bench.progress import Progress
 from mofa_bench.training import distributed as ddp
 from mofa_bench.training.capture import build_step_capture
 from mofa_bench.checkpoint import (check_trainer_state, load_checkpoint, remove_stale_temp_files,
@@ -408,8 +409,6 @@ class Trainer:
             lock.release()
 
     def _fit(self) -> TrainResult:
-        from tqdm.auto import tqdm
-
         cfg = self.config
         total_steps = cfg.optim.iterations
         bs = cfg.optim.batch_size
@@ -422,8 +421,7 @@ class Trainer:
         if self.step == 0:
             validation = self._run_validation()
         main = self.dist.is_main
-        bar = tqdm(total=total_steps, initial=self.step, disable=not (cfg.progress and main), desc=f"train {cfg.name}",
-                   unit="step", dynamic_ncols=True)
+        bar = Progress(total_steps, f"train {cfg.name}", unit="step", show=cfg.progress and main, initial=self.step)
         window_start, window_samples = time.perf_counter(), 0
         started = time.perf_counter()
         while self.step < total_steps:

@@ -235,7 +235,13 @@ def test_shipped_quick_suite_has_every_cpu_renderer_and_each_baseline_once():
                    "mofa-pytorch3d-resnet18-land1-s0", "conv_autoencoder-per_vertex-resnet18-land1-s0",
                    "learned_decoder-per_vertex-resnet18-land1-s0", "fit-per_vertex-resnet18-land1-s0"]
     assert cells[2].config["renderer"]["options"] == {"blur_radius": 0.25, "faces_per_pixel": 8}
-    assert {c.test_size for c in cells} == {48}
+    assert {c.test_size for c in cells} == {256}
+    steps = {c.run_id.split("-")[0] + "-" + c.config["renderer"]["name"]: c.config["optim"]["iterations"]
+             for c in cells}
+    assert steps["mofa-per_vertex"] == 450 and steps["mofa-pytorch3d"] < steps["mofa-per_vertex"] / 4
+    learned = cells[4]
+    assert [s.name for s in learned.stages] == ["decoder", "encoder"]
+    assert learned.stages[1].previous_checkpoint == "method_options.decoder_checkpoint"
 
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "suites").glob("*.yaml")), ids=lambda p: p.stem)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from mofa_bench.methods import (
     EncoderStage,
     FitMethod,
     LearnedDecoder,
+    PassThroughClamp,
     code_loss,
     fit_codes,
     method_builder,
@@ -139,6 +141,70 @@ class TestLearnedDecoder:
         assert not torch.equal(a[0], a[1])
         assert not torch.equal(a, prior_codes(torch.tensor([5, 9]), prior, seed=4))
 
+    def test_output_is_clipped_with_a_gradient_everywhere(self):
+        x = torch.tensor([-2.0, 0.25, 3.0], dtype=torch.float64, requires_grad=True)
+        out = PassThroughClamp()(x)
+        assert torch.equal(out.detach(), torch.tensor([0.0, 0.25, 1.0], dtype=torch.float64))
+        out.sum().backward()
+        assert torch.equal(x.grad, torch.ones(3, dtype=torch.float64))  # a sigmoid's would be ~0 at -2 and 3
+        assert isinstance(LearnedDecoder(32).deconvs[-1], PassThroughClamp)
+        assert isinstance(DeconvDecoder(32).deconvs[-1], torch.nn.Sigmoid)
+        with pytest.raises(ConfigError, match="output: expected one of sigmoid, clamp"):
+            DeconvDecoder(32, output="tanh")
+
+    def test_decoder_loss_weighs_face_and_background_equally(self, tiny32):
+        analytic = _decoder(tiny32)
+        stage = DecoderStage(analytic)
+        codes = prior_codes(torch.arange(2), CodePrior(), seed=0)
+        with torch.no_grad():
+            target, mask = analytic.render(codes)
+        stage.network.forward = lambda code: target.clone()  # draws the analytic face exactly
+        batch = SimpleNamespace(indices=torch.arange(2))
+        terms = stage.loss_terms(batch)
+        assert float(terms["total"]) == pytest.approx(0.0, abs=1e-12)
+        stage.network.forward = lambda code: torch.zeros_like(target)  # black everywhere: all the error is the face's
+        terms = stage.loss_terms(batch)
+        face = float((target.square().sum(1, keepdim=True) * mask).sum() / mask.sum())
+        assert float(terms["background"]) == pytest.approx(0.0, abs=1e-12)
+        assert float(terms["face"]) == pytest.approx(face, rel=1e-5)
+        assert float(terms["total"]) == pytest.approx(0.5 * face, rel=1e-5)
+
+    def test_decoder_stage_learns_the_face_instead_of_black(self, tiny32):
+        """A few dozen Adam steps: the network draws the faces closer than at its start and not black."""
+        torch.manual_seed(0)
+        analytic = _decoder(tiny32)
+        stage = DecoderStage(analytic, NEAR_PRIOR, seed=0)
+        codes = sample_codes(8, NEAR_PRIOR, torch.Generator().manual_seed(9))
+        before = float(decoder_fidelity(stage.network, analytic, codes)["photometric"].mean())
+        optimizer = torch.optim.AdamW(stage.parameter_groups(2e-3, 2e-3))
+        for step in range(40):
+            optimizer.zero_grad()
+            stage.loss_terms(SimpleNamespace(indices=torch.arange(16) + 16 * step))["total"].backward()
+            optimizer.step()
+        after = float(decoder_fidelity(stage.network, analytic, codes)["photometric"].mean())
+        with torch.no_grad():
+            drawn, mask = stage.network.render(codes)
+        assert after < 0.6 * before
+        assert float(mask.mean()) > 0.1, "the learned decoder draws (almost) black images"
+
+    def test_encoder_stage_learns_where_the_learned_decoder_draws_nothing(self, tiny32):
+        """At a code the network draws black there is no face region; the whole-image loss still has a gradient."""
+        from mofa_bench.encoders import build_encoder
+
+        learned = LearnedDecoder(64)
+        with torch.no_grad():
+            learned.deconvs[-2].bias.fill_(-5.0)  # the last transposed convolution: black everywhere
+            learned.deconvs[-2].weight.mul_(1e-3)
+        analytic = _decoder(tiny32, size=64)
+        stage = EncoderStage(build_encoder("resnet18", None, image_size=64), learned, analytic)
+        batch, _ = _synthetic_batch(analytic)
+        assert not stage.learned.render(torch.zeros(2, CODE_DIM))[1].any()
+        terms = stage.loss_terms(batch)
+        assert float(terms["photo"]) > 0.05
+        terms["total"].backward()
+        grads = [p.grad for p in stage.encoder.parameters() if p.grad is not None]
+        assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+
     def test_fidelity_per_code(self, tiny32):
         analytic = _decoder(tiny32)
         codes = sample_codes(3, NEAR_PRIOR, torch.Generator().manual_seed(0))
@@ -152,7 +218,7 @@ class TestLearnedDecoder:
                       name="decoder")
         trainer = Trainer(cfg, method_builder=method_builder("learned_decoder"))
         assert isinstance(trainer.method, DecoderStage)
-        assert set(_one_step(trainer)) == {"total", "photo"}
+        assert set(_one_step(trainer)) == {"total", "photo", "face", "background"}
         rec = trainer.method.reconstruct(trainer.train_data.batch(torch.arange(2)).images)
         assert rec.code is None and rec.image.shape == (2, 3, 64, 64)
         save_checkpoint(trainer.state_dict(), trainer.run_dir / "checkpoints" / "last.pt")
