@@ -12,6 +12,7 @@ renderer throughput from benchmark CSVs. :func:`write_suite_report` writes both 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -181,10 +182,16 @@ def _decoder_fidelity(suite: Suite) -> list[Block]:
     rows = suite.results.dropna(subset=["decoder_fidelity"])
     if rows.empty:
         return []
-    parts = [f"{row.run_id}: {row.decoder_fidelity:.3f} over the face, {row.decoder_fidelity_image:.3f} over the "
-             f"whole image" for row in rows.itertuples()]
+    parts = [f"{row.run_id}: {row.decoder_fidelity:.3f} over the face{_untrained(row)}, "
+             f"{row.decoder_fidelity_image:.3f} over the whole image" for row in rows.itertuples()]
     return [Paragraph("Learned decoder fidelity — mean RGB distance between the learned decoder's and the analytic "
                       "decoder's drawing of the test codes: " + "; ".join(parts) + ".")]
+
+
+def _untrained(row: Any) -> str:
+    """`` (untrained network: 0.506)`` where the row has the untrained network's fidelity."""
+    start = getattr(row, "decoder_fidelity_start", math.nan)
+    return "" if start is None or not math.isfinite(start) else f" (an untrained network: {start:.3f})"
 
 
 def _figure_or_note(path: Path | None, caption: str, missing: str, kept: Path | None = None) -> list[Block]:

@@ -53,7 +53,7 @@ from mofa_bench.decoder import MoFADecoder
 from mofa_bench.environment import resolve_device
 from mofa_bench.errors import ConfigError
 from mofa_bench.methods import Method, MethodBuilder, method_builder
-from mofa_bench.methods.learned_decoder import EncoderStage
+from mofa_bench.methods.learned_decoder import EncoderStage, LearnedDecoder
 from mofa_bench.progress import labelled
 from mofa_bench.scoring import decoder_fidelity, validate
 from mofa_bench.training.trainer import Trainer
@@ -187,15 +187,23 @@ def _decoder_fidelity(trained: _Trained, test_seed: int) -> dict[str, float]:
 
     Only for the encoder stage of a ``learned_decoder`` run (the paper's Fig. 13 (a)):
     ``decoder_fidelity`` is the mean RGB distance over the analytic face's region,
-    ``decoder_fidelity_image`` over the whole image; empty for every other method.
+    ``decoder_fidelity_image`` over the whole image; ``decoder_fidelity_start`` the first
+    for an untrained network of the same architecture (initialised under the run's seed),
+    the reference that says how much the decoder stage learnt. Empty for every other method.
     """
     if not isinstance(trained.method, EncoderStage):
         return {}
     test = draw_test_split(trained.decoder, trained.config, test_seed)
-    codes = test.batch(torch.arange(len(test))).codes.to(trained.decoder.model.device)
+    device = trained.decoder.model.device
+    codes = test.batch(torch.arange(len(test))).codes.to(device)
     out = decoder_fidelity(trained.method.learned, trained.decoder, codes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(trained.config.seed)
+        untrained = LearnedDecoder(trained.config.camera.image_size).to(device)
+    start = decoder_fidelity(untrained, trained.decoder, codes)
     return {"decoder_fidelity": float(out["photometric"].mean()),
-            "decoder_fidelity_image": float(out["photometric_image"].mean())}
+            "decoder_fidelity_image": float(out["photometric_image"].mean()),
+            "decoder_fidelity_start": float(start["photometric"].mean())}
 
 
 def run_task(task: RunTask, builders: Mapping[str, MethodBuilder] | None = None) -> dict[str, Any]:

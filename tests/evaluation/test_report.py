@@ -442,6 +442,9 @@ def test_learned_decoder_fidelity_is_reported_when_present():
     text = to_markdown(_decoder_fidelity(SimpleNamespace(results=results)), ".")
     assert "learned_decoder-a: 0.042 over the face, 0.015 over the whole image" in text and "mofa-b" not in text
     assert _decoder_fidelity(SimpleNamespace(results=results.drop(columns=["decoder_fidelity"]))) == []
+    results["decoder_fidelity_start"] = [0.5061, float("nan")]
+    text = to_markdown(_decoder_fidelity(SimpleNamespace(results=results)), ".")
+    assert "learned_decoder-a: 0.042 over the face (an untrained network: 0.506), 0.015 over the whole image" in text
 
 
 class TestLandmarkWeightLabels:

@@ -221,6 +221,7 @@ def test_the_baselines_in_the_grid(tiny_model_path, tmp_path):
     assert frame.loc["learned_decoder", "geometric_mm"] > 0 and frame.loc["fit", "geometric_mm"] > 0
     # The learned decoder's drawing of the test codes is scored against the analytic decoder's (Fig. 13 a).
     assert 0 < frame.loc["learned_decoder", "decoder_fidelity"] <= frame.loc["learned_decoder", "decoder_fidelity_image"] * 10
+    assert 0 < frame.loc["learned_decoder", "decoder_fidelity_start"]
     assert math.isnan(frame.loc["conv_autoencoder", "decoder_fidelity"])
     stage = tmp_path / "runs" / frame.loc["learned_decoder", "run_id"] / "stage_decoder" / "checkpoints" / "last.pt"
     assert stage.is_file()
