@@ -99,19 +99,27 @@ class BredFaces(SyntheticFaces):
         mean: ``(257,)`` the Gaussian's mean.
         factor: ``(257, 257)`` its Cholesky factor.
         backgrounds: background augmentation, as :class:`SyntheticFaces`.
+        generator: ``"cpu"`` or ``"counter"`` (the config's ``data.generator``), as
+            :class:`SyntheticFaces`: with ``"counter"`` the codes' normals and the
+            backgrounds are drawn batched on the decoder's device.
     """
 
     def __init__(self, decoder: MoFADecoder, size: int, seed: int, mean: torch.Tensor, factor: torch.Tensor,
-                 backgrounds: Any = None) -> None:
-        super().__init__(decoder, size, seed=seed, backgrounds=backgrounds)
+                 backgrounds: Any = None, generator: str = "cpu") -> None:
+        super().__init__(decoder, size, seed=seed, backgrounds=backgrounds, generator=generator)
         self.mean = mean.detach().double().cpu()
         self.factor = factor.detach().double().cpu()
 
     def codes(self, indices: torch.Tensor) -> torch.Tensor:
-        """``(B, 257)`` float32 codes ``μ + L z`` of samples (CPU), each from its own stream."""
+        """``(B, 257)`` float32 codes ``μ + L z`` of samples, each from its own stream (on the CPU;
+        ``generator="counter"``: on :attr:`device`)."""
         from mofa_bench.data.synthetic import CODE_STREAM, check_indices
 
         indices = check_indices(indices, self.size)
+        if self.generator == "counter":
+            z = self.counter_stream(indices, CODE_STREAM).normal(CODE_DIM, dtype=torch.float64)
+            mean, factor = self.mean.to(z.device), self.factor.to(z.device)
+            return (mean + z @ factor.T).float()
         z = torch.cat([torch.randn(1, CODE_DIM, generator=self._generator(int(i), CODE_STREAM), dtype=torch.float64)
                        for i in indices])
         return (self.mean + z @ self.factor.T).float()

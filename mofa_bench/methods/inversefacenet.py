@@ -73,6 +73,7 @@ class Breeding:
         drawer: the decoder that draws the bred corpus (the data's drawing renderer).
         data_seed: the config's ``data.seed`` (each round's corpus seed derives from it).
         backgrounds: the data's background augmentation.
+        generator: the data's random generator (``data.generator``: ``"cpu"`` or ``"counter"``).
     """
 
     schedule: BreedingSchedule
@@ -83,6 +84,7 @@ class Breeding:
     drawer: MoFADecoder
     data_seed: int
     backgrounds: Any
+    generator: str = "cpu"
 
 
 class InverseFaceNet(Method):
@@ -176,7 +178,7 @@ class InverseFaceNet(Method):
         if self._corpus is None or self._corpus.seed != round_seed(self.breeding.data_seed, self.round):
             b = self.breeding
             self._corpus = BredFaces(b.drawer, _CORPUS_SIZE, round_seed(b.data_seed, self.round), self.bred_mean,
-                                     self.bred_factor, b.backgrounds)
+                                     self.bred_factor, b.backgrounds, b.generator)
         return self._corpus
 
     def loss_terms(self, batch: FaceBatch) -> dict[str, torch.Tensor]:
@@ -246,7 +248,8 @@ def build_inversefacenet(config: TrainConfig, decoder: MoFADecoder) -> InverseFa
         data = config.data
         target_set = target_dataset(target, data, decoder, config.camera.image_size, rounds * images)
         breeding = Breeding(BreedingSchedule(rounds), target_set, images, weight, scale,
-                            decoder.with_renderer(data.synthetic_renderer), data.seed, data.backgrounds)
+                            decoder.with_renderer(data.synthetic_renderer), data.seed, data.backgrounds,
+                            data.generator)
     loss = ModelSpaceLoss(decoder, model_space_scale(decoder, config.data.prior), options["weights"])
     encoder = build_encoder(config.encoder.name, config.encoder.pretrained, image_size=config.camera.image_size)
     method = InverseFaceNet(encoder, decoder, loss, scale, effect_weights(decoder.model), breeding, amp=config.amp)

@@ -116,6 +116,30 @@ def test_schedule_and_bred_corpus_are_pure_functions(decoder):
     assert corpus.batch(torch.tensor([2, 3])).images.shape == (2, 3, 64, 64)
 
 
+def test_bred_corpus_with_the_counter_generator(decoder):
+    """``data.generator: counter``: the bred codes are batched draws, a pure function of (seed, index)."""
+    mean = torch.zeros(257, dtype=torch.float64)
+    mean[CODE_SLICES["rotation"].start + 1] = 0.4
+    factor = torch.diag(prior_scale(CodePrior()).double()) * 0.1
+    corpus = BredFaces(decoder, 1 << 40, 7, mean, factor, generator="counter")
+    codes = corpus.codes(torch.tensor([5, 1, 9]))
+    assert torch.equal(codes[1], corpus.codes(torch.tensor([1]))[0])
+    assert not torch.equal(codes, BredFaces(decoder, 1 << 40, 7, mean, factor).codes(torch.tensor([5, 1, 9])))
+    many = corpus.codes(torch.arange(2000))
+    yaw = CODE_SLICES["rotation"].start + 1
+    assert abs(float(many[:, yaw].mean()) - 0.4) < 0.01
+    assert float(many[:, yaw].std()) == pytest.approx(float(factor[yaw, yaw]), rel=0.1)
+    assert corpus.batch(torch.tensor([2, 3])).images.shape == (2, 3, 64, 64)
+
+
+def test_breeding_draws_its_corpus_with_the_datas_generator(tmp_path, tiny_model_path):
+    config = _config(tmp_path, tiny_model_path, "data.generator=counter")
+    method = build_method(config, MoFADecoder(config.model.load().to(dtype=torch.float32), config.camera.build()))
+    assert method.breeding.generator == "counter"
+    method.breeding_round.fill_(1)
+    assert method.corpus().generator == "counter"
+
+
 def _config(tmp_path, model_path, *overrides, name="run"):
     return tiny_train_config(tmp_path, model_path, "method=inversefacenet", "optim.iterations=6",
                              "method_options={rounds: 2, images_per_round: 4}", "data.target_prior={yaw_deg: 70}",
